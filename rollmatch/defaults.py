@@ -1,0 +1,36 @@
+"""Every tuning default and size cap, defined once and shared by the library, the CLI and the server."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+#: Time resolution of a piano roll. 12 is the smallest that holds sixteenths (3 steps) and eighth-note
+#: triplets (4 steps) exactly; sixteenth triplets are 2 steps.
+STEPS_PER_BEAT = 12
+#: Transpositions searched: every whole number of semitones in [-TRANSPOSE_RANGE, +TRANSPOSE_RANGE].
+TRANSPOSE_RANGE = 12
+#: Uniform time-stretch factors applied to every exemplar (augmentation > 1, diminution < 1).
+STRETCHES: tuple[float, ...] = tuple(
+    float(f) for f in (Fraction(1, 2), Fraction(2, 3), Fraction(3, 4), 1, Fraction(4, 3), Fraction(3, 2), 2)
+)
+#: Similarity at or above which a good exemplar counts as matched (calibrated on exemplars/; see its README).
+GOOD_THRESHOLD = 0.83
+#: Similarity at or above which a bad exemplar vetoes the fragment (calibrated likewise).
+BAD_THRESHOLD = 0.78
+#: Window and hop of ``score --window``, in beats; a hop of None means hop = window.
+WINDOW_HOP: float | None = None
+
+# Size caps, checked before anything proportional to them is allocated.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_NOTES = 200_000
+MAX_BEATS = 8_192.0
+MAX_STEPS_PER_BEAT = 96
+MAX_STRETCHES = 32
+MAX_TRANSPOSE_RANGE = 60
+#: Largest stretch factor accepted (its reciprocal is the smallest).
+MAX_STRETCH = 8.0
+
+#: Similarities within this of each other count as a tie; ties prefer stretch 1 and the smallest transposition.
+TIE_TOLERANCE = 1e-6
+#: Working-set budget of one engine block, in array elements (about 4 bytes each).
+ENGINE_BLOCK_ELEMENTS = 1 << 22

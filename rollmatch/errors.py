@@ -1,0 +1,36 @@
+"""The one exception tree of rollmatch.
+
+Every error a user can cause is a :class:`RollmatchError`. The CLI maps the classes to exit codes and the
+server to gRPC status codes, each in one place; third-party parser exceptions are wrapped at the parse
+boundary so that nothing else leaks.
+"""
+
+from __future__ import annotations
+
+
+class RollmatchError(Exception):
+    """Root of every error rollmatch raises on purpose."""
+
+
+class ParameterError(RollmatchError, ValueError):
+    """A tuning parameter or argument is out of range, e.g. ``stretch=0 must be > 0``."""
+
+
+class InputError(RollmatchError):
+    """A fragment or file cannot be read: corrupt, empty, unknown format or invalid notes."""
+
+
+class LimitError(InputError):
+    """An input exceeds a size cap (file bytes, notes, beats); raised before anything large is allocated."""
+
+
+class LibraryError(RollmatchError):
+    """The exemplar library on disk is missing, malformed or cannot be written."""
+
+
+class NotFoundError(LibraryError):
+    """No exemplar has the requested id."""
+
+
+class AlreadyExistsError(LibraryError):
+    """An exemplar with the requested id already exists."""

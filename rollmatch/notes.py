@@ -1,0 +1,181 @@
+"""Notes as one structured numpy array, and the pure functions that validate and transform them.
+
+A note array has dtype :data:`NOTE_DTYPE` and shape (n,): ``pitch`` (MIDI 0-127), ``start`` and ``end``
+(beats, i.e. quarter notes, from the fragment's beat 0; ``end >= start``) and ``velocity`` (1-127).
+Arrays are kept sorted by (start, pitch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import defaults
+from .errors import InputError, LimitError, ParameterError
+
+NOTE_DTYPE = np.dtype([("pitch", np.int16), ("start", np.float64), ("end", np.float64), ("velocity", np.uint8)])
+DEFAULT_VELOCITY = 90
+
+
+def empty_notes() -> np.ndarray:
+    """A note array with no notes."""
+    return np.zeros(0, dtype=NOTE_DTYPE)
+
+
+def make_notes(
+    pitch: Iterable[int],
+    start: Iterable[float],
+    end: Iterable[float],
+    velocity: Iterable[int] | int = DEFAULT_VELOCITY,
+    *,
+    source: str = "notes",
+) -> np.ndarray:
+    """Build a validated, sorted note array from parallel sequences (beats)."""
+    pitch_a = np.asarray(list(pitch), dtype=np.float64)
+    start_a = np.asarray(list(start), dtype=np.float64)
+    end_a = np.asarray(list(end), dtype=np.float64)
+    vel_a = np.broadcast_to(np.asarray(velocity if np.isscalar(velocity) else list(velocity), np.float64), pitch_a.shape)
+    if not (pitch_a.shape == start_a.shape == end_a.shape == vel_a.shape) or pitch_a.ndim != 1:
+        raise InputError(f"{source}: pitch, start, end and velocity must be equally long lists")
+    check_note_values(pitch_a, start_a, end_a, vel_a, source=source)
+    notes = np.empty(pitch_a.size, dtype=NOTE_DTYPE)
+    notes["pitch"], notes["start"], notes["end"], notes["velocity"] = pitch_a, start_a, end_a, vel_a
+    return sort_notes(notes)
+
+
+def check_note_values(
+    pitch: np.ndarray, start: np.ndarray, end: np.ndarray, velocity: np.ndarray, *, source: str
+) -> None:
+    """Raise :class:`InputError` naming the first invalid note; caps are checked before anything is built."""
+    if pitch.size > defaults.MAX_NOTES:
+        raise LimitError(f"{source}: {pitch.size} notes exceeds the limit of {defaults.MAX_NOTES}")
+    checks = (
+        (~np.isfinite(pitch) | (pitch != np.round(pitch)), "pitch must be a whole number"),
+        ((pitch < 0) | (pitch > 127), "pitch must be within 0-127"),
+        (~np.isfinite(start) | ~np.isfinite(end), "start and end must be finite numbers"),
+        (start < 0, "start must be >= 0 beats"),
+        (end < start, "end must be >= start"),
+        (~np.isfinite(velocity) | (velocity < 1) | (velocity > 127), "velocity must be within 1-127"),
+    )
+    for bad, message in checks:
+        with np.errstate(invalid="ignore"):
+            index = np.flatnonzero(bad)
+        if index.size:
+            i = int(index[0])
+            raise InputError(
+                f"{source}: note {i} (pitch={pitch[i]:g}, start={start[i]:g}, end={end[i]:g}): {message}"
+            )
+    if end.size and float(end.max()) > defaults.MAX_BEATS:
+        raise LimitError(f"{source}: notes reach beat {float(end.max()):g}, past the limit of {defaults.MAX_BEATS:g} beats")
+
+
+def notes_from_records(records: Any, *, source: str = "note list") -> np.ndarray:
+    """Validate a JSON-style note list ``[{"pitch", "start", "end", "velocity"?}, ...]`` (beats).
+
+    Here ``end`` must be strictly after ``start``: a hand-written zero-length note is taken as a mistake.
+    """
+    if not isinstance(records, list):
+        raise InputError(f"{source}: expected a list of notes, got {type(records).__name__}")
+    if len(records) > defaults.MAX_NOTES:
+        raise LimitError(f"{source}: {len(records)} notes exceeds the limit of {defaults.MAX_NOTES}")
+    columns: dict[str, list[float]] = {"pitch": [], "start": [], "end": [], "velocity": []}
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise InputError(f"{source}: note {i} must be an object with pitch, start and end")
+        unknown = set(record) - set(columns)
+        if unknown:
+            raise InputError(f"{source}: note {i} has unknown field {sorted(unknown)[0]!r}")
+        for key in columns:
+            value = record.get(key, DEFAULT_VELOCITY if key == "velocity" else None)
+            if value is None:
+                raise InputError(f"{source}: note {i} is missing {key!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"{source}: note {i} field {key!r} must be a number, got {value!r}")
+            columns[key].append(float(value))
+    notes = make_notes(columns["pitch"], columns["start"], columns["end"], columns["velocity"], source=source)
+    zero = np.flatnonzero(notes["end"] <= notes["start"])
+    if zero.size:
+        n = notes[zero[0]]
+        raise InputError(f"{source}: a note at beat {n['start']:g} (pitch {n['pitch']}): end must be > start")
+    return notes
+
+
+def notes_to_records(notes: np.ndarray) -> list[dict[str, float | int]]:
+    """The inverse of :func:`notes_from_records`."""
+    return [
+        {"pitch": int(n["pitch"]), "start": float(n["start"]), "end": float(n["end"]), "velocity": int(n["velocity"])}
+        for n in notes
+    ]
+
+
+def sort_notes(notes: np.ndarray) -> np.ndarray:
+    """Notes ordered by (start, pitch, end)."""
+    return notes[np.lexsort((notes["end"], notes["pitch"], notes["start"]))]
+
+
+def select_beats(notes: np.ndarray, start_beat: float | None = None, end_beat: float | None = None) -> np.ndarray:
+    """Notes sounding in [start_beat, end_beat), clipped to it and moved so that start_beat is beat 0.
+
+    A zero-length note counts as sounding at its start.
+    """
+    lo = 0.0 if start_beat is None else float(start_beat)
+    hi = np.inf if end_beat is None else float(end_beat)
+    if not np.isfinite(lo) or lo < 0:
+        raise ParameterError(f"start_beat={start_beat} must be a finite number >= 0")
+    if np.isnan(hi) or hi <= lo:
+        raise ParameterError(f"end_beat={end_beat} must be > start_beat={lo:g}")
+    keep = (notes["start"] < hi) & ((notes["end"] > lo) | ((notes["end"] == notes["start"]) & (notes["start"] >= lo)))
+    out = notes[keep].copy()
+    out["start"] = np.maximum(out["start"], lo) - lo
+    out["end"] = np.minimum(out["end"], hi) - lo
+    return out
+
+
+def transform_notes(
+    notes: np.ndarray, *, transpose: int = 0, stretch: float = 1.0, shift_beats: float = 0.0
+) -> np.ndarray:
+    """Notes transposed (semitones), stretched uniformly about beat 0, then shifted (beats).
+
+    Pitches pushed outside 0-127 raise :class:`InputError`.
+    """
+    if not stretch > 0 or not np.isfinite(stretch):
+        raise ParameterError(f"stretch={stretch} must be > 0")
+    out = notes.copy()
+    pitch = out["pitch"].astype(np.int64) + int(transpose)
+    if pitch.size and (pitch.min() < 0 or pitch.max() > 127):
+        raise InputError(f"transpose={transpose} moves notes outside MIDI pitch 0-127")
+    out["pitch"] = pitch
+    out["start"] = out["start"] * stretch + shift_beats
+    out["end"] = out["end"] * stretch + shift_beats
+    if out.size and out["start"].min() < 0:
+        raise ParameterError(f"shift_beats={shift_beats} moves notes before beat 0")
+    return out
+
+
+def span_beats(notes: np.ndarray) -> float:
+    """The last note end in beats (0 for no notes)."""
+    return float(notes["end"].max()) if notes.size else 0.0
+
+
+def perturb_notes(notes: np.ndarray, rng: np.random.Generator, *, drop: float = 0.1, add: float = 0.1) -> np.ndarray:
+    """A noisy copy: a fraction ``drop`` of the notes removed and ``add`` x n random notes added.
+
+    Added notes take pitches within the notes' own range, onsets within their time span and durations drawn
+    from their own durations, so the noise looks like the music rather than like static.
+    """
+    for value, name in ((drop, "drop"), (add, "add")):
+        if not 0 <= value <= 1:
+            raise ParameterError(f"{name}={value} must be within [0, 1]")
+    if notes.size == 0:
+        return notes.copy()
+    n_drop = int(round(drop * notes.size))
+    n_add = int(round(add * notes.size))
+    kept = notes[np.sort(rng.permutation(notes.size)[n_drop:])]
+    extra = np.empty(n_add, dtype=NOTE_DTYPE)
+    extra["pitch"] = rng.integers(notes["pitch"].min(), notes["pitch"].max() + 1, n_add)
+    extra["start"] = rng.uniform(notes["start"].min(), notes["end"].max(), n_add)
+    extra["end"] = extra["start"] + rng.choice(notes["end"] - notes["start"], n_add)
+    extra["velocity"] = rng.choice(notes["velocity"], n_add)
+    return sort_notes(np.concatenate([kept, extra]))

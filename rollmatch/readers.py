@@ -1,0 +1,279 @@
+"""Readers: MIDI, MusicXML, Humdrum, ABC and JSON note lists → note arrays in beats.
+
+This is the parse boundary: every third-party exception is caught here and re-raised as
+:class:`~rollmatch.errors.InputError` with the file's name, and every size cap is checked before
+anything proportional to the input is allocated.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import defaults
+from .errors import InputError, LimitError
+from .notes import make_notes, notes_from_records, select_beats
+
+#: File suffix → format name.
+FORMATS = {
+    ".mid": "midi",
+    ".midi": "midi",
+    ".xml": "musicxml",
+    ".musicxml": "musicxml",
+    ".mxl": "musicxml",
+    ".krn": "humdrum",
+    ".abc": "abc",
+    ".json": "json",
+}
+_MUSIC21_FORMATS = {"musicxml", "humdrum", "abc"}
+DRUM_CHANNEL = 9  # General MIDI channel 10, counted from 0
+
+TrackSelector = Sequence[int | str] | None
+
+
+def format_of(path: str | os.PathLike[str]) -> str:
+    """The format name for a file's suffix, or :class:`InputError` naming the supported ones."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        supported = " ".join(sorted(FORMATS))
+        raise InputError(f"{Path(path).name}: unknown file type {suffix or '(none)'!r}; supported: {supported}")
+    return FORMATS[suffix]
+
+
+def read_notes(
+    path: str | os.PathLike[str],
+    *,
+    tracks: TrackSelector = None,
+    start_beat: float | None = None,
+    end_beat: float | None = None,
+) -> np.ndarray:
+    """Read a file's notes (beats), optionally only some tracks/parts and a beat range [start, end).
+
+    ``tracks`` picks MIDI tracks or score parts by 0-based index or by name. Drum tracks are left out.
+    Raises :class:`InputError` when the file is unreadable or holds no notes in the selection.
+    """
+    name = Path(path).name
+    fmt = format_of(path)
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not Path(path).is_file():
+        raise InputError(f"{path}: not a regular file")
+    _check_size(size, name)
+    if fmt in _MUSIC21_FORMATS:
+        notes = _read_music21(Path(path), fmt, name=name, tracks=tracks)
+    else:
+        notes = _parse_bytes(Path(path).read_bytes(), fmt, name=name, tracks=tracks)
+    return _select(notes, name, start_beat, end_beat)
+
+
+def read_notes_bytes(
+    data: bytes,
+    fmt: str,
+    *,
+    name: str = "<bytes>",
+    tracks: TrackSelector = None,
+    start_beat: float | None = None,
+    end_beat: float | None = None,
+) -> np.ndarray:
+    """Like :func:`read_notes` for a file's bytes in format ``fmt`` (a value of :data:`FORMATS`)."""
+    if fmt not in set(FORMATS.values()):
+        raise InputError(f"{name}: unknown format {fmt!r}; supported: {', '.join(sorted(set(FORMATS.values())))}")
+    _check_size(len(data), name)
+    return _select(_parse_bytes(data, fmt, name=name, tracks=tracks), name, start_beat, end_beat)
+
+
+def _check_size(size: int, name: str) -> None:
+    if size > defaults.MAX_FILE_BYTES:
+        raise LimitError(f"{name}: {size} bytes exceeds the limit of {defaults.MAX_FILE_BYTES} bytes")
+    if size == 0:
+        raise InputError(f"{name}: file is empty")
+
+
+def _select(notes: np.ndarray, name: str, start_beat: float | None, end_beat: float | None) -> np.ndarray:
+    ranged = start_beat is not None or end_beat is not None
+    if ranged:
+        notes = select_beats(notes, start_beat, end_beat)
+    if notes.size == 0:
+        where = f" in beats [{start_beat or 0:g}, {'end' if end_beat is None else f'{end_beat:g}'})" if ranged else ""
+        raise InputError(f"{name}: no notes{where} (drum tracks are left out)")
+    return notes
+
+
+def _parse_bytes(data: bytes, fmt: str, *, name: str, tracks: TrackSelector) -> np.ndarray:
+    if fmt == "midi":
+        return _read_midi(data, name=name, tracks=tracks)
+    if fmt == "json":
+        if tracks is not None:
+            raise InputError(f"{name}: a JSON note list has no tracks to choose from")
+        try:
+            records = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{name}: not valid JSON: {exc}") from None
+        return notes_from_records(records, source=name)
+    suffix = {"musicxml": ".musicxml", "humdrum": ".krn", "abc": ".abc"}[fmt]
+    if fmt == "musicxml" and data[:2] == b"PK":
+        suffix = ".mxl"  # compressed MusicXML is a zip archive
+    with tempfile.TemporaryDirectory(prefix="rollmatch-") as tmp:
+        path = Path(tmp) / f"fragment{suffix}"
+        path.write_bytes(data)
+        return _read_music21(path, fmt, name=name, tracks=tracks)
+
+
+# --- MIDI -------------------------------------------------------------------------------------------
+
+
+def _read_midi(data: bytes, *, name: str, tracks: TrackSelector) -> np.ndarray:
+    """Notes from Standard MIDI File bytes, timed by ticks / ticks-per-beat, so tempo never matters.
+
+    Notes pair first-in first-out per (channel, pitch); a note whose on and off share a tick is kept
+    (as zero length), a note never turned off ends with its track, the drum channel and the sustain
+    pedal are ignored.
+    """
+    import mido  # noqa: PLC0415  (the parser pretty_midi itself uses)
+
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as exc:  # mido raises OSError, EOFError, ValueError, KeyError, KeySignatureError...
+        raise InputError(f"{name}: not a readable MIDI file: {_one_line(exc)}") from None
+    resolution = midi.ticks_per_beat
+    if not 0 < resolution < 0x8000:
+        raise InputError(f"{name}: MIDI time division {resolution} is not ticks per beat (SMPTE timing is not supported)")
+    max_tick = int(defaults.MAX_BEATS * resolution)
+    names = [_track_name(track) for track in midi.tracks]
+    chosen = _choose(tracks, names, name=name, kind="track")
+
+    pitch: list[int] = []
+    on_tick: list[int] = []
+    off_tick: list[int] = []
+    velocity: list[int] = []
+    note_ons = 0
+    for index in chosen:
+        open_notes: defaultdict[tuple[int, int], deque[tuple[int, int]]] = defaultdict(deque)
+        tick = 0
+        for message in midi.tracks[index]:
+            tick += message.time
+            if tick > max_tick:
+                raise LimitError(f"{name}: track {index} runs past beat {defaults.MAX_BEATS:g}, the limit")
+            kind = message.type
+            if kind not in ("note_on", "note_off") or message.channel == DRUM_CHANNEL:
+                continue
+            key = (message.channel, message.note)
+            if kind == "note_on" and message.velocity > 0:
+                note_ons += 1
+                if note_ons > defaults.MAX_NOTES:
+                    raise LimitError(f"{name}: more than {defaults.MAX_NOTES} notes, the limit")
+                open_notes[key].append((tick, message.velocity))
+            elif open_notes[key]:
+                start, vel = open_notes[key].popleft()
+                pitch.append(message.note)
+                on_tick.append(start)
+                off_tick.append(tick)
+                velocity.append(vel)
+        for (_, note), pending in open_notes.items():
+            for start, vel in pending:
+                pitch.append(note)
+                on_tick.append(start)
+                off_tick.append(tick)
+                velocity.append(vel)
+    return make_notes(
+        pitch,
+        np.asarray(on_tick, dtype=np.float64) / resolution,
+        np.asarray(off_tick, dtype=np.float64) / resolution,
+        velocity,
+        source=name,
+    )
+
+
+def _track_name(track: Sequence[object]) -> str:
+    for message in track:
+        if getattr(message, "type", None) == "track_name":
+            return str(message.name)
+    return ""
+
+
+# --- music21 score formats ---------------------------------------------------------------------------
+
+
+def _read_music21(path: Path, fmt: str, *, name: str, tracks: TrackSelector) -> np.ndarray:
+    """Notes from a score via music21: ties joined, chords split, offsets and lengths in quarter notes.
+
+    A file holding several pieces (an ABC tune book) contributes its first piece; repeats are not expanded.
+    """
+    from music21 import converter, note, stream  # noqa: PLC0415  (slow import, score formats only)
+
+    try:
+        parsed = converter.parseFile(str(path), format=fmt, forceSource=True, storePickle=False)
+        if isinstance(parsed, stream.Opus):
+            if not parsed.scores:
+                raise InputError(f"{name}: holds no pieces")
+            parsed = parsed.scores[0]
+        parsed = parsed.stripTies()
+        parts = list(parsed.parts) if isinstance(parsed, stream.Score) and parsed.parts else [parsed]
+        names = [str(getattr(part, "partName", None) or "") for part in parts]
+        chosen = _choose(tracks, names, name=name, kind="part")
+        pitch: list[int] = []
+        start: list[float] = []
+        end: list[float] = []
+        velocity: list[int] = []
+        for index in chosen:
+            for element in parts[index].flatten().notes:
+                if isinstance(element, note.Unpitched) or not hasattr(element, "pitches"):
+                    continue
+                offset = float(element.offset)
+                length = float(element.duration.quarterLength)
+                vel = element.volume.velocity if element.volume is not None else None
+                for p in element.pitches:
+                    pitch.append(int(p.midi))
+                    start.append(offset)
+                    end.append(offset + length)
+                    velocity.append(int(vel) if vel else 90)
+                if len(pitch) > defaults.MAX_NOTES:
+                    raise LimitError(f"{name}: more than {defaults.MAX_NOTES} notes, the limit")
+    except InputError:
+        raise
+    except Exception as exc:  # music21 raises many unrelated types on malformed scores
+        raise InputError(f"{name}: not a readable {fmt} file: {_one_line(exc)}") from None
+    return make_notes(pitch, start, end, velocity, source=name)
+
+
+# --- shared helpers ------------------------------------------------------------------------------------
+
+
+def _choose(tracks: TrackSelector, names: list[str], *, name: str, kind: str) -> list[int]:
+    """Indices of the chosen tracks/parts (all when ``tracks`` is None)."""
+    if tracks is None:
+        return list(range(len(names)))
+    listing = ", ".join(f"{i} {n!r}" if n else str(i) for i, n in enumerate(names))
+    chosen: list[int] = []
+    for selector in tracks:
+        if isinstance(selector, int) or (isinstance(selector, str) and selector.isdigit()):
+            index = int(selector)
+            if not 0 <= index < len(names):
+                raise InputError(f"{name}: {kind} {index} does not exist; it has {kind}s {listing}")
+        else:
+            matches = [i for i, n in enumerate(names) if n.casefold() == str(selector).casefold()]
+            if not matches:
+                raise InputError(f"{name}: no {kind} named {selector!r}; it has {kind}s {listing}")
+            index = matches[0]
+        if index not in chosen:
+            chosen.append(index)
+    return chosen
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+__all__ = ["FORMATS", "format_of", "read_notes", "read_notes_bytes"]
