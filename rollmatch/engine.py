@@ -1,0 +1,390 @@
+"""The matching engine: normalized FFT cross-correlation of fragments against every exemplar.
+
+For a fragment F and an exemplar template E (the exemplar rendered at one stretch factor and cropped to
+its pitch/time extent) the similarity at transposition t and shift d is::
+
+    sim(t, d) = <E, F under E's box at (t, d)> / (|E| * |F under the box|)
+
+a number in [0, 1] by Cauchy-Schwarz. A dense cluster under the box raises the denominator as much as the
+numerator, so density alone never makes a match, and extra notes inside the box lower the score while notes
+outside it do not. When the template is longer than the fragment the roles swap: the fragment is the
+template and slides inside the exemplar, so a piece of an exemplar matches it.
+
+The array code is written once against ``xp`` (numpy or cupy). Correlation runs as a real FFT along time
+and, per frequency bin, one complex matrix product of the fragment's transposed pitch rows (a Toeplitz
+stack) with the exemplars' conjugate spectra; box energies come from integral images. Fragments are split
+into overlap-save segments so the FFT length stays bounded whatever their length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from . import defaults
+from .backend import fft_module, fft_workers, to_device, to_host
+from .errors import ParameterError
+from .roll import N_PITCHES, check_steps_per_beat, note_steps, note_values, render
+
+#: Templates per matrix product; also the granularity of the spectra cache.
+TEMPLATE_CHUNK = 128
+#: FFT lengths kept in the spectra cache at once.
+SPECTRA_CACHE_SIZE = 3
+#: Smallest FFT length used (short fragments against short exemplars).
+MIN_FFT_LENGTH = 64
+
+
+def check_stretches(stretches: Sequence[float]) -> tuple[float, ...]:
+    """Validate a stretch set: 1-32 distinct finite factors within [1/8, 8]."""
+    values = tuple(float(s) for s in stretches)
+    if not values:
+        raise ParameterError("stretches must name at least one factor")
+    if len(values) > defaults.MAX_STRETCHES:
+        raise ParameterError(f"stretches has {len(values)} factors; at most {defaults.MAX_STRETCHES} are allowed")
+    for s in values:
+        if not math.isfinite(s) or s <= 0:
+            raise ParameterError(f"stretch={s:g} must be > 0")
+        if not 1 / defaults.MAX_STRETCH <= s <= defaults.MAX_STRETCH:
+            raise ParameterError(f"stretch={s:g} must be within [1/{defaults.MAX_STRETCH:g}, {defaults.MAX_STRETCH:g}]")
+    if len(set(values)) != len(values):
+        raise ParameterError(f"stretches={list(values)} repeats a factor")
+    return values
+
+
+def check_transpose_range(transpose_range: int) -> int:
+    """Validate the transposition range R (searching -R..+R semitones)."""
+    if isinstance(transpose_range, bool) or int(transpose_range) != transpose_range or not (
+        0 <= transpose_range <= defaults.MAX_TRANSPOSE_RANGE
+    ):
+        raise ParameterError(
+            f"transpose_range={transpose_range} must be a whole number within 0-{defaults.MAX_TRANSPOSE_RANGE}"
+        )
+    return int(transpose_range)
+
+
+@dataclass(frozen=True)
+class BestMatches:
+    """Best alignment of each of B fragments against each of K exemplars, over all stretches,
+    transpositions and shifts. All arrays have shape (B, K) and live on the host."""
+
+    similarity: np.ndarray  #: float64 in [0, 1]; 0 where nothing overlaps
+    transpose: np.ndarray  #: int64 semitones added to the exemplar
+    shift_steps: np.ndarray  #: int64 fragment step (from the fragment's beat 0) of the exemplar's first onset
+    stretch: np.ndarray  #: float64 stretch factor applied to the exemplar
+
+
+class TemplateBank:
+    """Exemplars rendered once at every stretch factor in a shared pitch band, with their conjugate spectra
+    cached per FFT length, ready to be matched against any batch of fragments.
+
+    Template m = k * S + s is exemplar k at stretch s; each is cropped to start at its first onset.
+    """
+
+    def __init__(
+        self,
+        exemplars: Sequence[np.ndarray],
+        *,
+        stretches: Sequence[float] = defaults.STRETCHES,
+        steps_per_beat: int = defaults.STEPS_PER_BEAT,
+        velocity: bool = False,
+        xp: ModuleType = np,
+    ) -> None:
+        self.xp = xp
+        self.stretches = check_stretches(stretches)
+        self.steps_per_beat = check_steps_per_beat(steps_per_beat)
+        self.velocity = velocity
+        self.n_exemplars = len(exemplars)
+        for k, notes in enumerate(exemplars):
+            if notes.size == 0:
+                raise ParameterError(f"exemplar {k} has no notes")
+        self.stretch_count = len(self.stretches)
+        pitches = np.concatenate([e["pitch"] for e in exemplars]) if exemplars else np.zeros(1, np.int16)
+        self.band_lo = int(pitches.min())
+        self.band = int(pitches.max()) + 1 - self.band_lo  # P, pitch rows of every template
+
+        rendered = []
+        for notes in exemplars:
+            origin = notes["start"].min()
+            for stretch in self.stretches:
+                on, off = note_steps(_stretched(notes, origin, stretch), self.steps_per_beat)
+                rendered.append((notes["pitch"].astype(np.int64) - self.band_lo, on, off, note_values(notes, velocity=velocity)))
+        self.n_templates = len(rendered)
+        self.length = np.array([off.max() for _, _, off, _ in rendered], dtype=np.int64)  # steps of each template
+        self.max_length = int(self.length.max()) if rendered else 1  # T_E
+        rolls = np.zeros((self.n_templates, self.band, self.max_length), dtype=np.float32)
+        for m, (rows, on, off, values) in enumerate(rendered):
+            rolls[m] = render(rows, on, off, values, (self.band, self.max_length))
+        self.pitch_lo = np.array([r.min() for r, *_ in rendered], dtype=np.int64)  # band rows, inclusive
+        self.pitch_hi = np.array([r.max() + 1 for r, *_ in rendered], dtype=np.int64)  # band rows, exclusive
+        self.norm = np.sqrt((rolls.astype(np.float64) ** 2).sum(axis=(1, 2)))
+        self._rolls = rolls
+        self._integral = to_device(xp, _integral_image(rolls.astype(np.float64) ** 2))  # (M, P+1, T_E+1)
+        self._length = to_device(xp, self.length)
+        self._norm = to_device(xp, self.norm)
+        self._pitch_lo = to_device(xp, self.pitch_lo)
+        self._pitch_hi = to_device(xp, self.pitch_hi)
+        self._spectra: OrderedDict[int, list[Any]] = OrderedDict()
+
+    def spectra(self, fft_length: int) -> list[Any]:
+        """Conjugate template spectra for one FFT length: chunks of shape (L//2+1, P, <=TEMPLATE_CHUNK)."""
+        if fft_length in self._spectra:
+            self._spectra.move_to_end(fft_length)
+            return self._spectra[fft_length]
+        xp = self.xp
+        fft = fft_module(xp)
+        chunks = []
+        for m0 in range(0, self.n_templates, TEMPLATE_CHUNK):
+            block = to_device(xp, self._rolls[m0 : m0 + TEMPLATE_CHUNK])
+            spectrum = fft.rfft(block, n=fft_length, axis=-1, **fft_workers(xp))
+            chunks.append(xp.ascontiguousarray(xp.conj(spectrum).transpose(2, 1, 0)).astype(xp.complex64))
+        self._spectra[fft_length] = chunks
+        while len(self._spectra) > SPECTRA_CACHE_SIZE:
+            self._spectra.popitem(last=False)
+        return chunks
+
+
+def _stretched(notes: np.ndarray, origin: float, stretch: float) -> np.ndarray:
+    out = notes.copy()
+    out["start"] = (notes["start"] - origin) * stretch
+    out["end"] = (notes["end"] - origin) * stretch
+    return out
+
+
+def _integral_image(squares: np.ndarray) -> np.ndarray:
+    """Summed-area table over the last two axes, with a leading zero row and column: (..., R+1, T+1)."""
+    out = np.zeros(squares.shape[:-2] + (squares.shape[-2] + 1, squares.shape[-1] + 1), dtype=np.float64)
+    out[..., 1:, 1:] = squares.cumsum(axis=-2).cumsum(axis=-1)
+    return out
+
+
+@dataclass(frozen=True)
+class _Fragment:
+    """A fragment rendered on the grid and cropped in time to start at its first onset."""
+
+    roll: np.ndarray  # (128, T_b) float32
+    first_step: int  # step of the first onset, from the fragment's beat 0
+    pitch_lo: int  # absolute MIDI pitch, inclusive
+    pitch_hi: int  # absolute MIDI pitch, exclusive
+    norm: float
+
+
+def _prepare_fragment(notes: np.ndarray, steps_per_beat: int, velocity: bool) -> _Fragment | None:
+    if notes.size == 0:
+        return None
+    on, off = note_steps(notes, steps_per_beat)
+    first = int(on.min())
+    pitch = notes["pitch"].astype(np.int64)
+    roll = render(pitch, on - first, off - first, note_values(notes, velocity=velocity), (N_PITCHES, int(off.max()) - first))
+    return _Fragment(roll, first, int(pitch.min()), int(pitch.max()) + 1, float(np.sqrt((roll.astype(np.float64) ** 2).sum())))
+
+
+def _fft_length(needed: int) -> int:
+    return max(MIN_FFT_LENGTH, 1 << max(0, needed - 1).bit_length())
+
+
+def match(
+    fragments: Sequence[np.ndarray],
+    bank: TemplateBank,
+    *,
+    transpose_range: int = defaults.TRANSPOSE_RANGE,
+) -> BestMatches:
+    """Best similarity of each fragment (note arrays, beats) against each exemplar in ``bank``.
+
+    Searches every transposition in [-transpose_range, +transpose_range], every time shift and every stretch
+    of the bank. Returns (B, K) host arrays; an empty fragment gets similarity 0 everywhere.
+    """
+    transpose_range = check_transpose_range(transpose_range)
+    n_frag, n_ex, n_st = len(fragments), bank.n_exemplars, bank.stretch_count
+    sims = np.zeros((n_frag, bank.n_templates))
+    trans = np.zeros((n_frag, bank.n_templates), dtype=np.int64)
+    shifts = np.zeros((n_frag, bank.n_templates), dtype=np.int64)
+    prepared = [_prepare_fragment(f, bank.steps_per_beat, bank.velocity) for f in fragments]
+    if bank.n_templates:
+        segments = _segments(prepared, bank, transpose_range)
+        for fft_length, group in segments.items():
+            _match_group(group, prepared, bank, transpose_range, fft_length, sims, trans, shifts)
+    return _best_stretch(sims, trans, shifts, bank, n_frag, n_ex, n_st)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    fragment: int  # index into the batch
+    offset: int  # fragment step (from the first onset) where this segment's data begins
+    lo: int  # owned local shifts: [lo, hi)
+    hi: int
+
+
+def _segments(prepared: Sequence[_Fragment | None], bank: TemplateBank, transpose_range: int) -> dict[int, list[_Segment]]:
+    """Split fragments into overlap-save segments grouped by FFT length.
+
+    A segment owning local shifts [lo, hi) needs fragment data [lo, hi - 1 + T_E) and, to avoid circular
+    wrap-around, an FFT length of at least that data length plus T_E - 1.
+    """
+    span = bank.max_length
+    longest = _fft_length(4 * span)
+    hop = longest - 2 * span + 2  # owned shifts per segment at the longest FFT length
+    groups: dict[int, list[_Segment]] = {}
+    for b, frag in enumerate(prepared):
+        if frag is None:
+            continue
+        length = frag.roll.shape[1]
+        needed = length + span - 1
+        if needed <= longest:
+            groups.setdefault(_fft_length(needed), []).append(_Segment(b, 0, -(span - 1), length))
+            continue
+        for offset in range(0, length, hop):
+            lo = -(span - 1) if offset == 0 else 0
+            hi = min(hop, length - offset)
+            groups.setdefault(longest, []).append(_Segment(b, offset, lo, hi))
+    return groups
+
+
+def _match_group(
+    group: list[_Segment],
+    prepared: Sequence[_Fragment | None],
+    bank: TemplateBank,
+    transpose_range: int,
+    fft_length: int,
+    sims: np.ndarray,
+    trans: np.ndarray,
+    shifts: np.ndarray,
+) -> None:
+    """Score every segment of one FFT length against every template; keep each (fragment, template) best."""
+    xp = bank.xp
+    fft = fft_module(xp)
+    spectra = bank.spectra(fft_length)
+    n_t = 2 * transpose_range + 1
+    # Transpositions ordered 0, -1, +1, -2, ... so that the first maximum found prefers the smallest |t|.
+    t_values = np.array(sorted(range(-transpose_range, transpose_range + 1), key=lambda t: (abs(t), t)))
+    rows = bank.band + 2 * transpose_range  # fragment rows band_lo - R .. band_hi + R - 1
+    toeplitz = to_device(xp, (t_values + transpose_range)[:, None] + np.arange(bank.band)[None, :])  # (n_t, P)
+    t_dev = to_device(xp, t_values)
+    i = np.arange(fft_length)
+    local_shift = to_device(xp, np.where(i >= fft_length - (bank.max_length - 1), i - fft_length, i))  # (L,)
+
+    per_block = max(1, defaults.ENGINE_BLOCK_ELEMENTS // (TEMPLATE_CHUNK * n_t * fft_length))
+    for s0 in range(0, len(group), per_block):
+        block = group[s0 : s0 + per_block]
+        frags = [prepared[seg.fragment] for seg in block]
+        data = np.zeros((len(block), rows, fft_length), dtype=np.float32)
+        for j, (seg, frag) in enumerate(zip(block, frags, strict=True)):
+            src_lo = bank.band_lo - transpose_range
+            lo, hi = max(src_lo, 0), min(src_lo + rows, N_PITCHES)
+            piece = frag.roll[lo:hi, seg.offset : seg.offset + fft_length - bank.max_length + 1]
+            data[j, lo - src_lo : hi - src_lo, : piece.shape[1]] = piece
+        data_dev = to_device(xp, data)
+        integral = to_device(xp, _integral_image(data.astype(np.float64) ** 2))  # (Bs, rows+1, L+1)
+        spectrum = fft.rfft(data_dev, axis=-1, **fft_workers(xp)).astype(xp.complex64)  # (Bs, rows, F)
+        # (F, Bs * n_t, P): for each frequency bin, every segment's pitch rows at every transposition.
+        stack = spectrum[:, toeplitz, :].transpose(3, 0, 1, 2).reshape(spectrum.shape[-1], len(block) * n_t, bank.band)
+        seg_info = _segment_arrays(xp, block, frags, bank, fft_length)
+        for c, chunk in enumerate(spectra):
+            m0 = c * TEMPLATE_CHUNK
+            m1 = m0 + chunk.shape[-1]
+            product = xp.matmul(stack, chunk)  # (F, Bs * n_t, Mc)
+            product = product.reshape(product.shape[0], len(block), n_t, -1).transpose(1, 3, 2, 0)
+            corr = fft.irfft(product, n=fft_length, axis=-1, **fft_workers(xp))  # (Bs, Mc, n_t, L)
+            sim = _normalize(xp, corr, integral, seg_info, bank, m0, m1, t_dev, local_shift, transpose_range)
+            flat = sim.reshape(len(block), m1 - m0, -1)
+            best = xp.argmax(flat, axis=-1)
+            best_sim = to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64)
+            best = to_host(best)
+            best_t = t_values[best // fft_length]
+            best_shift = to_host(local_shift)[best % fft_length]
+            for j, seg in enumerate(block):
+                b = seg.fragment
+                better = best_sim[j] > sims[b, m0:m1]
+                first = prepared[b].first_step
+                sims[b, m0:m1] = np.where(better, best_sim[j], sims[b, m0:m1])
+                trans[b, m0:m1] = np.where(better, best_t[j], trans[b, m0:m1])
+                shifts[b, m0:m1] = np.where(better, first + seg.offset + best_shift[j], shifts[b, m0:m1])
+
+
+def _segment_arrays(
+    xp: ModuleType, block: list[_Segment], frags: list[_Fragment], bank: TemplateBank, fft_length: int
+) -> dict[str, Any]:
+    """Per-segment scalars as (Bs, 1) device columns."""
+    col = lambda values, dtype: to_device(xp, np.array(values, dtype=dtype)[:, None])  # noqa: E731
+    return {
+        "lo": col([s.lo for s in block], np.int64),
+        "hi": col([s.hi for s in block], np.int64),
+        "data_len": col([min(f.roll.shape[1] - s.offset, fft_length) for s, f in zip(block, frags, strict=True)], np.int64),
+        "frag_len": col([f.roll.shape[1] for f in frags], np.int64),
+        "frag_norm": col([f.norm for f in frags], np.float64),
+        "frag_lo": col([f.pitch_lo - bank.band_lo for f in frags], np.int64),
+        "frag_hi": col([f.pitch_hi - bank.band_lo for f in frags], np.int64),
+    }
+
+
+def _normalize(
+    xp: ModuleType,
+    corr: Any,
+    integral: Any,
+    seg: dict[str, Any],
+    bank: TemplateBank,
+    m0: int,
+    m1: int,
+    t_values: Any,
+    local_shift: Any,
+    transpose_range: int,
+) -> Any:
+    """Similarity (Bs, Mc, n_t, L) from the raw correlation, zero outside each segment's owned shifts."""
+    length = bank._length[m0:m1][None, :, None]  # (1, Mc, 1)
+    p_lo = bank._pitch_lo[m0:m1]
+    p_hi = bank._pitch_hi[m0:m1]
+    d = local_shift[None, None, :]  # (1, 1, L)
+    n_b = corr.shape[0]
+    b_idx = xp.arange(n_b)[:, None, None, None]
+    m_idx = xp.arange(m1 - m0)[None, :, None, None]
+    t_idx = t_values[None, None, :, None]  # (1, 1, n_t, 1)
+
+    # Exemplar as template: the fragment's energy under the exemplar's box.
+    data_len = seg["data_len"][:, :, None]  # (Bs, 1, 1)
+    j0 = xp.clip(d, 0, data_len)
+    j1 = xp.clip(d + length, 0, data_len)  # (Bs, Mc, L)
+    r0 = (p_lo[:, None] + t_values[None, :] + transpose_range)[None, :, :, None]  # (1, Mc, n_t, 1)
+    r1 = (p_hi[:, None] + t_values[None, :] + transpose_range)[None, :, :, None]
+    j0e, j1e = j0[:, :, None, :], j1[:, :, None, :]
+    energy_frag = (
+        integral[b_idx, r1, j1e] - integral[b_idx, r0, j1e] - integral[b_idx, r1, j0e] + integral[b_idx, r0, j0e]
+    )
+    den_a = bank._norm[m0:m1][None, :, None, None] ** 2 * energy_frag
+
+    # Fragment as template: the exemplar's energy under the fragment's box.
+    frag_len = seg["frag_len"][:, :, None]
+    k0 = xp.clip(-d, 0, length)
+    k1 = xp.clip(frag_len - d, 0, length)  # (Bs, Mc, L)
+    q0 = xp.clip(seg["frag_lo"][:, :, None, None] - t_idx, 0, bank.band)  # (Bs, 1, n_t, 1)
+    q1 = xp.clip(seg["frag_hi"][:, :, None, None] - t_idx, 0, bank.band)
+    ex = bank._integral[m0:m1]
+    k0e, k1e = k0[:, :, None, :], k1[:, :, None, :]
+    energy_ex = ex[m_idx, q1, k1e] - ex[m_idx, q0, k1e] - ex[m_idx, q1, k0e] + ex[m_idx, q0, k0e]
+    den_b = seg["frag_norm"][:, :, None, None] ** 2 * energy_ex
+
+    exemplar_is_template = (bank._length[m0:m1][None, :] <= seg["frag_len"])[:, :, None, None]
+    den2 = xp.where(exemplar_is_template, den_a, den_b)
+    owned = ((d >= seg["lo"][:, :, None]) & (d < seg["hi"][:, :, None]))[:, :, None, :]
+    # Energies are sums of squares of cells >= 1/127, so anything below this is an empty box.
+    valid = owned & (den2 > 1e-9)
+    sim = xp.where(valid, corr / xp.sqrt(xp.where(valid, den2, 1.0)), 0.0)
+    return xp.clip(sim, 0.0, 1.0).astype(xp.float32)
+
+
+def _best_stretch(
+    sims: np.ndarray, trans: np.ndarray, shifts: np.ndarray, bank: TemplateBank, n_frag: int, n_ex: int, n_st: int
+) -> BestMatches:
+    """Reduce templates (k, s) to exemplars k, preferring stretches nearest 1 among ties."""
+    stretches = np.asarray(bank.stretches)
+    order = np.argsort(np.abs(np.log(stretches)), kind="stable")
+    sim3 = sims.reshape(n_frag, n_ex, n_st)[:, :, order]
+    top = sim3.max(axis=-1, keepdims=True)
+    pick = order[np.argmax(sim3 >= top - defaults.TIE_TOLERANCE, axis=-1)]  # (B, K)
+    flat = np.arange(n_ex)[None, :] * n_st + pick
+    take = lambda a: np.take_along_axis(a, flat, axis=1)  # noqa: E731
+    return BestMatches(take(sims), take(trans), take(shifts), stretches[pick])

@@ -1,0 +1,158 @@
+"""The veto rule: from similarities to GOOD / VETOED / UNMATCHED verdicts that explain themselves.
+
+g is the best similarity to a good exemplar and b the best to a bad one. A fragment is GOOD when some good
+exemplar reaches its threshold and no bad one reaches its own; VETOED as soon as any bad exemplar reaches its
+threshold, whatever else matches; UNMATCHED otherwise.
+
+The continuous score is ``tier + (g + (1 - b)) / 2`` with tier 1 for GOOD, 0 for UNMATCHED and -1 for VETOED,
+so every GOOD fragment (score > 1) ranks above every other one, and within a verdict fragments rank by how
+close they come to the good exemplars and how far they stay from the bad ones.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import defaults
+from .engine import BestMatches
+from .errors import ParameterError
+
+
+class Label(str, enum.Enum):
+    GOOD = "good"
+    BAD = "bad"
+
+
+class Outcome(str, enum.Enum):
+    GOOD = "GOOD"
+    VETOED = "VETOED"
+    UNMATCHED = "UNMATCHED"
+
+
+_TIER = {Outcome.GOOD: 1.0, Outcome.UNMATCHED: 0.0, Outcome.VETOED: -1.0}
+
+
+def check_threshold(value: float, name: str) -> float:
+    """Validate a similarity threshold: a number in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value <= 1:
+        raise ParameterError(f"{name}={value!r} must be a number in (0, 1]")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Match:
+    """Why a fragment resembles one exemplar: where the exemplar lands inside the fragment."""
+
+    exemplar: str  #: exemplar id
+    similarity: float  #: normalized correlation in [0, 1]
+    transpose: int  #: semitones added to the exemplar
+    shift_beats: float  #: fragment beat where the exemplar's first onset lands
+    stretch: float  #: time-stretch factor applied to the exemplar
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exemplar": self.exemplar,
+            "similarity": round(self.similarity, 4),
+            "transpose": self.transpose,
+            "shift_beats": round(self.shift_beats, 4),
+            "stretch": round(self.stretch, 6),
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one fragment, with the best good and best bad match that explain it."""
+
+    verdict: Outcome
+    score: float
+    good: Match | None
+    bad: Match | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "score": round(self.score, 4),
+            "good": self.good.to_dict() if self.good else None,
+            "bad": self.bad.to_dict() if self.bad else None,
+        }
+
+
+def exemplar_thresholds(
+    labels: np.ndarray,
+    overrides: np.ndarray,
+    *,
+    good_threshold: float = defaults.GOOD_THRESHOLD,
+    bad_threshold: float = defaults.BAD_THRESHOLD,
+) -> np.ndarray:
+    """The threshold in force for each of K exemplars: its own override (NaN for none), else the
+    threshold of its label. ``labels`` is a (K,) bool array, True for bad exemplars."""
+    good_threshold = check_threshold(good_threshold, "good_threshold")
+    bad_threshold = check_threshold(bad_threshold, "bad_threshold")
+    by_label = np.where(labels, bad_threshold, good_threshold)
+    return np.where(np.isnan(overrides), by_label, overrides)
+
+
+def judge(
+    best: BestMatches,
+    ids: tuple[str, ...],
+    is_bad: np.ndarray,
+    thresholds: np.ndarray,
+    *,
+    steps_per_beat: int,
+    origin_beats: np.ndarray | None = None,
+) -> list[Verdict]:
+    """Apply the veto rule to each fragment of ``best`` (shape (B, K)).
+
+    ``is_bad`` (K,) marks bad exemplars and ``thresholds`` (K,) is the threshold in force for each.
+    ``origin_beats`` (B,) is added to every reported shift, e.g. a window's start within its piece.
+    The reported match for a label is the most similar exemplar that reaches its threshold, else the most
+    similar one; None when the library has no exemplar of that label or nothing overlapped at all.
+    """
+    sims = best.similarity
+    reached = sims >= thresholds[None, :] - defaults.TIE_TOLERANCE
+    origins = np.zeros(sims.shape[0]) if origin_beats is None else np.asarray(origin_beats, dtype=np.float64)
+    verdicts = []
+    for b in range(sims.shape[0]):
+        good = _pick(best, b, ~is_bad, reached[b], ids, steps_per_beat, origins[b])
+        bad = _pick(best, b, is_bad, reached[b], ids, steps_per_beat, origins[b])
+        if np.any(reached[b] & is_bad):
+            outcome = Outcome.VETOED
+        elif np.any(reached[b] & ~is_bad):
+            outcome = Outcome.GOOD
+        else:
+            outcome = Outcome.UNMATCHED
+        g = good.similarity if good else 0.0
+        s = bad.similarity if bad else 0.0
+        verdicts.append(Verdict(outcome, _TIER[outcome] + (g + 1.0 - s) / 2.0, good, bad))
+    return verdicts
+
+
+def _pick(
+    best: BestMatches,
+    b: int,
+    of_label: np.ndarray,
+    reached: np.ndarray,
+    ids: tuple[str, ...],
+    steps_per_beat: int,
+    origin: float,
+) -> Match | None:
+    candidates = np.flatnonzero(of_label)
+    if candidates.size == 0:
+        return None
+    # Exemplars that reach their threshold rank above all others; then by similarity; ties keep manifest order.
+    key = best.similarity[b, candidates] + 2.0 * reached[candidates]
+    k = int(candidates[np.argmax(key)])
+    if best.similarity[b, k] <= 0.0:
+        return None
+    return Match(
+        exemplar=ids[k],
+        similarity=float(best.similarity[b, k]),
+        transpose=int(best.transpose[b, k]),
+        shift_beats=origin + float(best.shift_steps[b, k]) / steps_per_beat,
+        stretch=float(best.stretch[b, k]),
+    )
