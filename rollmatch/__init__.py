@@ -1,0 +1,65 @@
+"""rollmatch: judge music fragments against hand-picked good and bad exemplars.
+
+A fragment becomes a piano roll; an FFT cross-correlation engine compares it with every exemplar over
+transpositions, time shifts and uniform time-stretches; the veto rule turns the similarities into a verdict
+that names the exemplar, transposition, shift and stretch behind it.
+
+``import rollmatch`` stays light: no cupy, no grpc, and music21 only when a score file is read.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import defaults
+from .engine import BestMatches, TemplateBank, match
+from .errors import (
+    AlreadyExistsError,
+    InputError,
+    LibraryError,
+    LimitError,
+    NotFoundError,
+    ParameterError,
+    RollmatchError,
+)
+from .library import Exemplar, Library, LibraryConfig, default_library_path
+from .notes import NOTE_DTYPE, make_notes, notes_from_records, select_beats, transform_notes
+from .readers import read_notes, read_notes_bytes
+from .roll import piano_roll
+from .scoring import FileResult, Scorer, score_files, windows
+from .verdict import Label, Match, Outcome, Verdict, judge
+
+__all__ = [
+    "NOTE_DTYPE",
+    "AlreadyExistsError",
+    "BestMatches",
+    "Exemplar",
+    "FileResult",
+    "InputError",
+    "Label",
+    "Library",
+    "LibraryConfig",
+    "LibraryError",
+    "LimitError",
+    "Match",
+    "NotFoundError",
+    "Outcome",
+    "ParameterError",
+    "RollmatchError",
+    "Scorer",
+    "TemplateBank",
+    "Verdict",
+    "defaults",
+    "default_library_path",
+    "judge",
+    "make_notes",
+    "match",
+    "notes_from_records",
+    "piano_roll",
+    "read_notes",
+    "read_notes_bytes",
+    "score_files",
+    "select_beats",
+    "transform_notes",
+    "windows",
+]

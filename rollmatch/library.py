@@ -1,0 +1,420 @@
+"""The exemplar library: a directory with a human-editable TOML manifest and the exemplar files.
+
+A :class:`Library` is an immutable snapshot of that directory at one version. Changes (:meth:`Library.add`,
+:meth:`Library.remove`) re-read the manifest under the directory's writer lock, write it back atomically and
+return a new snapshot, so concurrent writers never lose an acknowledged change and readers holding an older
+snapshot keep a consistent view. Parsed notes are cached in ``.rollmatch-cache/``, keyed by the file's
+content and the selection, so the cache rebuilds itself when a file changes and never needs committing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import defaults
+from .errors import AlreadyExistsError, InputError, LibraryError, NotFoundError, ParameterError
+from .readers import format_of, read_notes
+from .roll import check_steps_per_beat
+from .storage import atomic_write, exclusive_lock
+from .verdict import Label, check_threshold
+
+MANIFEST_NAME = "rollmatch.toml"
+CACHE_DIR = ".rollmatch-cache"
+#: Folder inside the library that ``add`` copies exemplar files into.
+FILES_DIR = "files"
+#: Bump when the reader's output for the same file could change, to invalidate every cache entry.
+CACHE_FORMAT = 1
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+LIBRARY_ENV = "ROLLMATCH_LIBRARY"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """One manifest entry: which notes of which file, and how to judge against them."""
+
+    id: str
+    label: Label
+    file: str  #: path relative to the library directory
+    start_beat: float | None = None
+    end_beat: float | None = None
+    tracks: tuple[int | str, ...] | None = None
+    threshold: float | None = None  #: overrides the library's threshold for this exemplar's label
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    provenance: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label.value,
+            "file": self.file,
+            "start_beat": self.start_beat,
+            "end_beat": self.end_beat,
+            "tracks": list(self.tracks) if self.tracks is not None else None,
+            "threshold": self.threshold,
+            "tags": list(self.tags),
+            "description": self.description,
+            "provenance": self.provenance,
+        }
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    """Library-wide settings from the manifest's ``[library]`` table."""
+
+    name: str = "exemplars"
+    description: str = ""
+    good_threshold: float = defaults.GOOD_THRESHOLD
+    bad_threshold: float = defaults.BAD_THRESHOLD
+    steps_per_beat: int = defaults.STEPS_PER_BEAT
+    velocity: bool = False  #: weight roll cells by velocity / 127 instead of 1
+
+
+def default_library_path() -> Path:
+    """``$ROLLMATCH_LIBRARY`` if set, else the ``exemplars/`` folder shipped beside the package."""
+    env = os.environ.get(LIBRARY_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "exemplars"
+
+
+@dataclass(frozen=True)
+class Library:
+    """A snapshot of an exemplar library directory."""
+
+    path: Path
+    config: LibraryConfig
+    exemplars: tuple[Exemplar, ...]
+    version: str  #: changes whenever the manifest or any exemplar file changes
+    _notes: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Library:
+        """Load the library at ``path`` (default: :func:`default_library_path`)."""
+        directory = Path(path) if path is not None else default_library_path()
+        manifest = directory / MANIFEST_NAME
+        if not directory.is_dir():
+            raise LibraryError(f"{directory}: no such library directory")
+        if not manifest.is_file():
+            raise LibraryError(f"{directory}: not a rollmatch library (no {MANIFEST_NAME}; create one with 'rollmatch library init')")
+        text = manifest.read_bytes()
+        config, exemplars = _parse_manifest(text, manifest)
+        return cls(directory, config, exemplars, _version(directory, text, exemplars))
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], *, name: str | None = None, description: str = "") -> Library:
+        """Create an empty library at ``path`` (the directory may exist but must hold no manifest)."""
+        directory = Path(path)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"{directory}: cannot create: {exc.strerror or exc}") from None
+        with exclusive_lock(directory):
+            if (directory / MANIFEST_NAME).exists():
+                raise LibraryError(f"{directory}: already holds a library ({MANIFEST_NAME} exists)")
+            config = LibraryConfig(name=name or directory.resolve().name, description=description)
+            atomic_write(directory / MANIFEST_NAME, _render_manifest(config, ()).encode())
+        return cls.open(directory)
+
+    def get(self, exemplar_id: str) -> Exemplar:
+        """The exemplar with this id, or :class:`NotFoundError`."""
+        for exemplar in self.exemplars:
+            if exemplar.id == exemplar_id:
+                return exemplar
+        raise NotFoundError(f"{self.path}: no exemplar with id {exemplar_id!r}")
+
+    def notes(self, *, progress: Progress | None = None) -> list[np.ndarray]:
+        """Every exemplar's notes (beats), in manifest order, parsed once and cached on disk."""
+        missing = [e for e in self.exemplars if e.id not in self._notes]
+        for i, exemplar in enumerate(missing):
+            if progress and len(missing) > 1:
+                progress(f"preparing exemplar {i + 1}/{len(missing)}: {exemplar.id}")
+            self._notes[exemplar.id] = _load_exemplar_notes(self.path, exemplar)
+        return [self._notes[e.id] for e in self.exemplars]
+
+    # --- changing ------------------------------------------------------------------------------------
+
+    def add(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        label: str | Label,
+        exemplar_id: str | None = None,
+        start_beat: float | None = None,
+        end_beat: float | None = None,
+        tracks: Sequence[int | str] | None = None,
+        threshold: float | None = None,
+        tags: Sequence[str] = (),
+        description: str = "",
+        provenance: str | None = None,
+    ) -> Library:
+        """Copy ``file`` into the library as a new exemplar and return the new snapshot.
+
+        The file is read (with the selection) before anything is written, so a bad file changes nothing.
+        """
+        source = Path(file)
+        exemplar = _checked_exemplar(
+            Exemplar(
+                id=exemplar_id if exemplar_id is not None else _id_from_name(source.stem),
+                label=_label(label),
+                file="",
+                start_beat=start_beat,
+                end_beat=end_beat,
+                tracks=tuple(tracks) if tracks else None,
+                threshold=threshold,
+                tags=tuple(tags),
+                description=description,
+                provenance=provenance if provenance is not None else f"added from {source.name}",
+            ),
+            where="new exemplar",
+        )
+        notes = read_notes(source, tracks=exemplar.tracks, start_beat=start_beat, end_beat=end_beat)
+        data = source.read_bytes()
+        with exclusive_lock(self.path):
+            current = Library.open(self.path)
+            if any(e.id == exemplar.id for e in current.exemplars):
+                raise AlreadyExistsError(f"{self.path}: an exemplar with id {exemplar.id!r} already exists")
+            relative = _place_file(self.path, source, data)
+            exemplar = replace(exemplar, file=relative)
+            exemplars = (*current.exemplars, exemplar)
+            atomic_write(self.path / MANIFEST_NAME, _render_manifest(current.config, exemplars).encode())
+            _store_cache(self.path, exemplar, data, notes)
+            return Library.open(self.path)
+
+    def remove(self, exemplar_id: str) -> Library:
+        """Remove an exemplar and return the new snapshot; a file that ``add`` copied in goes with it."""
+        with exclusive_lock(self.path):
+            current = Library.open(self.path)
+            gone = current.get(exemplar_id)
+            kept = tuple(e for e in current.exemplars if e.id != exemplar_id)
+            atomic_write(self.path / MANIFEST_NAME, _render_manifest(current.config, kept).encode())
+            still_used = any(e.file == gone.file for e in kept)
+            if not still_used and Path(gone.file).parts[:1] == (FILES_DIR,):
+                (self.path / gone.file).unlink(missing_ok=True)
+            return Library.open(self.path)
+
+
+# --- manifest ------------------------------------------------------------------------------------------
+
+_CONFIG_KEYS = {"name", "description", "good_threshold", "bad_threshold", "steps_per_beat", "velocity"}
+_EXEMPLAR_KEYS = {"id", "label", "file", "start_beat", "end_beat", "tracks", "threshold", "tags", "description", "provenance"}
+
+
+def _parse_manifest(text: bytes, manifest: Path) -> tuple[LibraryConfig, tuple[Exemplar, ...]]:
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LibraryError(f"{manifest}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"library", "exemplar"}
+    if unknown:
+        raise LibraryError(f"{manifest}: unknown top-level key {sorted(unknown)[0]!r}")
+    table = data.get("library", {})
+    if not isinstance(table, dict) or set(table) - _CONFIG_KEYS:
+        raise LibraryError(f"{manifest}: [library] has unknown key {sorted(set(table) - _CONFIG_KEYS)[0]!r}")
+    try:
+        config = LibraryConfig(
+            name=str(table.get("name", "exemplars")),
+            description=str(table.get("description", "")),
+            good_threshold=check_threshold(table.get("good_threshold", defaults.GOOD_THRESHOLD), "good_threshold"),
+            bad_threshold=check_threshold(table.get("bad_threshold", defaults.BAD_THRESHOLD), "bad_threshold"),
+            steps_per_beat=check_steps_per_beat(table.get("steps_per_beat", defaults.STEPS_PER_BEAT)),
+            velocity=_boolean(table.get("velocity", False), "velocity"),
+        )
+    except ParameterError as exc:
+        raise LibraryError(f"{manifest}: [library] {exc}") from None
+    entries = data.get("exemplar", [])
+    if not isinstance(entries, list):
+        raise LibraryError(f"{manifest}: 'exemplar' must be an array of tables ([[exemplar]])")
+    exemplars: list[Exemplar] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"{manifest}: exemplar {i + 1}"
+        if set(entry) - _EXEMPLAR_KEYS:
+            raise LibraryError(f"{where} has unknown key {sorted(set(entry) - _EXEMPLAR_KEYS)[0]!r}")
+        for key in ("id", "label", "file"):
+            if not isinstance(entry.get(key), str):
+                raise LibraryError(f"{where} needs a string {key!r}")
+        tracks = entry.get("tracks")
+        try:
+            exemplar = _checked_exemplar(
+                Exemplar(
+                    id=entry["id"],
+                    label=entry["label"],
+                    file=entry["file"],
+                    start_beat=entry.get("start_beat"),
+                    end_beat=entry.get("end_beat"),
+                    tracks=tuple(tracks) if isinstance(tracks, list) else tracks,
+                    threshold=entry.get("threshold"),
+                    tags=entry.get("tags", ()),
+                    description=str(entry.get("description", "")),
+                    provenance=str(entry.get("provenance", "")),
+                ),
+                where=where,
+            )
+        except ParameterError as exc:
+            raise LibraryError(str(exc)) from None
+        if exemplar.id in seen:
+            raise LibraryError(f"{where}: id {exemplar.id!r} is used twice")
+        seen.add(exemplar.id)
+        exemplars.append(exemplar)
+    return config, tuple(exemplars)
+
+
+def _checked_exemplar(exemplar: Exemplar, *, where: str) -> Exemplar:
+    """Validate one entry's fields, naming the entry and the field in the error."""
+    if not ID_PATTERN.match(exemplar.id):
+        raise ParameterError(f"{where}: id={exemplar.id!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    try:
+        label = _label(exemplar.label)
+    except ParameterError as exc:
+        raise LibraryError(f"{where}: {exc}") from None
+    for name in ("start_beat", "end_beat"):
+        value = getattr(exemplar, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0):
+            raise ParameterError(f"{where}: {name}={value!r} must be a number >= 0")
+    if exemplar.start_beat is not None and exemplar.end_beat is not None and exemplar.end_beat <= exemplar.start_beat:
+        raise ParameterError(f"{where}: end_beat={exemplar.end_beat} must be > start_beat={exemplar.start_beat}")
+    if exemplar.tracks is not None and (
+        not exemplar.tracks or not all(isinstance(t, int | str) and not isinstance(t, bool) for t in exemplar.tracks)
+    ):
+        raise ParameterError(f"{where}: tracks={exemplar.tracks!r} must be a non-empty list of indices or names")
+    threshold = None if exemplar.threshold is None else check_threshold(exemplar.threshold, f"{where}: threshold")
+    if not isinstance(exemplar.tags, list | tuple) or not all(isinstance(t, str) for t in exemplar.tags):
+        raise ParameterError(f"{where}: tags={exemplar.tags!r} must be a list of strings")
+    if exemplar.file and (Path(exemplar.file).is_absolute() or ".." in Path(exemplar.file).parts):
+        raise LibraryError(f"{where}: file={exemplar.file!r} must be a path inside the library directory")
+    return replace(
+        exemplar,
+        label=label,
+        start_beat=None if exemplar.start_beat is None else float(exemplar.start_beat),
+        end_beat=None if exemplar.end_beat is None else float(exemplar.end_beat),
+        threshold=threshold,
+        tags=tuple(exemplar.tags),
+    )
+
+
+def _label(value: str | Label) -> Label:
+    try:
+        return Label(value)
+    except ValueError:
+        raise ParameterError(f"label={value!r} must be 'good' or 'bad'") from None
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name}={value!r} must be true or false")
+    return value
+
+
+def _render_manifest(config: LibraryConfig, exemplars: Sequence[Exemplar]) -> str:
+    """The manifest as TOML text; fields left at their defaults are omitted."""
+    lines = ["# rollmatch exemplar library: edit by hand or with 'rollmatch library'.", "", "[library]"]
+    for key in ("name", "description", "good_threshold", "bad_threshold", "steps_per_beat", "velocity"):
+        lines.append(f"{key} = {_toml(getattr(config, key))}")
+    for e in exemplars:
+        lines += ["", "[[exemplar]]"]
+        for key, value in e.to_dict().items():
+            if value is None or value == [] or value == "":
+                continue
+            lines.append(f"{key} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        # A JSON string is a valid TOML basic string, except that TOML forbids a raw DEL character.
+        return json.dumps(value).replace("\x7f", "\\u007f")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to the manifest")
+
+
+def _version(directory: Path, manifest: bytes, exemplars: Sequence[Exemplar]) -> str:
+    digest = hashlib.sha256(manifest)
+    for exemplar in exemplars:
+        try:
+            digest.update(hashlib.sha256((directory / exemplar.file).read_bytes()).digest())
+        except OSError:
+            digest.update(b"missing:" + exemplar.file.encode())
+    return digest.hexdigest()[:12]
+
+
+def _id_from_name(stem: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:64]
+    return cleaned or "exemplar"
+
+
+def _place_file(directory: Path, source: Path, data: bytes) -> str:
+    """The library-relative path of ``source``, copying it into ``files/`` unless it is already inside."""
+    try:
+        return source.resolve().relative_to(directory.resolve()).as_posix()
+    except ValueError:
+        pass
+    format_of(source)
+    target_dir = directory / FILES_DIR
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / source.name
+    if target.exists() and target.read_bytes() != data:
+        target = target_dir / f"{source.stem}-{hashlib.sha256(data).hexdigest()[:8]}{source.suffix}"
+    if not target.exists():
+        atomic_write(target, data)
+    return target.relative_to(directory).as_posix()
+
+
+# --- notes cache -----------------------------------------------------------------------------------------
+
+
+def _cache_key(exemplar: Exemplar, data: bytes) -> str:
+    selection = json.dumps([CACHE_FORMAT, exemplar.start_beat, exemplar.end_beat, exemplar.tracks, Path(exemplar.file).suffix])
+    return hashlib.sha256(hashlib.sha256(data).digest() + selection.encode()).hexdigest()[:24]
+
+
+def _load_exemplar_notes(directory: Path, exemplar: Exemplar) -> np.ndarray:
+    path = directory / exemplar.file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LibraryError(f"{directory}: exemplar {exemplar.id!r}: cannot read {exemplar.file}: {exc.strerror or exc}") from None
+    cached = directory / CACHE_DIR / f"{_cache_key(exemplar, data)}.npy"
+    try:
+        return np.load(cached, allow_pickle=False)
+    except (OSError, ValueError):
+        pass  # absent or unreadable: parse again
+    try:
+        notes = read_notes(path, tracks=exemplar.tracks, start_beat=exemplar.start_beat, end_beat=exemplar.end_beat)
+    except InputError as exc:
+        raise LibraryError(f"exemplar {exemplar.id!r}: {exc}") from None
+    _store_cache(directory, exemplar, data, notes)
+    return notes
+
+
+def _store_cache(directory: Path, exemplar: Exemplar, data: bytes, notes: np.ndarray) -> None:
+    """Write a cache entry; a read-only library simply goes uncached."""
+    cache = directory / CACHE_DIR
+    try:
+        cache.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        np.save(buffer, notes, allow_pickle=False)
+        atomic_write(cache / f"{_cache_key(exemplar, data)}.npy", buffer.getvalue())
+    except OSError:
+        pass

@@ -1,0 +1,167 @@
+"""Scoring fragments and files against an exemplar library, whole or window by window."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import defaults
+from .backend import DEFAULT_BACKEND, array_module, backend_name
+from .engine import TemplateBank, check_stretches, check_transpose_range, match
+from .errors import InputError, LibraryError, ParameterError
+from .library import Library
+from .notes import select_beats, span_beats
+from .readers import TrackSelector, read_notes
+from .verdict import Label, Verdict, check_threshold, exemplar_thresholds, judge
+
+Progress = Callable[[str], None]
+#: Windows one ``score --window`` run may cut a piece into.
+MAX_WINDOWS = 100_000
+
+
+class Scorer:
+    """A library snapshot with its prepared template banks (one per stretch set), ready to judge fragments."""
+
+    def __init__(self, library: Library, *, backend: str = DEFAULT_BACKEND, progress: Progress | None = None) -> None:
+        if not library.exemplars:
+            raise LibraryError(f"{library.path}: the library has no exemplars; add some with 'rollmatch library add'")
+        self.library = library
+        self.xp = array_module(backend)
+        self.backend = backend_name(self.xp)
+        self._exemplar_notes = library.notes(progress=progress)
+        self._banks: dict[tuple[float, ...], TemplateBank] = {}
+        self.ids = tuple(e.id for e in library.exemplars)
+        self.is_bad = np.array([e.label is Label.BAD for e in library.exemplars])
+        self.overrides = np.array([np.nan if e.threshold is None else e.threshold for e in library.exemplars])
+
+    def bank(self, stretches: Sequence[float]) -> TemplateBank:
+        """The template bank for a stretch set, built on first use."""
+        key = check_stretches(stretches)
+        if key not in self._banks:
+            config = self.library.config
+            self._banks[key] = TemplateBank(
+                self._exemplar_notes, stretches=key, steps_per_beat=config.steps_per_beat, velocity=config.velocity, xp=self.xp
+            )
+        return self._banks[key]
+
+    def score(
+        self,
+        fragments: Sequence[np.ndarray],
+        *,
+        transpose_range: int = defaults.TRANSPOSE_RANGE,
+        stretches: Sequence[float] = defaults.STRETCHES,
+        good_threshold: float | None = None,
+        bad_threshold: float | None = None,
+        origin_beats: Sequence[float] | None = None,
+    ) -> list[Verdict]:
+        """Judge each fragment (a note array in beats) by the veto rule.
+
+        Thresholds given here replace the library's; an exemplar's own threshold still wins over both.
+        ``origin_beats`` shifts each fragment's reported match positions (a window's start in its piece).
+        """
+        config = self.library.config
+        thresholds = exemplar_thresholds(
+            self.is_bad,
+            self.overrides,
+            good_threshold=config.good_threshold if good_threshold is None else good_threshold,
+            bad_threshold=config.bad_threshold if bad_threshold is None else bad_threshold,
+        )
+        best = match(fragments, self.bank(stretches), transpose_range=transpose_range)
+        return judge(
+            best,
+            self.ids,
+            self.is_bad,
+            thresholds,
+            steps_per_beat=config.steps_per_beat,
+            origin_beats=None if origin_beats is None else np.asarray(origin_beats, dtype=np.float64),
+        )
+
+
+def windows(notes: np.ndarray, *, window_beats: float, hop_beats: float | None = None) -> list[tuple[float, float, np.ndarray]]:
+    """Cut notes into windows [start, start + window) every ``hop_beats`` (default: the window), from beat 0
+    until the last note ends. Each window's notes are clipped to it and start from its own beat 0."""
+    window = _positive(window_beats, "window_beats")
+    hop = window if hop_beats is None else _positive(hop_beats, "hop_beats")
+    count = max(1, math.ceil(span_beats(notes) / hop))
+    if count > MAX_WINDOWS:
+        raise ParameterError(f"hop_beats={hop:g} cuts the piece into {count} windows; at most {MAX_WINDOWS} are allowed")
+    return [(i * hop, i * hop + window, select_beats(notes, i * hop, i * hop + window)) for i in range(count)]
+
+
+def _positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"{name}={value!r} must be a number > 0")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The verdict on one file (or one window of it), or why it could not be scored."""
+
+    file: str
+    verdict: Verdict | None = None
+    error: str | None = None
+    start_beat: float | None = None
+    end_beat: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.verdict is None:
+            return {"file": self.file, "error": self.error}
+        out: dict[str, Any] = {"file": self.file, **self.verdict.to_dict()}
+        if self.start_beat is not None:
+            out["start_beat"] = self.start_beat
+            out["end_beat"] = self.end_beat
+        return out
+
+
+def score_files(
+    paths: Sequence[str | os.PathLike[str]],
+    scorer: Scorer,
+    *,
+    window_beats: float | None = None,
+    hop_beats: float | None = None,
+    tracks: TrackSelector = None,
+    transpose_range: int = defaults.TRANSPOSE_RANGE,
+    stretches: Sequence[float] = defaults.STRETCHES,
+    good_threshold: float | None = None,
+    bad_threshold: float | None = None,
+    progress: Progress | None = None,
+) -> Iterator[FileResult]:
+    """Score each file whole, or window by window; an unreadable file yields an error result and the rest go on.
+
+    Every option is validated before the first file is read, so a bad option fails fast.
+    """
+    check_stretches(stretches)
+    check_transpose_range(transpose_range)
+    for value, name in ((good_threshold, "good_threshold"), (bad_threshold, "bad_threshold")):
+        if value is not None:
+            check_threshold(value, name)
+    if window_beats is not None:
+        _positive(window_beats, "window_beats")
+    if hop_beats is not None:
+        if window_beats is None:
+            raise ParameterError("hop_beats needs window_beats")
+        _positive(hop_beats, "hop_beats")
+    options = {"transpose_range": transpose_range, "stretches": stretches, "good_threshold": good_threshold, "bad_threshold": bad_threshold}
+    for i, path in enumerate(paths):
+        name = str(path)
+        if progress and len(paths) > 1:
+            progress(f"scoring {i + 1}/{len(paths)}: {Path(path).name}")
+        try:
+            notes = read_notes(path, tracks=tracks)
+        except InputError as exc:
+            yield FileResult(name, error=str(exc))
+            continue
+        if window_beats is None:
+            yield FileResult(name, scorer.score([notes], **options)[0])
+            continue
+        cut = windows(notes, window_beats=window_beats, hop_beats=hop_beats)
+        verdicts = scorer.score([w for _, _, w in cut], origin_beats=[s for s, _, _ in cut], **options)
+        for (start, end, _), verdict in zip(cut, verdicts, strict=True):
+            yield FileResult(name, verdict, start_beat=start, end_beat=end)
