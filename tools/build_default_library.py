@@ -1,0 +1,150 @@
+"""Rebuild the default exemplar library in exemplars/ (run from the repository root).
+
+Good exemplars: the first phrase (up to the first fermata) of four-part Bach chorales from the music21
+corpus (public domain), every fourth eligible chorale in sorted order, so that the others stay unseen for
+tests and calibration. Bad exemplars: short passages composed here to show what a chorale-style composer
+vetoes, each described in the manifest.
+
+Thresholds are not set here: see exemplars/README.md and tools/calibrate_default_library.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from music21 import corpus, expressions
+
+from rollmatch.library import MANIFEST_NAME, Exemplar, LibraryConfig, _render_manifest
+from rollmatch.verdict import Label
+
+ROOT = Path(__file__).resolve().parent.parent / "exemplars"
+GOOD_COUNT = 24
+STRIDE = 4
+VOICES = ["Soprano", "Alto", "Tenor", "Bass"]
+
+
+def eligible_chorales() -> list[tuple[Path, float]]:
+    """(path, first phrase end in beats) of every four-voice chorale whose first phrase is 6-12 beats."""
+    out = []
+    for path in sorted(p for p in corpus.getComposer("bach") if p.suffix == ".mxl"):
+        score = corpus.parse(path)
+        if [p.partName for p in score.parts] != VOICES:
+            continue
+        fermatas = [
+            float(n.offset + n.quarterLength)
+            for n in score.parts[0].flatten().notes
+            if any(isinstance(e, expressions.Fermata) for e in n.expressions)
+        ]
+        if fermatas and 6 <= fermatas[0] <= 12:
+            out.append((path, fermatas[0]))
+    return out
+
+
+def held_out_chorales() -> list[tuple[Path, float]]:
+    """The eligible chorales the default library does not use."""
+    chosen = eligible_chorales()
+    return [c for i, c in enumerate(chosen) if i % STRIDE or i // STRIDE >= GOOD_COUNT]
+
+
+def n(pitch: int, start: float, end: float) -> dict[str, float | int]:
+    return {"pitch": pitch, "start": start, "end": end, "velocity": 90}
+
+
+def chords(*voicings: list[int], beats: float = 2.0) -> list[dict[str, float | int]]:
+    return [n(p, i * beats, (i + 1) * beats) for i, chord in enumerate(voicings) for p in chord]
+
+
+def melody(pitches: list[int], beats: float = 1.0) -> list[dict[str, float | int]]:
+    return [n(p, i * beats, (i + 1) * beats) for i, p in enumerate(pitches)]
+
+
+BAD = {
+    "parallel-fifths": (
+        chords([48, 55, 64, 67], [50, 57, 65, 69], [52, 59, 67, 71], [53, 60, 69, 72]),
+        "Root-position triads planed up by step (C-D-E-F): parallel fifths between bass and tenor and "
+        "parallel twelfths between the outer voices.",
+        ["voice-leading", "parallel-fifths"],
+    ),
+    "parallel-octaves": (
+        chords([48, 64, 67, 72], [52, 60, 67, 76], [53, 60, 69, 77], [55, 62, 71, 79]),
+        "Outer voices doubling each other two octaves apart through four chords (C-E-F-G): parallel octaves.",
+        ["voice-leading", "parallel-octaves"],
+    ),
+    "parallel-fifths-inner": (
+        chords([43, 62, 67, 71], [45, 64, 69, 72], [47, 66, 71, 74], [48, 67, 72, 76], beats=1.0),
+        "Alto and tenor rising in parallel fifths in quarter notes under a stepwise soprano.",
+        ["voice-leading", "parallel-fifths"],
+    ),
+    "chromatic-run": (
+        melody(list(range(60, 73)) + list(range(71, 59, -1)), beats=0.25),
+        "An out-of-key chromatic scale in sixteenths, up an octave from C4 and back.",
+        ["melody", "out-of-key"],
+    ),
+    "chromatic-cluster": (
+        [n(p, 0.0, 2.0) for p in range(55, 67)] + [n(p, 2.0, 4.0) for p in range(57, 69)],
+        "Two held chromatic clusters of twelve adjacent semitones.",
+        ["harmony", "cluster"],
+    ),
+    "tritone-leaps": (
+        melody([65, 71, 65, 71, 64, 70, 64, 70]),
+        "A melody leaping back and forth by tritones (F-B, E-Bb) in quarter notes.",
+        ["melody", "tritone"],
+    ),
+    "jagged-leaps": (
+        melody([60, 71, 57, 74, 55, 73, 58, 72]),
+        "A melody of unprepared sevenths and ninths in alternating directions.",
+        ["melody", "leaps"],
+    ),
+}
+
+
+def main() -> int:
+    if (ROOT / MANIFEST_NAME).exists() and "--force" not in sys.argv:
+        print(f"{ROOT / MANIFEST_NAME} exists; pass --force to rebuild", file=sys.stderr)
+        return 2
+    for sub in ("good", "bad"):
+        shutil.rmtree(ROOT / sub, ignore_errors=True)
+        (ROOT / sub).mkdir(parents=True)
+    exemplars = []
+    chorales = eligible_chorales()[::STRIDE][:GOOD_COUNT]
+    for path, phrase_end in chorales:
+        work = path.stem  # e.g. bwv269
+        shutil.copyfile(path, ROOT / "good" / path.name)
+        exemplars.append(
+            Exemplar(
+                id=f"{work}-phrase1",
+                label=Label.GOOD,
+                file=f"good/{path.name}",
+                start_beat=0.0,
+                end_beat=phrase_end,
+                tags=("bach", "chorale", "phrase"),
+                description=f"First phrase (to the first fermata) of J.S. Bach's chorale {work.upper()}, four voices.",
+                provenance=f"music21 corpus bach/{path.name}; J.S. Bach, public domain",
+            )
+        )
+    for name, (notes, description, tags) in BAD.items():
+        (ROOT / "bad" / f"{name}.json").write_text(json.dumps(notes, indent=1) + "\n")
+        exemplars.append(
+            Exemplar(
+                id=name,
+                label=Label.BAD,
+                file=f"bad/{name}.json",
+                tags=tuple(tags),
+                description=description,
+                provenance="composed for rollmatch's default library (CC0)",
+            )
+        )
+    config = LibraryConfig(
+        name="rollmatch-default",
+        description="Bach chorale phrases as good exemplars; voice-leading and melodic faults as bad ones.",
+    )
+    (ROOT / MANIFEST_NAME).write_text(_render_manifest(config, exemplars))
+    print(f"wrote {len(exemplars)} exemplars to {ROOT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

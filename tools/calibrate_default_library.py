@@ -1,0 +1,82 @@
+"""Measure the default library's similarity distributions and the thresholds that separate them.
+
+Run from the repository root: ``python tools/calibrate_default_library.py``. It prints, for good and for bad
+exemplars, the similarities of positives (every exemplar transposed, stretched, embedded between unrelated
+held-out chorale music, with 10% of notes dropped and 10% random notes added) and of negatives (held-out
+chorale phrases, none of them in the library), and the error rates at candidate thresholds. The figures are
+copied into exemplars/README.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_default_library import held_out_chorales  # noqa: E402
+
+from rollmatch import Library, Scorer, read_notes, transform_notes  # noqa: E402
+from rollmatch.defaults import STRETCHES, TRANSPOSE_RANGE  # noqa: E402
+from rollmatch.notes import perturb_notes, select_beats, sort_notes  # noqa: E402
+
+SEED = 2026
+HELD_OUT = 48
+VARIANTS = 4  # noisy positives per exemplar
+
+
+def embedded_variant(notes: np.ndarray, context: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``notes`` perturbed, transposed, stretched and placed between two stretches of unrelated music."""
+    lo, hi = int(notes["pitch"].min()), int(notes["pitch"].max())
+    t = int(rng.integers(max(-TRANSPOSE_RANGE, -lo), min(TRANSPOSE_RANGE, 127 - hi) + 1))
+    stretch = float(rng.choice(STRETCHES))
+    core = transform_notes(perturb_notes(notes, rng), transpose=t, stretch=stretch)
+    before = select_beats(context, 0, 4)
+    after = transform_notes(select_beats(context, 4, 8), shift_beats=4 + float(core["end"].max()))
+    return sort_notes(np.concatenate([before, transform_notes(core, shift_beats=4), after]))
+
+
+def summary(values: np.ndarray) -> str:
+    q = np.percentile(values, [0, 5, 50, 95, 100])
+    return "min {:.3f}  p5 {:.3f}  median {:.3f}  p95 {:.3f}  max {:.3f}".format(*q)
+
+
+def main() -> int:
+    rng = np.random.default_rng(SEED)
+    library = Library.open("exemplars")
+    scorer = Scorer(library, backend="cpu")
+    exemplar_notes = library.notes()
+    held_out = held_out_chorales()[:HELD_OUT]
+    phrases = [read_notes(path, end_beat=end) for path, end in held_out]
+    contexts = [read_notes(path, start_beat=end, end_beat=end + 8) for path, end in held_out]
+
+    is_bad = np.tile(scorer.is_bad, VARIANTS)
+    labelled = list(library.exemplars) * VARIANTS
+    positives = [embedded_variant(n, contexts[i % len(contexts)], rng) for i, n in enumerate(exemplar_notes * VARIANTS)]
+    pos = scorer.score(positives)
+    neg = scorer.score(phrases)
+    # Own-exemplar similarity of each positive, best other-label similarity of each negative.
+    pos_good = np.array([v.good.similarity for v, bad in zip(pos, is_bad) if not bad and v.good and v.good.exemplar])
+    pos_bad = np.array([v.bad.similarity for v, bad in zip(pos, is_bad) if bad and v.bad])
+    neg_good = np.array([v.good.similarity if v.good else 0.0 for v in neg])
+    neg_bad = np.array([v.bad.similarity if v.bad else 0.0 for v in neg])
+    good_on_bad = np.array([v.bad.similarity if v.bad else 0.0 for v, bad in zip(pos, is_bad) if not bad])
+    own = sum(1 for v, e in zip(pos, labelled) if (v.bad if e.label.value == "bad" else v.good).exemplar == e.id)
+
+    print(f"library {library.path} version {library.version}: {len(exemplar_notes)} exemplars, {len(phrases)} held-out phrases")
+    print(f"positives found their own exemplar as the best match: {own}/{len(positives)}")
+    print(f"good positives, similarity to good:      {summary(pos_good)}")
+    print(f"held-out phrases, best good similarity:  {summary(neg_good)}")
+    print(f"bad positives, similarity to bad:        {summary(pos_bad)}")
+    print(f"held-out phrases, best bad similarity:   {summary(neg_bad)}")
+    print(f"good positives, best bad similarity:     {summary(good_on_bad)}")
+    print("threshold  good-missed  phrases-called-good  bad-missed  phrases-vetoed  good-positives-vetoed")
+    for tau in np.arange(0.60, 0.96, 0.025):
+        print(f"  {tau:.3f}    {np.mean(pos_good < tau):10.1%}  {np.mean(neg_good >= tau):18.1%}  "
+              f"{np.mean(pos_bad < tau):9.1%}  {np.mean(neg_bad >= tau):13.1%}  {np.mean(good_on_bad >= tau):20.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
