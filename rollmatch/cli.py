@@ -199,7 +199,11 @@ def _progress(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line and return its exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # usage errors, --help and --version
+        return int(done.code or 0)
     try:
         return args.handler(args)
     except RollmatchError as error:

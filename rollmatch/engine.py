@@ -124,11 +124,12 @@ class TemplateBank:
         self.pitch_hi = np.array([r.max() + 1 for r, *_ in rendered], dtype=np.int64)  # band rows, exclusive
         self.norm = np.sqrt((rolls.astype(np.float64) ** 2).sum(axis=(1, 2)))
         self._rolls = rolls
-        self._integral = to_device(xp, _integral_image(rolls.astype(np.float64) ** 2))  # (M, P+1, T_E+1)
-        self._length = to_device(xp, self.length)
-        self._norm = to_device(xp, self.norm)
-        self._pitch_lo = to_device(xp, self.pitch_lo)
-        self._pitch_hi = to_device(xp, self.pitch_hi)
+        squares = rolls * rolls
+        time_cumsum = np.zeros(squares.shape[:-1] + (squares.shape[-1] + 1,), dtype=np.float32)
+        time_cumsum[..., 1:] = squares.cumsum(axis=-1)
+        self.time_cumsum = to_device(xp, time_cumsum)  # (M, P, T_E + 1) energy of each row before each step
+        # Half the energy of the faintest possible cell: a box with less than this holds no note.
+        self.min_energy = 0.5 * (1 / 127) ** 2 if velocity else 0.5
         self._spectra: OrderedDict[int, list[Any]] = OrderedDict()
 
     def spectra(self, fft_length: int) -> list[Any]:
@@ -153,13 +154,6 @@ def _stretched(notes: np.ndarray, origin: float, stretch: float) -> np.ndarray:
     out = notes.copy()
     out["start"] = (notes["start"] - origin) * stretch
     out["end"] = (notes["end"] - origin) * stretch
-    return out
-
-
-def _integral_image(squares: np.ndarray) -> np.ndarray:
-    """Summed-area table over the last two axes, with a leading zero row and column: (..., R+1, T+1)."""
-    out = np.zeros(squares.shape[:-2] + (squares.shape[-2] + 1, squares.shape[-1] + 1), dtype=np.float64)
-    out[..., 1:, 1:] = squares.cumsum(axis=-2).cumsum(axis=-1)
     return out
 
 
@@ -264,39 +258,41 @@ def _match_group(
     t_values = np.array(sorted(range(-transpose_range, transpose_range + 1), key=lambda t: (abs(t), t)))
     rows = bank.band + 2 * transpose_range  # fragment rows band_lo - R .. band_hi + R - 1
     toeplitz = to_device(xp, (t_values + transpose_range)[:, None] + np.arange(bank.band)[None, :])  # (n_t, P)
-    t_dev = to_device(xp, t_values)
     i = np.arange(fft_length)
-    local_shift = to_device(xp, np.where(i >= fft_length - (bank.max_length - 1), i - fft_length, i))  # (L,)
+    local_shift = np.where(i >= fft_length - (bank.max_length - 1), i - fft_length, i)  # shift d of output i
 
     per_block = max(1, defaults.ENGINE_BLOCK_ELEMENTS // (TEMPLATE_CHUNK * n_t * fft_length))
     for s0 in range(0, len(group), per_block):
         block = group[s0 : s0 + per_block]
         frags = [prepared[seg.fragment] for seg in block]
         data = np.zeros((len(block), rows, fft_length), dtype=np.float32)
+        src_lo = bank.band_lo - transpose_range
+        lo, hi = max(src_lo, 0), min(src_lo + rows, N_PITCHES)
         for j, (seg, frag) in enumerate(zip(block, frags, strict=True)):
-            src_lo = bank.band_lo - transpose_range
-            lo, hi = max(src_lo, 0), min(src_lo + rows, N_PITCHES)
             piece = frag.roll[lo:hi, seg.offset : seg.offset + fft_length - bank.max_length + 1]
             data[j, lo - src_lo : hi - src_lo, : piece.shape[1]] = piece
         data_dev = to_device(xp, data)
-        integral = to_device(xp, _integral_image(data.astype(np.float64) ** 2))  # (Bs, rows+1, L+1)
+        energies = _FragmentEnergies(xp, data_dev, local_shift, t_values + transpose_range)
         spectrum = fft.rfft(data_dev, axis=-1, **fft_workers(xp)).astype(xp.complex64)  # (Bs, rows, F)
         # (F, Bs * n_t, P): for each frequency bin, every segment's pitch rows at every transposition.
         stack = spectrum[:, toeplitz, :].transpose(3, 0, 1, 2).reshape(spectrum.shape[-1], len(block) * n_t, bank.band)
-        seg_info = _segment_arrays(xp, block, frags, bank, fft_length)
+        owned = to_device(xp, np.array([(local_shift >= seg.lo) & (local_shift < seg.hi) for seg in block]))  # (Bs, L)
+        frag_len = np.array([f.roll.shape[1] for f in frags])
         for c, chunk in enumerate(spectra):
             m0 = c * TEMPLATE_CHUNK
             m1 = m0 + chunk.shape[-1]
             product = xp.matmul(stack, chunk)  # (F, Bs * n_t, Mc)
             product = product.reshape(product.shape[0], len(block), n_t, -1).transpose(1, 3, 2, 0)
             corr = fft.irfft(product, n=fft_length, axis=-1, **fft_workers(xp))  # (Bs, Mc, n_t, L)
-            sim = _normalize(xp, corr, integral, seg_info, bank, m0, m1, t_dev, local_shift, transpose_range)
-            flat = sim.reshape(len(block), m1 - m0, -1)
+            den = _denominators(xp, energies, frags, frag_len, bank, m0, m1, local_shift, t_values)
+            valid = owned[:, None, None, :] & (den > bank.min_energy)
+            sim = xp.where(valid, corr / xp.sqrt(xp.where(valid, den, 1.0)), 0.0)
+            flat = xp.clip(sim, 0.0, 1.0).reshape(len(block), m1 - m0, -1)
             best = xp.argmax(flat, axis=-1)
             best_sim = to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64)
             best = to_host(best)
             best_t = t_values[best // fft_length]
-            best_shift = to_host(local_shift)[best % fft_length]
+            best_shift = local_shift[best % fft_length]
             for j, seg in enumerate(block):
                 b = seg.fragment
                 better = best_sim[j] > sims[b, m0:m1]
@@ -306,74 +302,70 @@ def _match_group(
                 shifts[b, m0:m1] = np.where(better, first + seg.offset + best_shift[j], shifts[b, m0:m1])
 
 
-def _segment_arrays(
-    xp: ModuleType, block: list[_Segment], frags: list[_Fragment], bank: TemplateBank, fft_length: int
-) -> dict[str, Any]:
-    """Per-segment scalars as (Bs, 1) device columns."""
-    col = lambda values, dtype: to_device(xp, np.array(values, dtype=dtype)[:, None])  # noqa: E731
-    return {
-        "lo": col([s.lo for s in block], np.int64),
-        "hi": col([s.hi for s in block], np.int64),
-        "data_len": col([min(f.roll.shape[1] - s.offset, fft_length) for s, f in zip(block, frags, strict=True)], np.int64),
-        "frag_len": col([f.roll.shape[1] for f in frags], np.int64),
-        "frag_norm": col([f.norm for f in frags], np.float64),
-        "frag_lo": col([f.pitch_lo - bank.band_lo for f in frags], np.int64),
-        "frag_hi": col([f.pitch_hi - bank.band_lo for f in frags], np.int64),
-    }
+class _FragmentEnergies:
+    """Energy of a block of segments under boxes of any template length, built once per length and reused.
+
+    ``rows_cumsum(length)[b, r, i]`` is the energy of data rows below r over steps [d(i), d(i) + length),
+    so the energy of a box of rows [r0, r1) is the difference of two rows.
+    """
+
+    def __init__(self, xp: ModuleType, data: Any, local_shift: np.ndarray, row_offset: np.ndarray) -> None:
+        self.xp = xp
+        squares = data * data
+        self._time_cumsum = xp.concatenate([xp.zeros_like(squares[..., :1]), xp.cumsum(squares, axis=-1)], axis=-1)
+        self._shift = local_shift
+        self.row_offset = row_offset  # data row of band row 0 at each transposition, (n_t,)
+        self._by_length: dict[int, Any] = {}
+
+    def rows_cumsum(self, length: int) -> Any:
+        if length not in self._by_length:
+            xp, n = self.xp, self._time_cumsum.shape[-1] - 1
+            start = to_device(xp, np.clip(self._shift, 0, n))
+            stop = to_device(xp, np.clip(self._shift + length, 0, n))
+            window = self._time_cumsum[..., stop] - self._time_cumsum[..., start]  # (Bs, rows, L)
+            self._by_length[length] = xp.concatenate([xp.zeros_like(window[:, :1]), xp.cumsum(window, axis=1)], axis=1)
+        return self._by_length[length]
 
 
-def _normalize(
+def _denominators(
     xp: ModuleType,
-    corr: Any,
-    integral: Any,
-    seg: dict[str, Any],
+    energies: _FragmentEnergies,
+    frags: list[_Fragment],
+    frag_len: np.ndarray,
     bank: TemplateBank,
     m0: int,
     m1: int,
-    t_values: Any,
-    local_shift: Any,
-    transpose_range: int,
+    local_shift: np.ndarray,
+    t_values: np.ndarray,
 ) -> Any:
-    """Similarity (Bs, Mc, n_t, L) from the raw correlation, zero outside each segment's owned shifts."""
-    length = bank._length[m0:m1][None, :, None]  # (1, Mc, 1)
-    p_lo = bank._pitch_lo[m0:m1]
-    p_hi = bank._pitch_hi[m0:m1]
-    d = local_shift[None, None, :]  # (1, 1, L)
-    n_b = corr.shape[0]
-    b_idx = xp.arange(n_b)[:, None, None, None]
-    m_idx = xp.arange(m1 - m0)[None, :, None, None]
-    t_idx = t_values[None, None, :, None]  # (1, 1, n_t, 1)
-
-    # Exemplar as template: the fragment's energy under the exemplar's box.
-    data_len = seg["data_len"][:, :, None]  # (Bs, 1, 1)
-    j0 = xp.clip(d, 0, data_len)
-    j1 = xp.clip(d + length, 0, data_len)  # (Bs, Mc, L)
-    r0 = (p_lo[:, None] + t_values[None, :] + transpose_range)[None, :, :, None]  # (1, Mc, n_t, 1)
-    r1 = (p_hi[:, None] + t_values[None, :] + transpose_range)[None, :, :, None]
-    j0e, j1e = j0[:, :, None, :], j1[:, :, None, :]
-    energy_frag = (
-        integral[b_idx, r1, j1e] - integral[b_idx, r0, j1e] - integral[b_idx, r1, j0e] + integral[b_idx, r0, j0e]
-    )
-    den_a = bank._norm[m0:m1][None, :, None, None] ** 2 * energy_frag
-
-    # Fragment as template: the exemplar's energy under the fragment's box.
-    frag_len = seg["frag_len"][:, :, None]
-    k0 = xp.clip(-d, 0, length)
-    k1 = xp.clip(frag_len - d, 0, length)  # (Bs, Mc, L)
-    q0 = xp.clip(seg["frag_lo"][:, :, None, None] - t_idx, 0, bank.band)  # (Bs, 1, n_t, 1)
-    q1 = xp.clip(seg["frag_hi"][:, :, None, None] - t_idx, 0, bank.band)
-    ex = bank._integral[m0:m1]
-    k0e, k1e = k0[:, :, None, :], k1[:, :, None, :]
-    energy_ex = ex[m_idx, q1, k1e] - ex[m_idx, q0, k1e] - ex[m_idx, q1, k0e] + ex[m_idx, q0, k0e]
-    den_b = seg["frag_norm"][:, :, None, None] ** 2 * energy_ex
-
-    exemplar_is_template = (bank._length[m0:m1][None, :] <= seg["frag_len"])[:, :, None, None]
-    den2 = xp.where(exemplar_is_template, den_a, den_b)
-    owned = ((d >= seg["lo"][:, :, None]) & (d < seg["hi"][:, :, None]))[:, :, None, :]
-    # Energies are sums of squares of cells >= 1/127, so anything below this is an empty box.
-    valid = owned & (den2 > 1e-9)
-    sim = xp.where(valid, corr / xp.sqrt(xp.where(valid, den2, 1.0)), 0.0)
-    return xp.clip(sim, 0.0, 1.0).astype(xp.float32)
+    """|template|^2 * (energy of the other side under the template's box), shape (Bs, Mc, n_t, L)."""
+    n_b, n_t, n_l = len(frags), t_values.size, local_shift.size
+    den = xp.zeros((n_b, m1 - m0, n_t, n_l), dtype=xp.float32)
+    lengths = bank.length[m0:m1]
+    exemplar_is_template = lengths[None, :] <= frag_len[:, None]  # (Bs, Mc)
+    # Exemplar as template: the fragment's energy under the exemplar's box, one pass per template length.
+    for length in np.unique(lengths[exemplar_is_template.any(axis=0)]):
+        ms = np.flatnonzero(lengths == length)
+        cum = energies.rows_cumsum(int(length))
+        r0 = (bank.pitch_lo[m0 + ms][:, None] + energies.row_offset[None, :]).ravel()
+        r1 = (bank.pitch_hi[m0 + ms][:, None] + energies.row_offset[None, :]).ravel()
+        box = (cum[:, to_device(xp, r1)] - cum[:, to_device(xp, r0)]).reshape(n_b, ms.size, n_t, n_l)
+        norms = to_device(xp, (bank.norm[m0 + ms] ** 2).astype(np.float32))
+        den[:, to_device(xp, ms)] = box * norms[None, :, None, None]
+    # Fragment as template (it is shorter than the exemplar): the exemplar's energy under the fragment's box.
+    n = bank.max_length
+    for j in np.flatnonzero(~exemplar_is_template.all(axis=1)):
+        frag = frags[j]
+        ms = np.flatnonzero(~exemplar_is_template[j])
+        start = to_device(xp, np.clip(-local_shift, 0, n))
+        stop = to_device(xp, np.clip(frag_len[j] - local_shift, 0, n))
+        cum_t = bank.time_cumsum[to_device(xp, m0 + ms)]  # (Ms, P, T_E + 1)
+        window = cum_t[..., stop] - cum_t[..., start]  # (Ms, P, L)
+        cum = xp.concatenate([xp.zeros_like(window[:, :1]), xp.cumsum(window, axis=1)], axis=1)
+        q0 = to_device(xp, np.clip(frag.pitch_lo - bank.band_lo - t_values, 0, bank.band))
+        q1 = to_device(xp, np.clip(frag.pitch_hi - bank.band_lo - t_values, 0, bank.band))
+        den[j, to_device(xp, ms)] = (cum[:, q1] - cum[:, q0]) * np.float32(frag.norm**2)  # (Ms, n_t, L)
+    return den
 
 
 def _best_stretch(

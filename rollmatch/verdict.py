@@ -153,6 +153,6 @@ def _pick(
         exemplar=ids[k],
         similarity=float(best.similarity[b, k]),
         transpose=int(best.transpose[b, k]),
-        shift_beats=origin + float(best.shift_steps[b, k]) / steps_per_beat,
+        shift_beats=float(origin) + float(best.shift_steps[b, k]) / steps_per_beat,
         stretch=float(best.stretch[b, k]),
     )

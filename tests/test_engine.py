@@ -1,0 +1,245 @@
+import math
+
+import numpy as np
+import pytest
+
+from rollmatch import ParameterError, TemplateBank, make_notes, match, select_beats, transform_notes
+from rollmatch.defaults import STRETCHES
+from rollmatch.notes import perturb_notes, sort_notes
+from rollmatch.roll import note_steps, piano_roll
+
+SPB = 12
+
+
+def best_of(fragment, exemplars, **kwargs):
+    bank = TemplateBank(exemplars, **{"stretches": (1.0,), **kwargs})
+    return match([fragment], bank)
+
+
+# --- hand-built rolls with hand-computed answers ------------------------------------------------------
+
+
+C_E = make_notes([60, 64], [0.0, 1.0], [1.0, 2.0])  # box: pitches 60-64 x 24 steps, 24 cells on
+
+
+def test_identical_fragment_matches_exactly():
+    r = best_of(C_E, [C_E])
+    assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert (r.transpose[0, 0], r.shift_steps[0, 0], r.stretch[0, 0]) == (0, 0, 1.0)
+
+
+def test_extra_note_inside_the_box_lowers_the_score():
+    # One more beat of D4 inside the box: 24 / sqrt(24 * 36).
+    fragment = sort_notes(np.concatenate([C_E, make_notes([62], [0.0], [1.0])]))
+    assert best_of(fragment, [C_E]).similarity[0, 0] == pytest.approx(math.sqrt(24 / 36), abs=1e-6)
+
+
+def test_notes_in_another_register_do_not_lower_the_score():
+    fragment = sort_notes(np.concatenate([C_E, make_notes([70, 40], [0.0, 0.0], [2.0, 2.0])]))
+    r = best_of(fragment, [C_E])
+    assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6) and r.transpose[0, 0] == 0
+
+
+def test_partial_overlap_counts_only_what_overlaps():
+    # Only the exemplar's second note (E4) lies inside the fragment: 12 / sqrt(24 * 12), one beat early.
+    fragment = make_notes([64, 30], [0.0, 0.0], [1.0, 4.0])
+    r = best_of(fragment, [C_E], stretches=(1.0,))
+    assert r.similarity[0, 0] == pytest.approx(math.sqrt(0.5), abs=1e-6)
+    assert r.shift_steps[0, 0] == -SPB
+
+
+def test_dense_cluster_scores_only_the_exemplars_own_density():
+    # Every pitch sounding for 4 beats: under the 5 x 24 box all 120 cells are on, 24 of them match.
+    cluster = make_notes(range(36, 90), [0.0] * 54, [4.0] * 54)
+    r = best_of(cluster, [C_E])
+    assert r.similarity[0, 0] == pytest.approx(math.sqrt(24 / 120), abs=1e-6)
+
+
+def test_transposition_and_shift_are_reported():
+    fragment = transform_notes(C_E, transpose=-7, shift_beats=2.5)
+    r = best_of(fragment, [C_E])
+    assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert (r.transpose[0, 0], r.shift_steps[0, 0]) == (-7, int(2.5 * SPB))
+
+
+def test_a_piece_of_a_longer_exemplar_matches_it():
+    # The fragment (E4 then G4) is the middle of the exemplar: the exemplar's first onset is one beat earlier.
+    exemplar = make_notes([60, 64, 67, 72], [0, 1, 2, 3], [1, 2, 3, 4])
+    piece = make_notes([64, 67], [0, 1], [1, 2])
+    r = best_of(piece, [exemplar])
+    assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert r.shift_steps[0, 0] == -SPB
+
+
+def test_empty_fragment_matches_nothing():
+    r = best_of(make_notes([], [], []), [C_E])
+    assert r.similarity[0, 0] == 0.0
+
+
+def test_fragment_shorter_than_one_step_is_a_one_step_chord():
+    # A 1/100-beat C major triad occupies one step and is found inside an exemplar holding that chord.
+    exemplar = make_notes([60, 64, 67, 62], [0, 0, 0, 1], [1, 1, 1, 2])
+    blip = make_notes([60, 64, 67], [0.0] * 3, [0.01] * 3)
+    assert piano_roll(blip).shape == (128, 1)
+    r = best_of(blip, [exemplar])
+    assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    # Against a chord with a note between its voices it scores 3 / sqrt(3 * 4).
+    crowded = make_notes([60, 62, 64, 67], [0] * 4, [1] * 4)
+    assert best_of(blip, [crowded]).similarity[0, 0] == pytest.approx(math.sqrt(3 / 4), abs=1e-6)
+
+
+def test_velocity_weighting_follows_the_dynamics():
+    loud_soft = make_notes([60, 64], [0, 1], [1, 2], velocity=[127, 32])
+    even = make_notes([60, 64], [0, 1], [1, 2], velocity=[80, 80])
+    assert best_of(loud_soft, [even]).similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    a, b = 127 / 127, 32 / 127
+    expected = (a + b) / math.sqrt(2 * (a * a + b * b))  # cosine between (1, 1) and (a, b)
+    assert best_of(loud_soft, [even], velocity=True).similarity[0, 0] == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"stretches": (0.0,)}, "stretch=0 must be > 0"),
+        ({"stretches": (-1.0,)}, "stretch=-1 must be > 0"),
+        ({"stretches": (16.0,)}, "stretch=16 must be within"),
+        ({"stretches": ()}, "at least one"),
+        ({"stretches": (1.0, 1.0)}, "repeats"),
+    ],
+)
+def test_bank_parameters_are_validated(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        TemplateBank([C_E], **kwargs)
+
+
+@pytest.mark.parametrize("value", [-1, 61, 2.5])
+def test_transpose_range_is_validated(value):
+    with pytest.raises(ParameterError, match=f"transpose_range={value}"):
+        match([C_E], TemplateBank([C_E]), transpose_range=value)
+
+
+# --- a float64 reference on real fragments ---------------------------------------------------------------
+
+
+def reference(fragment: np.ndarray, exemplar: np.ndarray, stretch: float, transpose_range: int) -> dict:
+    """Every (t, d) similarity by the definition, in float64 with plain loops."""
+    on, off = note_steps(fragment, SPB)
+    frag = piano_roll(fragment).astype(np.float64)[:, on.min() :]
+    stretched = exemplar.copy()
+    stretched["start"] = (exemplar["start"] - exemplar["start"].min()) * stretch
+    stretched["end"] = (exemplar["end"] - exemplar["start"].min()) * stretch
+    full = piano_roll(stretched).astype(np.float64)
+    lo, hi = int(exemplar["pitch"].min()), int(exemplar["pitch"].max()) + 1
+    tmpl = full[lo:hi]
+    f_len, e_len = frag.shape[1], tmpl.shape[1]
+    f_lo, f_hi = int(fragment["pitch"].min()), int(fragment["pitch"].max()) + 1
+    pad = e_len + f_len
+    frag_pad = np.zeros((128 + 2 * 64, f_len + 2 * pad))
+    frag_pad[64 : 64 + 128, pad : pad + f_len] = frag
+    full_pad = np.zeros((128 + 2 * 64, e_len + 2 * pad))
+    full_pad[64 : 64 + 128, pad : pad + e_len] = full
+    sims = {}
+    for t in range(-transpose_range, transpose_range + 1):
+        for d in range(-(e_len - 1), f_len):
+            under = frag_pad[64 + lo + t : 64 + hi + t, pad + d : pad + d + e_len]
+            corr = float((tmpl * under).sum())
+            if e_len <= f_len:
+                den = np.linalg.norm(tmpl) * np.linalg.norm(under)
+            else:
+                region = full_pad[64 + f_lo - t : 64 + f_hi - t, pad - d : pad - d + f_len]
+                den = np.linalg.norm(frag) * np.linalg.norm(region)
+            sims[(t, d)] = corr / den if den > 0 else 0.0
+    return sims
+
+
+def test_engine_equals_a_float64_reference_on_real_fragments(chorale_excerpts):
+    rng = np.random.default_rng(7)
+    stretches = (0.5, 1.0, 1.5)
+    exemplars = [select_beats(chorale_excerpts[k], 0, 2) for k in (0, 20, 40)]
+    fragments = []
+    for k, beats in ((60, 3.0), (61, 1.0), (62, 4.0), (63, 1.5)):
+        start = float(rng.integers(0, 4))
+        fragments.append(select_beats(chorale_excerpts[k], start, start + beats))
+    fragments.append(transform_notes(exemplars[1], transpose=3, stretch=1.5, shift_beats=0.5))
+    r = match(fragments, TemplateBank(exemplars, stretches=stretches), transpose_range=4)
+    for b, fragment in enumerate(fragments):
+        for k, exemplar in enumerate(exemplars):
+            per_stretch = {s: reference(fragment, exemplar, s, 4) for s in stretches}
+            best = max(max(sims.values()) for sims in per_stretch.values())
+            assert r.similarity[b, k] == pytest.approx(best, abs=1e-5)
+            # The reported alignment achieves that best similarity.
+            at = per_stretch[float(r.stretch[b, k])][(int(r.transpose[b, k]), int(r.shift_steps[b, k]) - int(note_steps(fragment, SPB)[0].min()))]
+            assert at == pytest.approx(best, abs=1e-5)
+    assert r.similarity[4, 1] == pytest.approx(1.0, abs=1e-6)
+    assert (r.transpose[4, 1], r.shift_steps[4, 1], r.stretch[4, 1]) == (3, 6, 1.5)
+
+
+# --- invariances on real music ----------------------------------------------------------------------------
+
+
+def embed(core: np.ndarray, before: np.ndarray, after: np.ndarray, offset: float) -> np.ndarray:
+    """``core`` placed at ``offset`` beats, with unrelated music before it and right after it."""
+    end = offset + float(core["end"].max())
+    return sort_notes(np.concatenate([
+        select_beats(before, 0, offset),
+        transform_notes(core, shift_beats=offset),
+        transform_notes(select_beats(after, 0, 4), shift_beats=end),
+    ]))
+
+
+@pytest.fixture(scope="module")
+def small_bank(chorale_excerpts):
+    exemplars = chorale_excerpts[:24:2]  # 12 excerpts of 12 different chorales
+    return exemplars, TemplateBank(exemplars)
+
+
+@pytest.mark.parametrize("stretch", STRETCHES)
+def test_exemplar_is_found_transposed_embedded_and_stretched(stretch, small_bank, chorale_excerpts):
+    exemplars, bank = small_bank
+    cases = [(0, -12, 3.0), (5, 7, 5.5), (11, 12, 9.25)]  # (exemplar, transposition, beat offset)
+    fragments = [
+        embed(transform_notes(exemplars[k], transpose=t, stretch=stretch), chorale_excerpts[70 + k], chorale_excerpts[90 + k], offset)
+        for k, t, offset in cases
+    ]
+    r = match(fragments, bank)
+    for b, (k, t, offset) in enumerate(cases):
+        assert np.argmax(r.similarity[b]) == k
+        assert r.similarity[b, k] >= 0.95
+        assert r.transpose[b, k] == t
+        assert r.shift_steps[b, k] / SPB == pytest.approx(offset + stretch * exemplars[k]["start"].min())
+        assert r.stretch[b, k] == stretch
+
+
+def test_noisy_copy_is_still_the_top_match_among_110_exemplars(chorale_excerpts):
+    rng = np.random.default_rng(2026)
+    bank = TemplateBank(chorale_excerpts)
+    picks = [3, 17, 29, 46, 58, 71, 88, 102]
+    truths = [(int(rng.integers(-12, 13)), float(rng.choice(STRETCHES))) for _ in picks]
+    fragments = [
+        embed(transform_notes(perturb_notes(chorale_excerpts[k], rng, drop=0.1, add=0.1), transpose=t, stretch=s),
+              chorale_excerpts[(k + 55) % 110], chorale_excerpts[(k + 56) % 110], 4.0)
+        for k, (t, s) in zip(picks, truths)
+    ]
+    r = match(fragments, bank)
+    assert bank.n_exemplars == 110
+    for b, (k, (t, s)) in enumerate(zip(picks, truths)):
+        assert np.argmax(r.similarity[b]) == k
+        assert (r.transpose[b, k], r.stretch[b, k]) == (t, s)
+
+
+@pytest.mark.parametrize("offset_steps", [300, 321, 322, 1000])
+def test_long_fragment_segments_lose_no_alignment(offset_steps, chorale_excerpts):
+    # With one 8-beat template the FFT length is 512 and each segment owns 322 shifts; these offsets put the
+    # exemplar inside a segment, on both sides of a boundary, and deep in a later segment of a 130-beat piece.
+    exemplar = chorale_excerpts[30]
+    bank = TemplateBank([exemplar], stretches=(1.0,))
+    background = np.concatenate([transform_notes(e, shift_beats=8 * i) for i, e in enumerate(chorale_excerpts[80:96])])
+    offset = offset_steps / SPB
+    fragment = sort_notes(np.concatenate([
+        select_beats(background, 0, offset),
+        transform_notes(exemplar, transpose=2, shift_beats=offset),
+        transform_notes(select_beats(background, offset + 8, 130), shift_beats=offset + 8),
+    ]))
+    r = match([fragment], bank)
+    assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert (r.transpose[0, 0], r.shift_steps[0, 0]) == (2, offset_steps)

@@ -1,0 +1,209 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rollmatch import AlreadyExistsError, Label, Library, LibraryError, NotFoundError, ParameterError, defaults, read_notes
+from rollmatch.library import CACHE_DIR, MANIFEST_NAME
+
+from .conftest import REPO, chorale_path
+
+WRITER = """
+import sys
+from pathlib import Path
+from rollmatch import Library
+directory, prefix, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+source = directory.parent / "motif.json"
+for i in range(count):
+    Library.open(directory).add(source, label="good", exemplar_id=f"{prefix}{i}")
+    print(f"{prefix}{i}", flush=True)
+"""
+
+
+def motif(tmp_path: Path, name: str = "motif.json", pitch: int = 60) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps([{"pitch": pitch, "start": 0, "end": 1}, {"pitch": pitch + 4, "start": 1, "end": 2}]))
+    return path
+
+
+@pytest.fixture
+def library(tmp_path) -> Library:
+    return Library.init(tmp_path / "lib", name="test")
+
+
+def test_init_creates_an_empty_library_once(tmp_path, library):
+    assert library.exemplars == () and library.config.name == "test"
+    assert library.config.good_threshold == defaults.GOOD_THRESHOLD
+    with pytest.raises(LibraryError, match="already holds a library"):
+        Library.init(tmp_path / "lib")
+    with pytest.raises(LibraryError, match="not a rollmatch library"):
+        Library.open(tmp_path)
+    with pytest.raises(LibraryError, match="no such library directory"):
+        Library.open(tmp_path / "nowhere")
+
+
+def test_add_list_and_remove(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="good", tags=["arpeggio"], description='a "C-E" motif')
+    lib = lib.add(chorale_path("bwv269"), label="bad", exemplar_id="bwv269-bass", start_beat=0, end_beat=8, tracks=["Bass"], threshold=0.9)
+    assert [e.id for e in lib.exemplars] == ["motif", "bwv269-bass"]
+    bass = lib.get("bwv269-bass")
+    assert bass.label is Label.BAD and bass.threshold == 0.9 and bass.tracks == ("Bass",)
+    assert (lib.path / bass.file).is_file() and bass.file == "files/bwv269.mxl"
+    notes = lib.notes()
+    assert notes[1].tolist() == read_notes(chorale_path("bwv269"), tracks=["Bass"], end_beat=8).tolist()
+    reopened = Library.open(lib.path)
+    assert reopened.exemplars == lib.exemplars and reopened.version == lib.version
+    assert reopened.get("motif").description == 'a "C-E" motif'
+    after = reopened.remove("bwv269-bass")
+    assert [e.id for e in after.exemplars] == ["motif"] and not (lib.path / bass.file).exists()
+    assert after.version != lib.version
+
+
+def test_add_refuses_duplicates_and_bad_files_without_writing(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="good")
+    manifest = (lib.path / MANIFEST_NAME).read_bytes()
+    with pytest.raises(AlreadyExistsError, match="'motif' already exists"):
+        lib.add(motif(tmp_path), label="bad")
+    (tmp_path / "broken.mid").write_bytes(b"MThd garbage")
+    with pytest.raises(Exception, match="broken.mid: not a readable MIDI file"):
+        lib.add(tmp_path / "broken.mid", label="good")
+    with pytest.raises(ParameterError, match="label='ugly' must be 'good' or 'bad'"):
+        lib.add(motif(tmp_path, "other.json"), label="ugly")
+    with pytest.raises(ParameterError, match="id='no spaces' must be"):
+        lib.add(motif(tmp_path, "other.json"), label="good", exemplar_id="no spaces")
+    with pytest.raises(ParameterError, match="threshold=1.5 must be a number in"):
+        lib.add(motif(tmp_path, "other.json"), label="good", threshold=1.5)
+    assert (lib.path / MANIFEST_NAME).read_bytes() == manifest
+    assert sorted(p.name for p in (lib.path / "files").iterdir()) == ["motif.json"]
+    with pytest.raises(NotFoundError, match="no exemplar with id 'ghost'"):
+        lib.remove("ghost")
+
+
+def test_same_name_different_content_gets_its_own_file(tmp_path, library):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = motif(tmp_path / "a", pitch=60), motif(tmp_path / "b", pitch=70)
+    lib = library.add(first, label="good", exemplar_id="low").add(second, label="good", exemplar_id="high")
+    files = [e.file for e in lib.exemplars]
+    assert files[0] == "files/motif.json" and files[1].startswith("files/motif-") and files[1] != files[0]
+    assert [n["pitch"].min() for n in lib.notes()] == [60, 70]
+
+
+def test_file_inside_the_library_is_referenced_in_place(tmp_path, library):
+    (library.path / "good").mkdir()
+    inside = motif(library.path / "good")
+    lib = library.add(inside, label="good")
+    assert lib.exemplars[0].file == "good/motif.json" and not (lib.path / "files").exists()
+
+
+def test_cache_follows_file_changes(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="good")
+    assert lib.notes()[0]["pitch"].tolist() == [60, 64]
+    assert len(list((lib.path / CACHE_DIR).iterdir())) == 1
+    (lib.path / lib.exemplars[0].file).write_text(json.dumps([{"pitch": 72, "start": 0, "end": 2}]))
+    changed = Library.open(lib.path)
+    assert changed.version != lib.version
+    assert changed.notes()[0]["pitch"].tolist() == [72]
+
+
+def test_corrupt_cache_entry_is_rebuilt(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="good")
+    (entry,) = (lib.path / CACHE_DIR).iterdir()
+    entry.write_bytes(b"\x93NUMPY garbage")
+    assert Library.open(lib.path).notes()[0]["pitch"].tolist() == [60, 64]
+
+
+def test_manifest_text_round_trips_awkward_strings(tmp_path, library):
+    text = 'quote " backslash \\ newline \n tab \t unicode \u00e9\u266f del \x7f'
+    lib = library.add(motif(tmp_path), label="good", description=text, provenance="bwv \u2116 269")
+    again = Library.open(lib.path).get("motif")
+    assert again.description == text and again.provenance == "bwv \u2116 269"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("[library]\ncolour = 'red'\n", r"\[library\] has unknown key 'colour'"),
+        ("[library]\ngood_threshold = 2.0\n", "good_threshold=2.0 must be a number in"),
+        ("[[exemplar]]\nid = 'a'\nlabel = 'meh'\nfile = 'a.json'\n", "exemplar 1: label='meh' must be 'good' or 'bad'"),
+        ("[[exemplar]]\nid = 'a'\nlabel = 'good'\n", "exemplar 1 needs a string 'file'"),
+        ("[[exemplar]]\nid = 'a'\nlabel = 'good'\nfile = '../x.json'\n", "must be a path inside the library"),
+        ("[[exemplar]]\nid='a'\nlabel='good'\nfile='a.json'\n[[exemplar]]\nid='a'\nlabel='bad'\nfile='a.json'\n", "id 'a' is used twice"),
+        ("[library\n", "not valid TOML"),
+    ],
+)
+def test_malformed_manifests_name_the_problem(tmp_path, manifest, message):
+    (tmp_path / MANIFEST_NAME).write_text(manifest)
+    with pytest.raises(LibraryError, match=message):
+        Library.open(tmp_path)
+
+
+def test_missing_exemplar_file_is_named_when_notes_are_needed(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="good")
+    (lib.path / "files/motif.json").unlink()
+    reopened = Library.open(lib.path)  # listing still works
+    with pytest.raises(LibraryError, match="exemplar 'motif': cannot read files/motif.json"):
+        reopened.notes()
+
+
+def test_concurrent_writers_lose_nothing(tmp_path, library):
+    motif(tmp_path)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(library.path), f"p{w}-", "8"], stdout=subprocess.PIPE, text=True)
+        for w in range(4)
+    ]
+    errors = []
+
+    def threaded(w: int) -> None:
+        try:
+            for i in range(8):
+                Library.open(library.path).add(tmp_path / "motif.json", label="bad", exemplar_id=f"t{w}-{i}")
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=threaded, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    acknowledged = {line.strip() for p in procs for line in p.communicate(timeout=120)[0].splitlines()}
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and all(p.returncode == 0 for p in procs)
+    ids = {e.id for e in Library.open(library.path).exemplars}
+    assert acknowledged == {f"p{w}-{i}" for w in range(4) for i in range(8)}
+    assert ids == acknowledged | {f"t{w}-{i}" for w in range(4) for i in range(8)}
+
+
+def test_kill_9_never_loses_or_tears_an_acknowledged_write(tmp_path, library):
+    motif(tmp_path)
+    acknowledged: set[str] = set()
+    for round_ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(library.path), f"r{round_}-", "1000"], stdout=subprocess.PIPE, text=True)
+        for _ in range(4 + 3 * round_):
+            acknowledged.add(proc.stdout.readline().strip())
+        time.sleep(0.01 * round_)  # land the kill at different points of a write
+        os.kill(proc.pid, signal.SIGKILL)
+        rest = proc.communicate()[0]
+        acknowledged |= {line.strip() for line in rest.splitlines() if line.strip()}
+        ids = {e.id for e in Library.open(library.path).exemplars}  # parses: not torn
+        assert acknowledged <= ids
+    assert len(acknowledged) >= 4 + 7 + 10
+
+
+def test_default_library_is_complete_and_calibrated(default_library):
+    lib = default_library
+    labels = [e.label for e in lib.exemplars]
+    assert labels.count(Label.GOOD) >= 20 and labels.count(Label.BAD) >= 5
+    assert lib.config.good_threshold == defaults.GOOD_THRESHOLD and lib.config.bad_threshold == defaults.BAD_THRESHOLD
+    notes = lib.notes()
+    assert all(n.size >= 4 for n in notes)
+    assert all(e.description and e.provenance for e in lib.exemplars)
+    good_voices = [len(np.unique(n["pitch"])) for n, e in zip(notes, lib.exemplars) if e.label is Label.GOOD]
+    assert min(good_voices) >= 6  # real four-voice music, not single lines
+    assert (REPO / "exemplars" / MANIFEST_NAME).read_text().count("public domain") == labels.count(Label.GOOD)

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+
+from rollmatch import Label, Library, LibraryError, Outcome, ParameterError, Scorer, make_notes, read_notes, score_files, windows
+from rollmatch import defaults, transform_notes
+from rollmatch.notes import sort_notes
+
+from .conftest import REPO, chorale_path, write_midi
+
+
+@pytest.fixture(scope="module")
+def scorer(default_library) -> Scorer:
+    return Scorer(default_library, backend="cpu")
+
+
+def test_shipped_examples_get_their_verdicts(scorer):
+    results = {r.file.split("/")[-1]: r for r in score_files(sorted(str(p) for p in (REPO / "examples").glob("*.mid")), scorer)}
+    good = results["bwv18.5-lz-opening.mid"].verdict
+    assert good.verdict is Outcome.GOOD
+    # The Leipzig version is the library's Weimar version a whole tone higher.
+    assert (good.good.exemplar, good.good.transpose, good.good.shift_beats, good.good.stretch) == ("bwv18.5-w-phrase1", 2, 0.0, 1.0)
+    assert results["bwv269-opening.mid"].verdict.verdict is Outcome.UNMATCHED
+    vetoed = results["planing.mid"].verdict
+    assert vetoed.verdict is Outcome.VETOED
+    assert (vetoed.bad.exemplar, vetoed.bad.transpose, vetoed.bad.stretch) == ("parallel-fifths", 5, 0.5)
+
+
+def test_every_exemplar_is_judged_by_itself(scorer, default_library):
+    verdicts = scorer.score(default_library.notes())
+    for exemplar, v in zip(default_library.exemplars, verdicts):
+        own = v.good if exemplar.label is Label.GOOD else v.bad
+        assert own.exemplar == exemplar.id and own.similarity == pytest.approx(1.0, abs=1e-5)
+        # No good exemplar is vetoed by a bad one, and every bad one is vetoed.
+        assert v.verdict is (Outcome.GOOD if exemplar.label is Label.GOOD else Outcome.VETOED)
+
+
+def test_empty_fragment_is_unmatched_with_no_matches(scorer):
+    (v,) = scorer.score([make_notes([], [], [])])
+    assert v.verdict is Outcome.UNMATCHED and v.good is None and v.bad is None and v.score == 0.5
+
+
+def test_dense_cluster_never_passes_as_good(scorer):
+    cluster = make_notes([p for p in range(40, 84) for _ in range(8)], [b for _ in range(40, 84) for b in range(8)],
+                         [b + 1 for _ in range(40, 84) for b in range(8)])
+    (v,) = scorer.score([cluster])
+    assert v.good.similarity < defaults.GOOD_THRESHOLD - 0.2
+    assert v.verdict is Outcome.VETOED and v.bad.exemplar == "chromatic-cluster"
+
+
+def test_fragment_shorter_than_one_step_scores_as_a_one_step_chord(scorer):
+    blip = make_notes([55, 60, 64], [0.0] * 3, [0.02] * 3)
+    step = make_notes([55, 60, 64], [0.0] * 3, [1 / defaults.STEPS_PER_BEAT] * 3)
+    assert scorer.score([blip])[0] == scorer.score([step])[0]
+
+
+def test_per_call_thresholds_change_the_verdict(scorer):
+    notes = read_notes(REPO / "examples" / "bwv269-opening.mid")
+    assert scorer.score([notes])[0].verdict is Outcome.UNMATCHED
+    assert scorer.score([notes], good_threshold=0.5)[0].verdict is Outcome.GOOD
+    assert scorer.score([notes], good_threshold=0.5, bad_threshold=0.5)[0].verdict is Outcome.VETOED
+
+
+def test_a_smaller_search_space_misses_what_it_excludes(scorer):
+    notes = read_notes(REPO / "examples" / "bwv18.5-lz-opening.mid")  # the exemplar transposed by +2
+    assert scorer.score([notes], transpose_range=1)[0].verdict is Outcome.UNMATCHED
+    assert scorer.score([notes], transpose_range=2, stretches=(1.0,))[0].verdict is Outcome.GOOD
+
+
+def test_windows_cover_the_piece():
+    notes = make_notes([60, 62, 64], [0.0, 5.0, 9.5], [1.0, 6.0, 10.0])
+    cut = windows(notes, window_beats=4)
+    assert [(s, e) for s, e, _ in cut] == [(0, 4), (4, 8), (8, 12)]
+    assert [w["pitch"].tolist() for _, _, w in cut] == [[60], [62], [64]]
+    assert [(s, e) for s, e, _ in windows(notes, window_beats=4, hop_beats=3)] == [(0, 4), (3, 7), (6, 10), (9, 13)]
+    with pytest.raises(ParameterError, match="window_beats=0 must be a number > 0"):
+        windows(notes, window_beats=0)
+    with pytest.raises(ParameterError, match="at most"):
+        windows(make_notes([60], [0], [8000]), window_beats=1, hop_beats=0.01)
+
+
+def test_window_matches_are_placed_in_the_piece(tmp_path, scorer, default_library):
+    # A good exemplar, a tone lower, starting at beat 16 of a piece that begins with other Bach.
+    exemplar = default_library.notes()[5]
+    filler = read_notes(chorale_path("bwv269"), start_beat=12, end_beat=28)
+    piece = sort_notes(np.concatenate([filler, transform_notes(exemplar, transpose=-2, shift_beats=16)]))
+    path = write_midi(tmp_path / "piece.mid", piece, tempo=90)
+    results = list(score_files([path], scorer, window_beats=8, hop_beats=8))
+    assert [(r.start_beat, r.end_beat) for r in results][:3] == [(0, 8), (8, 16), (16, 24)]
+    hit = results[2].verdict
+    assert hit.verdict is Outcome.GOOD
+    assert (hit.good.exemplar, hit.good.transpose, hit.good.shift_beats) == (default_library.exemplars[5].id, -2, 16.0)
+    assert results[2].to_dict()["start_beat"] == 16
+
+
+def test_unreadable_files_are_reported_and_the_rest_scored(tmp_path, scorer):
+    broken = tmp_path / "broken.mid"
+    broken.write_bytes(b"not midi at all")
+    results = list(score_files([broken, REPO / "examples" / "planing.mid", tmp_path / "gone.krn"], scorer))
+    assert results[0].verdict is None and "broken.mid: not a readable MIDI file" in results[0].error
+    assert results[0].to_dict() == {"file": str(broken), "error": results[0].error}
+    assert results[1].verdict.verdict is Outcome.VETOED
+    assert "no such file" in results[2].error
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"stretches": (0.0,)}, "stretch=0 must be > 0"),
+        ({"good_threshold": 1.5}, "good_threshold=1.5"),
+        ({"transpose_range": 99}, "transpose_range=99"),
+        ({"hop_beats": 2.0}, "hop_beats needs window_beats"),
+        ({"window_beats": -4.0}, "window_beats=-4.0"),
+    ],
+)
+def test_bad_options_fail_before_any_file_is_read(scorer, kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        next(score_files(["never-read.mid"], scorer, **kwargs))
+
+
+def test_empty_library_cannot_score(tmp_path):
+    with pytest.raises(LibraryError, match="the library has no exemplars"):
+        Scorer(Library.init(tmp_path / "empty"))

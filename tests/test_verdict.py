@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from rollmatch import BestMatches, Outcome, ParameterError, judge
+from rollmatch.verdict import exemplar_thresholds
+
+IDS = ("good-a", "good-b", "bad-x")
+IS_BAD = np.array([False, False, True])
+NO_OVERRIDE = np.full(3, np.nan)
+
+
+def best(*rows: list[float]) -> BestMatches:
+    sims = np.array(rows, dtype=np.float64)
+    shape = sims.shape
+    return BestMatches(
+        similarity=sims,
+        transpose=np.tile(np.array([2, -3, 5]), (shape[0], 1)),
+        shift_steps=np.tile(np.array([24, 6, 0]), (shape[0], 1)),
+        stretch=np.tile(np.array([1.0, 0.5, 2.0]), (shape[0], 1)),
+    )
+
+
+def verdicts(matches: BestMatches, overrides=NO_OVERRIDE, good=0.8, bad=0.7, origins=None):
+    thresholds = exemplar_thresholds(IS_BAD, overrides, good_threshold=good, bad_threshold=bad)
+    return judge(matches, IDS, IS_BAD, thresholds, steps_per_beat=12, origin_beats=origins)
+
+
+def test_good_needs_a_strong_good_match_and_no_strong_bad_one():
+    good, unmatched, vetoed = verdicts(best([0.9, 0.5, 0.3], [0.79, 0.5, 0.3], [0.99, 0.9, 0.7]))
+    assert good.verdict is Outcome.GOOD
+    assert unmatched.verdict is Outcome.UNMATCHED
+    assert vetoed.verdict is Outcome.VETOED  # a bad match at its threshold vetoes even a perfect good one
+
+
+def test_verdict_explains_itself():
+    (v,) = verdicts(best([0.9, 0.95, 0.3]), origins=[8.0])
+    assert v.good.exemplar == "good-b" and v.good.similarity == 0.95
+    assert (v.good.transpose, v.good.shift_beats, v.good.stretch) == (-3, 8.5, 0.5)
+    assert v.bad.exemplar == "bad-x" and (v.bad.transpose, v.bad.shift_beats, v.bad.stretch) == (5, 8.0, 2.0)
+    assert v.to_dict() == {
+        "verdict": "GOOD",
+        "score": 1.825,
+        "good": {"exemplar": "good-b", "similarity": 0.95, "transpose": -3, "shift_beats": 8.5, "stretch": 0.5},
+        "bad": {"exemplar": "bad-x", "similarity": 0.3, "transpose": 5, "shift_beats": 8.0, "stretch": 2.0},
+    }
+
+
+def test_score_ranks_every_good_above_every_other():
+    rows = [[0.81, 0.0, 0.69], [0.99, 0.0, 0.0], [0.79, 0.0, 0.0], [0.5, 0.0, 0.2], [1.0, 0.0, 0.7], [0.0, 0.0, 1.0]]
+    results = verdicts(best(*rows))
+    assert [v.verdict for v in results] == [Outcome.GOOD, Outcome.GOOD, Outcome.UNMATCHED, Outcome.UNMATCHED, Outcome.VETOED, Outcome.VETOED]
+    scores = [v.score for v in results]
+    # tier + (g + 1 - b) / 2, by hand
+    assert scores == pytest.approx([1.56, 1.995, 0.895, 0.65, -0.35, -1.0])
+    assert min(scores[:2]) > max(scores[2:])
+    assert min(scores[2:4]) > max(scores[4:])
+
+
+def test_per_exemplar_thresholds_override_the_library_and_the_call():
+    overrides = np.array([0.95, np.nan, 0.5])
+    (v,) = verdicts(best([0.9, 0.0, 0.3]), overrides=overrides)
+    assert v.verdict is Outcome.UNMATCHED  # good-a needs 0.95 of its own
+    (v,) = verdicts(best([0.96, 0.0, 0.55]), overrides=overrides)
+    assert v.verdict is Outcome.VETOED  # bad-x vetoes from 0.5, below the global 0.7
+    (v,) = verdicts(best([0.9, 0.0, 0.3]), overrides=overrides, good=0.5)
+    assert v.verdict is Outcome.UNMATCHED  # the exemplar's own threshold wins over the call's too
+
+
+def test_per_call_thresholds_replace_the_library_defaults():
+    row = [0.75, 0.0, 0.6]
+    assert verdicts(best(row), good=0.8, bad=0.7)[0].verdict is Outcome.UNMATCHED
+    assert verdicts(best(row), good=0.7, bad=0.7)[0].verdict is Outcome.GOOD
+    assert verdicts(best(row), good=0.7, bad=0.55)[0].verdict is Outcome.VETOED
+
+
+def test_reported_match_prefers_one_that_reaches_its_threshold():
+    # good-a is more similar but misses its own 0.95; good-b passes the library's 0.8 and is reported.
+    (v,) = verdicts(best([0.9, 0.85, 0.1]), overrides=np.array([0.95, np.nan, np.nan]))
+    assert v.verdict is Outcome.GOOD and v.good.exemplar == "good-b"
+
+
+def test_no_match_is_reported_as_none():
+    (v,) = verdicts(best([0.0, 0.0, 0.0]))
+    assert v.good is None and v.bad is None and v.verdict is Outcome.UNMATCHED and v.score == 0.5
+    only_good = judge(best([0.9, 0.2, 0.0]), IDS, np.zeros(3, bool), np.full(3, 0.8), steps_per_beat=12)[0]
+    assert only_good.bad is None and only_good.verdict is Outcome.GOOD
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.2, float("nan"), "0.8", True])
+def test_thresholds_are_validated(value):
+    with pytest.raises(ParameterError, match="good_threshold="):
+        exemplar_thresholds(IS_BAD, NO_OVERRIDE, good_threshold=value)

@@ -1,0 +1,47 @@
+"""Write the example fragments in examples/ (run from the repository root).
+
+- bwv18.5-lz-opening.mid: the opening phrase of chorale BWV 18.5 (Leipzig version), which the library holds
+  in its Weimar version, a whole tone lower: GOOD.
+- bwv269-opening.mid: the opening phrase of chorale BWV 269, which resembles no exemplar closely: UNMATCHED.
+- planing.mid: the bad 'parallel-fifths' exemplar a fourth higher in quarter notes with one chord
+  changed: VETOED.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+from music21 import corpus
+
+from rollmatch import notes_from_records, read_notes, transform_notes
+
+OUT = Path(__file__).resolve().parent.parent / "examples"
+TEMPO = 100.0
+
+
+def write_midi(notes: np.ndarray, path: Path) -> None:
+    """Notes in beats → a one-track piano MIDI file at TEMPO."""
+    midi = pretty_midi.PrettyMIDI(initial_tempo=TEMPO)
+    piano = pretty_midi.Instrument(program=0, name="Piano")
+    seconds = 60.0 / TEMPO
+    for n in notes:
+        piano.notes.append(pretty_midi.Note(int(n["velocity"]), int(n["pitch"]), n["start"] * seconds, n["end"] * seconds))
+    midi.instruments.append(piano)
+    midi.write(str(path))
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    write_midi(read_notes(corpus.getWork("bach/bwv18.5-lz"), end_beat=8), OUT / "bwv18.5-lz-opening.mid")
+    write_midi(read_notes(corpus.getWork("bach/bwv269"), end_beat=12), OUT / "bwv269-opening.mid")
+    fifths = notes_from_records(json.loads((OUT.parent / "exemplars/bad/parallel-fifths.json").read_text()))
+    planing = transform_notes(fifths, transpose=5, stretch=0.5)
+    planing = planing[~((planing["start"] == 1.0) & (planing["pitch"] == 74))]  # one altered chord
+    write_midi(planing, OUT / "planing.mid")
+
+
+if __name__ == "__main__":
+    main()
