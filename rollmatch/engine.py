@@ -125,25 +125,31 @@ class TemplateBank:
         self.norm = np.sqrt((rolls.astype(np.float64) ** 2).sum(axis=(1, 2)))
         self._rolls = rolls
         squares = rolls * rolls
-        time_cumsum = np.zeros(squares.shape[:-1] + (squares.shape[-1] + 1,), dtype=np.float32)
-        time_cumsum[..., 1:] = squares.cumsum(axis=-1)
-        self.time_cumsum = to_device(xp, time_cumsum)  # (M, P, T_E + 1) energy of each row before each step
+        rows_cumsum = np.zeros((self.n_templates, self.band + 1, self.max_length), dtype=np.float32)
+        rows_cumsum[:, 1:] = squares.cumsum(axis=1)
+        self.rows_cumsum = to_device(xp, rows_cumsum)  # (M, P+1, T_E) energy of the rows below each row, per step
         # Half the energy of the faintest possible cell: a box with less than this holds no note.
         self.min_energy = 0.5 * (1 / 127) ** 2 if velocity else 0.5
         self._spectra: OrderedDict[int, list[Any]] = OrderedDict()
 
     def spectra(self, fft_length: int) -> list[Any]:
-        """Conjugate template spectra for one FFT length: chunks of shape (L//2+1, P, <=TEMPLATE_CHUNK)."""
+        """Conjugate template spectra for one FFT length: chunks of shape (L//2+1, P, <=TEMPLATE_CHUNK).
+
+        Each carries a phase ramp that delays the correlation by T_E - 1 steps, so that output index k is
+        shift d = k - (T_E - 1): negative shifts come first and the shifts run in order, with no wrap-around.
+        """
         if fft_length in self._spectra:
             self._spectra.move_to_end(fft_length)
             return self._spectra[fft_length]
         xp = self.xp
         fft = fft_module(xp)
+        frequency = np.arange(fft_length // 2 + 1)
+        delay = to_device(xp, np.exp(-2j * np.pi * frequency * (self.max_length - 1) / fft_length))
         chunks = []
         for m0 in range(0, self.n_templates, TEMPLATE_CHUNK):
             block = to_device(xp, self._rolls[m0 : m0 + TEMPLATE_CHUNK])
-            spectrum = fft.rfft(block, n=fft_length, axis=-1, **fft_workers(xp))
-            chunks.append(xp.ascontiguousarray(xp.conj(spectrum).transpose(2, 1, 0)).astype(xp.complex64))
+            spectrum = xp.conj(fft.rfft(block, n=fft_length, axis=-1, **fft_workers(xp))) * delay
+            chunks.append(xp.ascontiguousarray(spectrum.transpose(2, 1, 0)).astype(xp.complex64))
         self._spectra[fft_length] = chunks
         while len(self._spectra) > SPECTRA_CACHE_SIZE:
             self._spectra.popitem(last=False)
@@ -258,8 +264,7 @@ def _match_group(
     t_values = np.array(sorted(range(-transpose_range, transpose_range + 1), key=lambda t: (abs(t), t)))
     rows = bank.band + 2 * transpose_range  # fragment rows band_lo - R .. band_hi + R - 1
     toeplitz = to_device(xp, (t_values + transpose_range)[:, None] + np.arange(bank.band)[None, :])  # (n_t, P)
-    i = np.arange(fft_length)
-    local_shift = np.where(i >= fft_length - (bank.max_length - 1), i - fft_length, i)  # shift d of output i
+    local_shift = np.arange(fft_length) - (bank.max_length - 1)  # shift d of output k (see TemplateBank.spectra)
 
     per_block = max(1, defaults.ENGINE_BLOCK_ELEMENTS // (TEMPLATE_CHUNK * n_t * fft_length))
     for s0 in range(0, len(group), per_block):
@@ -272,7 +277,7 @@ def _match_group(
             piece = frag.roll[lo:hi, seg.offset : seg.offset + fft_length - bank.max_length + 1]
             data[j, lo - src_lo : hi - src_lo, : piece.shape[1]] = piece
         data_dev = to_device(xp, data)
-        energies = _FragmentEnergies(xp, data_dev, local_shift, t_values + transpose_range)
+        energies = _FragmentEnergies(xp, data_dev, t_values + transpose_range)
         spectrum = fft.rfft(data_dev, axis=-1, **fft_workers(xp)).astype(xp.complex64)  # (Bs, rows, F)
         # (F, Bs * n_t, P): for each frequency bin, every segment's pitch rows at every transposition.
         stack = spectrum[:, toeplitz, :].transpose(3, 0, 1, 2).reshape(spectrum.shape[-1], len(block) * n_t, bank.band)
@@ -284,7 +289,7 @@ def _match_group(
             product = xp.matmul(stack, chunk)  # (F, Bs * n_t, Mc)
             product = product.reshape(product.shape[0], len(block), n_t, -1).transpose(1, 3, 2, 0)
             corr = fft.irfft(product, n=fft_length, axis=-1, **fft_workers(xp))  # (Bs, Mc, n_t, L)
-            den = _denominators(xp, energies, frags, frag_len, bank, m0, m1, local_shift, t_values)
+            den = _denominators(xp, energies, frags, frag_len, bank, m0, m1, fft_length, t_values)
             valid = owned[:, None, None, :] & (den > bank.min_energy)
             sim = xp.where(valid, corr / xp.sqrt(xp.where(valid, den, 1.0)), 0.0)
             flat = xp.clip(sim, 0.0, 1.0).reshape(len(block), m1 - m0, -1)
@@ -303,28 +308,23 @@ def _match_group(
 
 
 class _FragmentEnergies:
-    """Energy of a block of segments under boxes of any template length, built once per length and reused.
+    """Row energies of a block of segments, cumulated over pitch rows, for boxes of any height."""
 
-    ``rows_cumsum(length)[b, r, i]`` is the energy of data rows below r over steps [d(i), d(i) + length),
-    so the energy of a box of rows [r0, r1) is the difference of two rows.
-    """
-
-    def __init__(self, xp: ModuleType, data: Any, local_shift: np.ndarray, row_offset: np.ndarray) -> None:
-        self.xp = xp
+    def __init__(self, xp: ModuleType, data: Any, row_offset: np.ndarray) -> None:
         squares = data * data
-        self._time_cumsum = xp.concatenate([xp.zeros_like(squares[..., :1]), xp.cumsum(squares, axis=-1)], axis=-1)
-        self._shift = local_shift
+        self.rows_cumsum = xp.concatenate([xp.zeros_like(squares[:, :1]), xp.cumsum(squares, axis=1)], axis=1)  # (Bs, rows+1, L)
         self.row_offset = row_offset  # data row of band row 0 at each transposition, (n_t,)
-        self._by_length: dict[int, Any] = {}
 
-    def rows_cumsum(self, length: int) -> Any:
-        if length not in self._by_length:
-            xp, n = self.xp, self._time_cumsum.shape[-1] - 1
-            start = to_device(xp, np.clip(self._shift, 0, n))
-            stop = to_device(xp, np.clip(self._shift + length, 0, n))
-            window = self._time_cumsum[..., stop] - self._time_cumsum[..., start]  # (Bs, rows, L)
-            self._by_length[length] = xp.concatenate([xp.zeros_like(window[:, :1]), xp.cumsum(window, axis=1)], axis=1)
-        return self._by_length[length]
+
+def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
+    """Cumulative sums along the last axis, with ``left`` zeros before and the total repeated ``right`` times
+    after, so that a window that starts before step 0 or ends past the last step needs no clipping."""
+    steps = per_step.shape[-1]
+    out = xp.empty(per_step.shape[:-1] + (left + 1 + steps + right,), dtype=per_step.dtype)
+    out[..., : left + 1] = 0
+    xp.cumsum(per_step, axis=-1, out=out[..., left + 1 : left + 1 + steps])
+    out[..., left + 1 + steps :] = out[..., left + steps : left + steps + 1]
+    return out
 
 
 def _denominators(
@@ -335,36 +335,41 @@ def _denominators(
     bank: TemplateBank,
     m0: int,
     m1: int,
-    local_shift: np.ndarray,
+    fft_length: int,
     t_values: np.ndarray,
 ) -> Any:
-    """|template|^2 * (energy of the other side under the template's box), shape (Bs, Mc, n_t, L)."""
-    n_b, n_t, n_l = len(frags), t_values.size, local_shift.size
-    den = xp.zeros((n_b, m1 - m0, n_t, n_l), dtype=xp.float32)
+    """|template|^2 * (energy of the other side under the template's box), shape (Bs, Mc, n_t, L).
+
+    Output index k is shift d = k - (T_E - 1), so every window starts one step after the previous one.
+    """
+    n_b, n_m, n_t, n_l = len(frags), m1 - m0, t_values.size, fft_length
+    lead = bank.max_length - 1
     lengths = bank.length[m0:m1]
+    # Exemplar as template: the fragment's energy in the exemplar's pitch rows at each transposition (a row
+    # gather), summed over [d, d + length): cum[k + length] - cum[k] on a cumsum padded by ``lead`` zeros.
+    r0 = to_device(xp, (bank.pitch_lo[m0:m1, None] + energies.row_offset[None, :]).ravel())
+    r1 = to_device(xp, (bank.pitch_hi[m0:m1, None] + energies.row_offset[None, :]).ravel())
+    rows = energies.rows_cumsum[:, r1]
+    rows -= energies.rows_cumsum[:, r0]
+    cum = _time_cumsum(xp, rows.reshape(n_b, n_m, n_t, -1), lead, bank.max_length)  # (Bs, Mc, n_t, lead+1+L+T_E)
+    windows = xp.lib.stride_tricks.sliding_window_view(cum, n_l, axis=-1)  # (Bs, Mc, n_t, offsets, L), a view
+    den = windows[:, to_device(xp, np.arange(n_m)), :, to_device(xp, lengths), :].transpose(1, 0, 2, 3)
+    den -= cum[..., :n_l]
+    den *= to_device(xp, (bank.norm[m0:m1] ** 2).astype(np.float32))[None, :, None, None]
+    # Fragment as template, where it is shorter than the exemplar: the exemplar's energy under the fragment's
+    # box, steps [-d, length_b - d) of the exemplar. Only short fragments need it; vectorized over exemplars.
     exemplar_is_template = lengths[None, :] <= frag_len[:, None]  # (Bs, Mc)
-    # Exemplar as template: the fragment's energy under the exemplar's box, one pass per template length.
-    for length in np.unique(lengths[exemplar_is_template.any(axis=0)]):
-        ms = np.flatnonzero(lengths == length)
-        cum = energies.rows_cumsum(int(length))
-        r0 = (bank.pitch_lo[m0 + ms][:, None] + energies.row_offset[None, :]).ravel()
-        r1 = (bank.pitch_hi[m0 + ms][:, None] + energies.row_offset[None, :]).ravel()
-        box = (cum[:, to_device(xp, r1)] - cum[:, to_device(xp, r0)]).reshape(n_b, ms.size, n_t, n_l)
-        norms = to_device(xp, (bank.norm[m0 + ms] ** 2).astype(np.float32))
-        den[:, to_device(xp, ms)] = box * norms[None, :, None, None]
-    # Fragment as template (it is shorter than the exemplar): the exemplar's energy under the fragment's box.
-    n = bank.max_length
+    k = np.arange(n_l)
     for j in np.flatnonzero(~exemplar_is_template.all(axis=1)):
         frag = frags[j]
-        ms = np.flatnonzero(~exemplar_is_template[j])
-        start = to_device(xp, np.clip(-local_shift, 0, n))
-        stop = to_device(xp, np.clip(frag_len[j] - local_shift, 0, n))
-        cum_t = bank.time_cumsum[to_device(xp, m0 + ms)]  # (Ms, P, T_E + 1)
-        window = cum_t[..., stop] - cum_t[..., start]  # (Ms, P, L)
-        cum = xp.concatenate([xp.zeros_like(window[:, :1]), xp.cumsum(window, axis=1)], axis=1)
+        ms = to_device(xp, np.flatnonzero(~exemplar_is_template[j]))
         q0 = to_device(xp, np.clip(frag.pitch_lo - bank.band_lo - t_values, 0, bank.band))
         q1 = to_device(xp, np.clip(frag.pitch_hi - bank.band_lo - t_values, 0, bank.band))
-        den[j, to_device(xp, ms)] = (cum[:, q1] - cum[:, q0]) * np.float32(frag.norm**2)  # (Ms, n_t, L)
+        ex = bank.rows_cumsum[m0 + ms]  # (Ms, P+1, T_E)
+        ex_cum = _time_cumsum(xp, ex[:, q1] - ex[:, q0], 0, 0)  # (Ms, n_t, T_E + 1)
+        start = to_device(xp, np.clip(lead - k, 0, bank.max_length))
+        stop = to_device(xp, np.clip(frag_len[j] + lead - k, 0, bank.max_length))
+        den[j, ms] = (xp.take(ex_cum, stop, axis=-1) - xp.take(ex_cum, start, axis=-1)) * np.float32(frag.norm**2)
     return den
 
 
