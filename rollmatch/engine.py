@@ -18,7 +18,6 @@ into overlap-save segments so the FFT length stays bounded whatever their length
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .checks import number, whole_number
 from .backend import fft_module, fft_workers, to_device, to_host
 from .errors import ParameterError
 from .roll import N_PITCHES, check_steps_per_beat, note_steps, note_values, render
@@ -48,10 +48,8 @@ def check_stretches(stretches: Sequence[float]) -> tuple[float, ...]:
     if len(values) > defaults.MAX_STRETCHES:
         raise ParameterError(f"stretches has {len(values)} factors; at most {defaults.MAX_STRETCHES} are allowed")
     for s in values:
-        if not math.isfinite(s) or s <= 0:
-            raise ParameterError(f"stretch={s:g} must be > 0")
-        if not 1 / defaults.MAX_STRETCH <= s <= defaults.MAX_STRETCH:
-            raise ParameterError(f"stretch={s:g} must be within [1/{defaults.MAX_STRETCH:g}, {defaults.MAX_STRETCH:g}]")
+        number(s, "stretch", above=0)
+        number(s, "stretch", at_least=1 / defaults.MAX_STRETCH, at_most=defaults.MAX_STRETCH)
     if len(set(values)) != len(values):
         raise ParameterError(f"stretches={list(values)} repeats a factor")
     return values
@@ -59,13 +57,7 @@ def check_stretches(stretches: Sequence[float]) -> tuple[float, ...]:
 
 def check_transpose_range(transpose_range: int) -> int:
     """Validate the transposition range R (searching -R..+R semitones)."""
-    if isinstance(transpose_range, bool) or int(transpose_range) != transpose_range or not (
-        0 <= transpose_range <= defaults.MAX_TRANSPOSE_RANGE
-    ):
-        raise ParameterError(
-            f"transpose_range={transpose_range} must be a whole number within 0-{defaults.MAX_TRANSPOSE_RANGE}"
-        )
-    return int(transpose_range)
+    return whole_number(transpose_range, "transpose_range", at_least=0, at_most=defaults.MAX_TRANSPOSE_RANGE)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import re
 import tomllib
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .checks import number
 from .errors import AlreadyExistsError, InputError, LibraryError, NotFoundError, ParameterError
 from .readers import format_of, read_notes
 from .roll import check_steps_per_beat
@@ -283,9 +283,8 @@ def _checked_exemplar(exemplar: Exemplar, *, where: str) -> Exemplar:
     except ParameterError as exc:
         raise LibraryError(f"{where}: {exc}") from None
     for name in ("start_beat", "end_beat"):
-        value = getattr(exemplar, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0):
-            raise ParameterError(f"{where}: {name}={value!r} must be a number >= 0")
+        if getattr(exemplar, name) is not None:
+            number(getattr(exemplar, name), f"{where}: {name}", at_least=0)
     if exemplar.start_beat is not None and exemplar.end_beat is not None and exemplar.end_beat <= exemplar.start_beat:
         raise ParameterError(f"{where}: end_beat={exemplar.end_beat} must be > start_beat={exemplar.start_beat}")
     if exemplar.tracks is not None and (

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .checks import number
 from .errors import InputError, LimitError, ParameterError
 
 NOTE_DTYPE = np.dtype([("pitch", np.int16), ("start", np.float64), ("end", np.float64), ("velocity", np.uint8)])
@@ -120,12 +121,8 @@ def select_beats(notes: np.ndarray, start_beat: float | None = None, end_beat: f
 
     A zero-length note counts as sounding at its start.
     """
-    lo = 0.0 if start_beat is None else float(start_beat)
-    hi = np.inf if end_beat is None else float(end_beat)
-    if not np.isfinite(lo) or lo < 0:
-        raise ParameterError(f"start_beat={start_beat} must be a finite number >= 0")
-    if np.isnan(hi) or hi <= lo:
-        raise ParameterError(f"end_beat={end_beat} must be > start_beat={lo:g}")
+    lo = 0.0 if start_beat is None else number(start_beat, "start_beat", at_least=0)
+    hi = np.inf if end_beat is None else number(end_beat, "end_beat", above=lo)
     keep = (notes["start"] < hi) & ((notes["end"] > lo) | ((notes["end"] == notes["start"]) & (notes["start"] >= lo)))
     out = notes[keep].copy()
     out["start"] = np.maximum(out["start"], lo) - lo
@@ -140,8 +137,7 @@ def transform_notes(
 
     Pitches pushed outside 0-127 raise :class:`InputError`.
     """
-    if not stretch > 0 or not np.isfinite(stretch):
-        raise ParameterError(f"stretch={stretch} must be > 0")
+    number(stretch, "stretch", above=0)
     out = notes.copy()
     pitch = out["pitch"].astype(np.int64) + int(transpose)
     if pitch.size and (pitch.min() < 0 or pitch.max() > 127):
@@ -166,8 +162,7 @@ def perturb_notes(notes: np.ndarray, rng: np.random.Generator, *, drop: float = 
     from their own durations, so the noise looks like the music rather than like static.
     """
     for value, name in ((drop, "drop"), (add, "add")):
-        if not 0 <= value <= 1:
-            raise ParameterError(f"{name}={value} must be within [0, 1]")
+        number(value, name, at_least=0, at_most=1)
     if notes.size == 0:
         return notes.copy()
     n_drop = int(round(drop * notes.size))

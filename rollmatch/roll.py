@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import defaults
-from .errors import LimitError, ParameterError
+from .checks import whole_number
+from .errors import LimitError
 
 N_PITCHES = 128
 # Onsets within this of a half step round up, so that float noise in beat arithmetic never flips a note
@@ -15,13 +16,7 @@ _ROUNDING_SLACK = 1e-6
 
 def check_steps_per_beat(steps_per_beat: int) -> int:
     """Validate the grid resolution, returning it as an int."""
-    if isinstance(steps_per_beat, bool) or int(steps_per_beat) != steps_per_beat or not (
-        1 <= steps_per_beat <= defaults.MAX_STEPS_PER_BEAT
-    ):
-        raise ParameterError(
-            f"steps_per_beat={steps_per_beat} must be a whole number within 1-{defaults.MAX_STEPS_PER_BEAT}"
-        )
-    return int(steps_per_beat)
+    return whole_number(steps_per_beat, "steps_per_beat", at_least=1, at_most=defaults.MAX_STEPS_PER_BEAT)
 
 
 def note_steps(notes: np.ndarray, steps_per_beat: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .checks import number
 from .backend import DEFAULT_BACKEND, array_module, backend_name
 from .engine import TemplateBank, check_stretches, check_transpose_range, match
 from .errors import InputError, LibraryError, ParameterError
@@ -86,18 +87,12 @@ class Scorer:
 def windows(notes: np.ndarray, *, window_beats: float, hop_beats: float | None = None) -> list[tuple[float, float, np.ndarray]]:
     """Cut notes into windows [start, start + window) every ``hop_beats`` (default: the window), from beat 0
     until the last note ends. Each window's notes are clipped to it and start from its own beat 0."""
-    window = _positive(window_beats, "window_beats")
-    hop = window if hop_beats is None else _positive(hop_beats, "hop_beats")
+    window = number(window_beats, "window_beats", above=0)
+    hop = window if hop_beats is None else number(hop_beats, "hop_beats", above=0)
     count = max(1, math.ceil(span_beats(notes) / hop))
     if count > MAX_WINDOWS:
         raise ParameterError(f"hop_beats={hop:g} cuts the piece into {count} windows; at most {MAX_WINDOWS} are allowed")
     return [(i * hop, i * hop + window, select_beats(notes, i * hop, i * hop + window)) for i in range(count)]
-
-
-def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ParameterError(f"{name}={value!r} must be a number > 0")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -143,11 +138,11 @@ def score_files(
         if value is not None:
             check_threshold(value, name)
     if window_beats is not None:
-        _positive(window_beats, "window_beats")
+        number(window_beats, "window_beats", above=0)
     if hop_beats is not None:
         if window_beats is None:
             raise ParameterError("hop_beats needs window_beats")
-        _positive(hop_beats, "hop_beats")
+        number(hop_beats, "hop_beats", above=0)
     options = {"transpose_range": transpose_range, "stretches": stretches, "good_threshold": good_threshold, "bad_threshold": bad_threshold}
     for i, path in enumerate(paths):
         name = str(path)

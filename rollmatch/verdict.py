@@ -12,7 +12,6 @@ close they come to the good exemplars and how far they stay from the bad ones.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from . import defaults
 from .engine import BestMatches
-from .errors import ParameterError
+from .checks import number
 
 
 class Label(str, enum.Enum):
@@ -39,9 +38,7 @@ _TIER = {Outcome.GOOD: 1.0, Outcome.UNMATCHED: 0.0, Outcome.VETOED: -1.0}
 
 def check_threshold(value: float, name: str) -> float:
     """Validate a similarity threshold: a number in (0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value <= 1:
-        raise ParameterError(f"{name}={value!r} must be a number in (0, 1]")
-    return float(value)
+    return number(value, name, above=0, at_most=1)
 
 
 @dataclass(frozen=True)

@@ -218,11 +218,11 @@ def test_noisy_copy_is_still_the_top_match_among_110_exemplars(chorale_excerpts)
     fragments = [
         embed(transform_notes(perturb_notes(chorale_excerpts[k], rng, drop=0.1, add=0.1), transpose=t, stretch=s),
               chorale_excerpts[(k + 55) % 110], chorale_excerpts[(k + 56) % 110], 4.0)
-        for k, (t, s) in zip(picks, truths)
+        for k, (t, s) in zip(picks, truths, strict=True)
     ]
     r = match(fragments, bank)
     assert bank.n_exemplars == 110
-    for b, (k, (t, s)) in enumerate(zip(picks, truths)):
+    for b, (k, (t, s)) in enumerate(zip(picks, truths, strict=True)):
         assert np.argmax(r.similarity[b]) == k
         assert (r.transpose[b, k], r.stretch[b, k]) == (t, s)
 

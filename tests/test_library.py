@@ -78,7 +78,7 @@ def test_add_refuses_duplicates_and_bad_files_without_writing(tmp_path, library)
         lib.add(motif(tmp_path, "other.json"), label="ugly")
     with pytest.raises(ParameterError, match="id='no spaces' must be"):
         lib.add(motif(tmp_path, "other.json"), label="good", exemplar_id="no spaces")
-    with pytest.raises(ParameterError, match="threshold=1.5 must be a number in"):
+    with pytest.raises(ParameterError, match="threshold=1.5 must be in"):
         lib.add(motif(tmp_path, "other.json"), label="good", threshold=1.5)
     assert (lib.path / MANIFEST_NAME).read_bytes() == manifest
     assert sorted(p.name for p in (lib.path / "files").iterdir()) == ["motif.json"]
@@ -131,7 +131,7 @@ def test_manifest_text_round_trips_awkward_strings(tmp_path, library):
     ("manifest", "message"),
     [
         ("[library]\ncolour = 'red'\n", r"\[library\] has unknown key 'colour'"),
-        ("[library]\ngood_threshold = 2.0\n", "good_threshold=2.0 must be a number in"),
+        ("[library]\ngood_threshold = 2.0\n", "good_threshold=2 must be in"),
         ("[[exemplar]]\nid = 'a'\nlabel = 'meh'\nfile = 'a.json'\n", "exemplar 1: label='meh' must be 'good' or 'bad'"),
         ("[[exemplar]]\nid = 'a'\nlabel = 'good'\n", "exemplar 1 needs a string 'file'"),
         ("[[exemplar]]\nid = 'a'\nlabel = 'good'\nfile = '../x.json'\n", "must be a path inside the library"),
@@ -204,6 +204,6 @@ def test_default_library_is_complete_and_calibrated(default_library):
     notes = lib.notes()
     assert all(n.size >= 4 for n in notes)
     assert all(e.description and e.provenance for e in lib.exemplars)
-    good_voices = [len(np.unique(n["pitch"])) for n, e in zip(notes, lib.exemplars) if e.label is Label.GOOD]
+    good_voices = [len(np.unique(n["pitch"])) for n, e in zip(notes, lib.exemplars, strict=True) if e.label is Label.GOOD]
     assert min(good_voices) >= 6  # real four-voice music, not single lines
     assert (REPO / "exemplars" / MANIFEST_NAME).read_text().count("public domain") == labels.count(Label.GOOD)

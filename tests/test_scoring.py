@@ -27,7 +27,7 @@ def test_shipped_examples_get_their_verdicts(scorer):
 
 def test_every_exemplar_is_judged_by_itself(scorer, default_library):
     verdicts = scorer.score(default_library.notes())
-    for exemplar, v in zip(default_library.exemplars, verdicts):
+    for exemplar, v in zip(default_library.exemplars, verdicts, strict=True):
         own = v.good if exemplar.label is Label.GOOD else v.bad
         assert own.exemplar == exemplar.id and own.similarity == pytest.approx(1.0, abs=1e-5)
         # No good exemplar is vetoed by a bad one, and every bad one is vetoed.
@@ -72,7 +72,7 @@ def test_windows_cover_the_piece():
     assert [(s, e) for s, e, _ in cut] == [(0, 4), (4, 8), (8, 12)]
     assert [w["pitch"].tolist() for _, _, w in cut] == [[60], [62], [64]]
     assert [(s, e) for s, e, _ in windows(notes, window_beats=4, hop_beats=3)] == [(0, 4), (3, 7), (6, 10), (9, 13)]
-    with pytest.raises(ParameterError, match="window_beats=0 must be a number > 0"):
+    with pytest.raises(ParameterError, match="window_beats=0 must be > 0"):
         windows(notes, window_beats=0)
     with pytest.raises(ParameterError, match="at most"):
         windows(make_notes([60], [0], [8000]), window_beats=1, hop_beats=0.01)
@@ -109,7 +109,7 @@ def test_unreadable_files_are_reported_and_the_rest_scored(tmp_path, scorer):
         ({"good_threshold": 1.5}, "good_threshold=1.5"),
         ({"transpose_range": 99}, "transpose_range=99"),
         ({"hop_beats": 2.0}, "hop_beats needs window_beats"),
-        ({"window_beats": -4.0}, "window_beats=-4.0"),
+        ({"window_beats": -4.0}, "window_beats=-4 must be > 0"),
     ],
 )
 def test_bad_options_fail_before_any_file_is_read(scorer, kwargs, message):

@@ -5,7 +5,8 @@ corpus (public domain), every fourth eligible chorale in sorted order, so that t
 tests and calibration. Bad exemplars: short passages composed here to show what a chorale-style composer
 vetoes, each described in the manifest.
 
-Thresholds are not set here: see exemplars/README.md and tools/calibrate_default_library.py.
+The thresholds are rollmatch's calibrated defaults: see exemplars/README.md and
+tools/calibrate_default_library.py. ``--to DIR`` builds elsewhere, e.g. to compare with the shipped one.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 
 from music21 import corpus, expressions
 
-from rollmatch.library import MANIFEST_NAME, Exemplar, LibraryConfig, _render_manifest
-from rollmatch.verdict import Label
+from rollmatch import Library
+from rollmatch.library import MANIFEST_NAME
 
-ROOT = Path(__file__).resolve().parent.parent / "exemplars"
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "exemplars"
 GOOD_COUNT = 24
 STRIDE = 4
 VOICES = ["Soprano", "Alto", "Tenor", "Bass"]
@@ -102,47 +103,43 @@ BAD = {
 
 
 def main() -> int:
-    if (ROOT / MANIFEST_NAME).exists() and "--force" not in sys.argv:
-        print(f"{ROOT / MANIFEST_NAME} exists; pass --force to rebuild", file=sys.stderr)
+    root = Path(sys.argv[sys.argv.index("--to") + 1]) if "--to" in sys.argv else DEFAULT_ROOT
+    if (root / MANIFEST_NAME).exists() and "--force" not in sys.argv:
+        print(f"{root / MANIFEST_NAME} exists; pass --force to rebuild", file=sys.stderr)
         return 2
+    (root / MANIFEST_NAME).unlink(missing_ok=True)
     for sub in ("good", "bad"):
-        shutil.rmtree(ROOT / sub, ignore_errors=True)
-        (ROOT / sub).mkdir(parents=True)
-    exemplars = []
-    chorales = eligible_chorales()[::STRIDE][:GOOD_COUNT]
-    for path, phrase_end in chorales:
-        work = path.stem  # e.g. bwv269
-        shutil.copyfile(path, ROOT / "good" / path.name)
-        exemplars.append(
-            Exemplar(
-                id=f"{work}-phrase1",
-                label=Label.GOOD,
-                file=f"good/{path.name}",
-                start_beat=0.0,
-                end_beat=phrase_end,
-                tags=("bach", "chorale", "phrase"),
-                description=f"First phrase (to the first fermata) of J.S. Bach's chorale {work.upper()}, four voices.",
-                provenance=f"music21 corpus bach/{path.name}; J.S. Bach, public domain",
-            )
-        )
-    for name, (notes, description, tags) in BAD.items():
-        (ROOT / "bad" / f"{name}.json").write_text(json.dumps(notes, indent=1) + "\n")
-        exemplars.append(
-            Exemplar(
-                id=name,
-                label=Label.BAD,
-                file=f"bad/{name}.json",
-                tags=tuple(tags),
-                description=description,
-                provenance="composed for rollmatch's default library (CC0)",
-            )
-        )
-    config = LibraryConfig(
+        shutil.rmtree(root / sub, ignore_errors=True)
+        (root / sub).mkdir(parents=True)
+    library = Library.init(
+        root,
         name="rollmatch-default",
         description="Bach chorale phrases as good exemplars; voice-leading and melodic faults as bad ones.",
     )
-    (ROOT / MANIFEST_NAME).write_text(_render_manifest(config, exemplars))
-    print(f"wrote {len(exemplars)} exemplars to {ROOT}")
+    for path, phrase_end in eligible_chorales()[::STRIDE][:GOOD_COUNT]:
+        work = path.stem  # e.g. bwv269
+        shutil.copyfile(path, root / "good" / path.name)
+        library = library.add(
+            root / "good" / path.name,
+            label="good",
+            exemplar_id=f"{work}-phrase1",
+            start_beat=0.0,
+            end_beat=phrase_end,
+            tags=("bach", "chorale", "phrase"),
+            description=f"First phrase (to the first fermata) of J.S. Bach's chorale {work.upper()}, four voices.",
+            provenance=f"music21 corpus bach/{path.name}; J.S. Bach, public domain",
+        )
+    for name, (notes, description, tags) in BAD.items():
+        (root / "bad" / f"{name}.json").write_text(json.dumps(notes, indent=1) + "\n")
+        library = library.add(
+            root / "bad" / f"{name}.json",
+            label="bad",
+            exemplar_id=name,
+            tags=tags,
+            description=description,
+            provenance="composed for rollmatch's default library (CC0)",
+        )
+    print(f"wrote {len(library.exemplars)} exemplars to {root}, version {library.version}")
     return 0
 
 

@@ -57,12 +57,12 @@ def main() -> int:
     pos = scorer.score(positives)
     neg = scorer.score(phrases)
     # Own-exemplar similarity of each positive, best other-label similarity of each negative.
-    pos_good = np.array([v.good.similarity for v, bad in zip(pos, is_bad) if not bad and v.good and v.good.exemplar])
-    pos_bad = np.array([v.bad.similarity for v, bad in zip(pos, is_bad) if bad and v.bad])
+    pos_good = np.array([v.good.similarity for v, bad in zip(pos, is_bad, strict=True) if not bad and v.good and v.good.exemplar])
+    pos_bad = np.array([v.bad.similarity for v, bad in zip(pos, is_bad, strict=True) if bad and v.bad])
     neg_good = np.array([v.good.similarity if v.good else 0.0 for v in neg])
     neg_bad = np.array([v.bad.similarity if v.bad else 0.0 for v in neg])
-    good_on_bad = np.array([v.bad.similarity if v.bad else 0.0 for v, bad in zip(pos, is_bad) if not bad])
-    own = sum(1 for v, e in zip(pos, labelled) if (v.bad if e.label.value == "bad" else v.good).exemplar == e.id)
+    good_on_bad = np.array([v.bad.similarity if v.bad else 0.0 for v, bad in zip(pos, is_bad, strict=True) if not bad])
+    own = sum(1 for v, e in zip(pos, labelled, strict=True) if (v.bad if e.label.value == "bad" else v.good).exemplar == e.id)
 
     print(f"library {library.path} version {library.version}: {len(exemplar_notes)} exemplars, {len(phrases)} held-out phrases")
     print(f"positives found their own exemplar as the best match: {own}/{len(positives)}")
