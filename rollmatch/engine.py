@@ -12,8 +12,8 @@ template and slides inside the exemplar, so a piece of an exemplar matches it.
 
 The array code is written once against ``xp`` (numpy or cupy). Correlation runs as a real FFT along time
 and, per frequency bin, one complex matrix product of the fragment's transposed pitch rows (a Toeplitz
-stack) with the exemplars' conjugate spectra; box energies come from integral images. Fragments are split
-into overlap-save segments so the FFT length stays bounded whatever their length.
+stack) with the exemplars' conjugate spectra; box energies come from cumulative sums over pitch and time.
+Fragments are split into overlap-save segments so the FFT length stays bounded whatever their length.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from . import defaults
-from .checks import number, whole_number
 from .backend import fft_module, fft_workers, to_device, to_host
+from .checks import number, whole_number
 from .errors import ParameterError
 from .roll import N_PITCHES, check_steps_per_beat, note_steps, note_values, render
 
@@ -192,16 +192,14 @@ def match(
     of the bank. Returns (B, K) host arrays; an empty fragment gets similarity 0 everywhere.
     """
     transpose_range = check_transpose_range(transpose_range)
-    n_frag, n_ex, n_st = len(fragments), bank.n_exemplars, bank.stretch_count
-    sims = np.zeros((n_frag, bank.n_templates))
-    trans = np.zeros((n_frag, bank.n_templates), dtype=np.int64)
-    shifts = np.zeros((n_frag, bank.n_templates), dtype=np.int64)
+    sims = np.zeros((len(fragments), bank.n_templates))
+    trans = np.zeros((len(fragments), bank.n_templates), dtype=np.int64)
+    shifts = np.zeros((len(fragments), bank.n_templates), dtype=np.int64)
     prepared = [_prepare_fragment(f, bank.steps_per_beat, bank.velocity) for f in fragments]
     if bank.n_templates:
-        segments = _segments(prepared, bank, transpose_range)
-        for fft_length, group in segments.items():
+        for fft_length, group in _segments(prepared, bank).items():
             _match_group(group, prepared, bank, transpose_range, fft_length, sims, trans, shifts)
-    return _best_stretch(sims, trans, shifts, bank, n_frag, n_ex, n_st)
+    return _best_stretch(sims, trans, shifts, bank)
 
 
 @dataclass(frozen=True)
@@ -212,7 +210,7 @@ class _Segment:
     hi: int
 
 
-def _segments(prepared: Sequence[_Fragment | None], bank: TemplateBank, transpose_range: int) -> dict[int, list[_Segment]]:
+def _segments(prepared: Sequence[_Fragment | None], bank: TemplateBank) -> dict[int, list[_Segment]]:
     """Split fragments into overlap-save segments grouped by FFT length.
 
     A segment owning local shifts [lo, hi) needs fragment data [lo, hi - 1 + T_E) and, to avoid circular
@@ -257,14 +255,14 @@ def _match_group(
     rows = bank.band + 2 * transpose_range  # fragment rows band_lo - R .. band_hi + R - 1
     toeplitz = to_device(xp, (t_values + transpose_range)[:, None] + np.arange(bank.band)[None, :])  # (n_t, P)
     local_shift = np.arange(fft_length) - (bank.max_length - 1)  # shift d of output k (see TemplateBank.spectra)
+    src_lo = bank.band_lo - transpose_range  # MIDI pitch of data row 0
+    lo, hi = max(src_lo, 0), min(src_lo + rows, N_PITCHES)
 
     per_block = max(1, defaults.ENGINE_BLOCK_ELEMENTS // (TEMPLATE_CHUNK * n_t * fft_length))
     for s0 in range(0, len(group), per_block):
         block = group[s0 : s0 + per_block]
         frags = [prepared[seg.fragment] for seg in block]
         data = np.zeros((len(block), rows, fft_length), dtype=np.float32)
-        src_lo = bank.band_lo - transpose_range
-        lo, hi = max(src_lo, 0), min(src_lo + rows, N_PITCHES)
         for j, (seg, frag) in enumerate(zip(block, frags, strict=True)):
             piece = frag.roll[lo:hi, seg.offset : seg.offset + fft_length - bank.max_length + 1]
             data[j, lo - src_lo : hi - src_lo, : piece.shape[1]] = piece
@@ -365,10 +363,9 @@ def _denominators(
     return den
 
 
-def _best_stretch(
-    sims: np.ndarray, trans: np.ndarray, shifts: np.ndarray, bank: TemplateBank, n_frag: int, n_ex: int, n_st: int
-) -> BestMatches:
+def _best_stretch(sims: np.ndarray, trans: np.ndarray, shifts: np.ndarray, bank: TemplateBank) -> BestMatches:
     """Reduce templates (k, s) to exemplars k, preferring stretches nearest 1 among ties."""
+    n_frag, n_ex, n_st = sims.shape[0], bank.n_exemplars, bank.stretch_count
     stretches = np.asarray(bank.stretches)
     order = np.argsort(np.abs(np.log(stretches)), kind="stable")
     sim3 = sims.reshape(n_frag, n_ex, n_st)[:, :, order]

@@ -73,7 +73,11 @@ def read_notes(
     if fmt in _MUSIC21_FORMATS:
         notes = _read_music21(Path(path), fmt, name=name, tracks=tracks)
     else:
-        notes = _parse_bytes(Path(path).read_bytes(), fmt, name=name, tracks=tracks)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        notes = _parse_bytes(data, fmt, name=name, tracks=tracks)
     return _select(notes, name, start_beat, end_beat)
 
 
@@ -118,8 +122,10 @@ def _parse_bytes(data: bytes, fmt: str, *, name: str, tracks: TrackSelector) -> 
             raise InputError(f"{name}: a JSON note list has no tracks to choose from")
         try:
             records = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             raise InputError(f"{name}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InputError(f"{name}: not valid JSON: nested too deeply") from None
         return notes_from_records(records, source=name)
     suffix = {"musicxml": ".musicxml", "humdrum": ".krn", "abc": ".abc"}[fmt]
     if fmt == "musicxml" and data[:2] == b"PK":

@@ -186,6 +186,12 @@ def test_empty_missing_and_unknown_files(tmp_path):
     (tmp_path / "bad.json").write_text("[{]")
     with pytest.raises(InputError, match="bad.json: not valid JSON"):
         read_notes(tmp_path / "bad.json")
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(InputError, match="deep.json: not valid JSON: nested too deeply"):
+        read_notes(tmp_path / "deep.json")
+    (tmp_path / "latin1.json").write_bytes(b"[\xff]")
+    with pytest.raises(InputError, match="latin1.json: not valid JSON"):
+        read_notes(tmp_path / "latin1.json")
 
 
 def test_a_44_byte_month_long_note_is_refused_without_allocating(tmp_path):
