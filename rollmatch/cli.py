@@ -64,7 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--bad-threshold", type=float, metavar="Y", help="replace the library's bad threshold")
     score.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     score.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
+    score.add_argument("--server", metavar="HOST:PORT", help="score through a running rollmatch server")
+    score.add_argument("--tls-ca", metavar="PEM", help="with --server: trust this certificate for TLS")
     score.set_defaults(handler=_score)
+
+    serve = commands.add_parser("serve", help="serve scoring and curation over gRPC")
+    serve.add_argument("--library", metavar="DIR", help="exemplar library (default: the shipped exemplars/)")
+    serve.add_argument("--host", default=defaults.SERVER_HOST, help=f"address to listen on (default {defaults.SERVER_HOST})")
+    serve.add_argument("--port", type=int, default=defaults.SERVER_PORT, help=f"port, 0 for any free one (default {defaults.SERVER_PORT})")
+    serve.add_argument("--curator-token", default=os.environ.get(defaults.CURATOR_TOKEN_ENV),
+                       help=f"token for the curation calls (default ${defaults.CURATOR_TOKEN_ENV}; none disables them)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
+    serve.add_argument("--tls-key", metavar="PEM", help="and this private key")
+    serve.add_argument("--batch-max", type=int, default=defaults.BATCH_MAX_FRAGMENTS, metavar="N",
+                       help=f"close a batch at N fragments (default {defaults.BATCH_MAX_FRAGMENTS})")
+    serve.add_argument("--batch-wait-ms", type=float, default=defaults.BATCH_MAX_WAIT_MS, metavar="MS",
+                       help=f"or MS milliseconds after its first request (default {defaults.BATCH_MAX_WAIT_MS:g})")
+    serve.add_argument("--grace", type=float, default=defaults.SHUTDOWN_GRACE_S, metavar="SECONDS",
+                       help=f"time calls in flight get after SIGTERM (default {defaults.SHUTDOWN_GRACE_S:g})")
+    serve.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
+    serve.set_defaults(handler=_serve)
 
     library = commands.add_parser("library", help="create and curate exemplar libraries")
     actions = library.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -103,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _score(args: argparse.Namespace) -> int:
-    scorer = Scorer(Library.open(args.library), backend=args.backend, progress=_progress)
+    if args.server:
+        if args.library:
+            raise ParameterError("--library and --server cannot be combined: the server scores with its own library")
+        from .client import Client, RemoteScorer  # noqa: PLC0415  (imports grpc)
+
+        scorer = RemoteScorer(Client(args.server, tls_ca=args.tls_ca))
+    else:
+        scorer = Scorer(Library.open(args.library), backend=args.backend, progress=_progress)
     failed = False
     for result in score_files(
         args.files,
@@ -121,6 +147,30 @@ def _score(args: argparse.Namespace) -> int:
         failed |= result.error is not None
         print(json.dumps(result.to_dict()) if args.json else _score_line(result), flush=True)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from .server.app import ServerConfig, serve  # noqa: PLC0415  (imports grpc)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    config = ServerConfig(
+        library=Path(args.library) if args.library else None,
+        host=args.host,
+        port=args.port,
+        curator_token=args.curator_token or None,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        backend=args.backend,
+        batch_max_fragments=args.batch_max,
+        batch_max_wait_ms=args.batch_wait_ms,
+        grace_s=args.grace,
+    )
+    asyncio.run(serve(config, ready=lambda port: print(f"listening on {args.host}:{port}", flush=True)))
+    return EXIT_OK
 
 
 def _library_init(args: argparse.Namespace) -> int:

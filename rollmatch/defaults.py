@@ -30,6 +30,23 @@ MAX_TRANSPOSE_RANGE = 60
 #: Largest stretch factor accepted (its reciprocal is the smallest).
 MAX_STRETCH = 8.0
 
+# Service: defaults of 'rollmatch serve' and the limits it enforces per request.
+SERVER_HOST = "127.0.0.1"
+SERVER_PORT = 50051
+#: A batch closes at this many fragments or after this wait, whichever comes first.
+BATCH_MAX_FRAGMENTS = 64
+BATCH_MAX_WAIT_MS = 5.0
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_FRAGMENTS_PER_REQUEST = 1_024
+MAX_NOTES_PER_FRAGMENT = 10_000
+MAX_BEATS_PER_FRAGMENT = 1_024.0
+MAX_CONCURRENT_RPCS = 256
+MAX_IN_FLIGHT_PER_STREAM = 64
+MAX_TOP_K = 64
+#: Seconds that streams in flight get to finish after SIGTERM.
+SHUTDOWN_GRACE_S = 10.0
+CURATOR_TOKEN_ENV = "ROLLMATCH_CURATOR_TOKEN"
+
 #: Similarities within this of each other count as a tie; ties prefer stretch 1 and the smallest transposition.
 TIE_TOLERANCE = 1e-6
 #: Working-set budget of one engine block, in array elements (about 4 bytes each).

@@ -34,3 +34,7 @@ class NotFoundError(LibraryError):
 
 class AlreadyExistsError(LibraryError):
     """An exemplar with the requested id already exists."""
+
+
+class ServiceError(RollmatchError):
+    """The scoring service could not be reached, refused the call or failed."""

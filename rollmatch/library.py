@@ -195,6 +195,19 @@ class Library:
             _store_cache(self.path, exemplar, data, notes)
             return Library.open(self.path)
 
+    def set_thresholds(self, *, good: float | None = None, bad: float | None = None) -> Library:
+        """Change the library-wide thresholds (None keeps one) and return the new snapshot."""
+        updates = {}
+        if good is not None:
+            updates["good_threshold"] = check_threshold(good, "good_threshold")
+        if bad is not None:
+            updates["bad_threshold"] = check_threshold(bad, "bad_threshold")
+        with exclusive_lock(self.path):
+            current = Library.open(self.path)
+            config = replace(current.config, **updates)
+            atomic_write(self.path / MANIFEST_NAME, _render_manifest(config, current.exemplars).encode())
+            return Library.open(self.path)
+
     def remove(self, exemplar_id: str) -> Library:
         """Remove an exemplar and return the new snapshot; a file that ``add`` copied in goes with it."""
         with exclusive_lock(self.path):

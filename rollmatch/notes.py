@@ -95,7 +95,15 @@ def notes_from_records(records: Any, *, source: str = "note list") -> np.ndarray
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InputError(f"{source}: note {i} field {key!r} must be a number, got {value!r}")
             columns[key].append(float(value))
-    notes = make_notes(columns["pitch"], columns["start"], columns["end"], columns["velocity"], source=source)
+    return notes_from_columns(columns["pitch"], columns["start"], columns["end"], columns["velocity"], source=source)
+
+
+def notes_from_columns(
+    pitch: Iterable[float], start: Iterable[float], end: Iterable[float], velocity: Iterable[float], *, source: str
+) -> np.ndarray:
+    """Validate notes given from outside (a note list or a request), where ``end`` must be after ``start``:
+    a hand-written zero-length note is taken as a mistake."""
+    notes = make_notes(pitch, start, end, velocity, source=source)
     zero = np.flatnonzero(notes["end"] <= notes["start"])
     if zero.size:
         n = notes[zero[0]]

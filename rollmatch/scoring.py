@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
-from .checks import number
+from .checks import number, whole_number
 from .backend import DEFAULT_BACKEND, array_module, backend_name
 from .engine import TemplateBank, check_stretches, check_transpose_range, match
 from .errors import InputError, LibraryError, ParameterError
@@ -60,12 +60,16 @@ class Scorer:
         good_threshold: float | None = None,
         bad_threshold: float | None = None,
         origin_beats: Sequence[float] | None = None,
+        top_k: int = 0,
     ) -> list[Verdict]:
         """Judge each fragment (a note array in beats) by the veto rule.
 
+
         Thresholds given here replace the library's; an exemplar's own threshold still wins over both.
-        ``origin_beats`` shifts each fragment's reported match positions (a window's start in its piece).
+        ``origin_beats`` shifts each fragment's reported match positions (a window's start in its piece);
+        ``top_k`` adds that many best matches of any label to each verdict.
         """
+        top_k = whole_number(top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K)
         config = self.library.config
         thresholds = exemplar_thresholds(
             self.is_bad,
@@ -81,6 +85,7 @@ class Scorer:
             thresholds,
             steps_per_beat=config.steps_per_beat,
             origin_beats=None if origin_beats is None else np.asarray(origin_beats, dtype=np.float64),
+            top_k=top_k,
         )
 
 

@@ -69,14 +69,18 @@ class Verdict:
     score: float
     good: Match | None
     bad: Match | None
+    top: tuple[Match, ...] = ()  #: the best matches of any label, most similar first, when asked for
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "verdict": self.verdict.value,
             "score": round(self.score, 4),
             "good": self.good.to_dict() if self.good else None,
             "bad": self.bad.to_dict() if self.bad else None,
         }
+        if self.top:
+            out["top"] = [m.to_dict() for m in self.top]
+        return out
 
 
 def exemplar_thresholds(
@@ -102,11 +106,13 @@ def judge(
     *,
     steps_per_beat: int,
     origin_beats: np.ndarray | None = None,
+    top_k: int = 0,
 ) -> list[Verdict]:
     """Apply the veto rule to each fragment of ``best`` (shape (B, K)).
 
     ``is_bad`` (K,) marks bad exemplars and ``thresholds`` (K,) is the threshold in force for each.
     ``origin_beats`` (B,) is added to every reported shift, e.g. a window's start within its piece.
+    ``top_k`` asks for that many best matches of any label as well.
     The reported match for a label is the most similar exemplar that reaches its threshold, else the most
     similar one; None when the library has no exemplar of that label or nothing overlapped at all.
     """
@@ -125,7 +131,12 @@ def judge(
             outcome = Outcome.UNMATCHED
         g = good.similarity if good else 0.0
         s = bad.similarity if bad else 0.0
-        verdicts.append(Verdict(outcome, _TIER[outcome] + (g + 1.0 - s) / 2.0, good, bad))
+        top = tuple(
+            _match(best, b, int(k), ids, steps_per_beat, origins[b])
+            for k in np.argsort(-sims[b], kind="stable")[:top_k]
+            if sims[b, k] > 0
+        )
+        verdicts.append(Verdict(outcome, _TIER[outcome] + (g + 1.0 - s) / 2.0, good, bad, top))
     return verdicts
 
 
@@ -146,6 +157,10 @@ def _pick(
     k = int(candidates[np.argmax(key)])
     if best.similarity[b, k] <= 0.0:
         return None
+    return _match(best, b, k, ids, steps_per_beat, origin)
+
+
+def _match(best: BestMatches, b: int, k: int, ids: tuple[str, ...], steps_per_beat: int, origin: float) -> Match:
     return Match(
         exemplar=ids[k],
         similarity=float(best.similarity[b, k]),

@@ -1,0 +1,345 @@
+"""Python clients of the rollmatch gRPC service, for generators: sync (:class:`Client`) and asyncio
+(:class:`AsyncClient`), plus :class:`RemoteScorer`, which scores like a local :class:`~rollmatch.Scorer`.
+
+Importing this module imports grpc; ``import rollmatch`` does not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from . import defaults
+from ._pb.rollmatch.v1 import rollmatch_pb2 as pb
+from ._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
+from .errors import (
+    AlreadyExistsError,
+    InputError,
+    LibraryError,
+    LimitError,
+    NotFoundError,
+    RollmatchError,
+    ServiceError,
+)
+from .readers import format_of
+from .verdict import Match, Outcome, Verdict
+
+_ERRORS: dict[grpc.StatusCode, type[RollmatchError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InputError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: LimitError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.FAILED_PRECONDITION: LibraryError,
+}
+_OUTCOMES = {pb.VERDICT_GOOD: Outcome.GOOD, pb.VERDICT_VETOED: Outcome.VETOED, pb.VERDICT_UNMATCHED: Outcome.UNMATCHED}
+
+Fragment = np.ndarray | tuple[bytes, str]  #: a note array (beats), or a file's bytes and format name
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """The answer to one streamed request: its verdicts, or the error that stopped it."""
+
+    id: str
+    verdicts: list[Verdict]
+    error: RollmatchError | None = None
+
+
+def _error(code: grpc.StatusCode, message: str) -> RollmatchError:
+    return _ERRORS.get(code, ServiceError)(message if code in _ERRORS else f"{code.name}: {message}")
+
+
+def _rpc_error(exc: grpc.RpcError) -> RollmatchError:
+    return _error(exc.code(), exc.details() or "")
+
+
+def fragment_message(fragment: Fragment, origin_beats: float = 0.0) -> pb.Fragment:
+    if isinstance(fragment, tuple):
+        data, fmt = fragment
+        return pb.Fragment(file=pb.FileData(data=data, format=fmt), origin_beats=origin_beats)
+    notes = [
+        pb.Note(pitch=int(n["pitch"]), start=float(n["start"]), end=float(n["end"]), velocity=int(n["velocity"])) for n in fragment
+    ]
+    return pb.Fragment(notes=pb.NoteList(notes=notes), origin_beats=origin_beats)
+
+
+def options_message(
+    *,
+    transpose_range: int | None = None,
+    stretches: Sequence[float] | None = None,
+    good_threshold: float | None = None,
+    bad_threshold: float | None = None,
+    top_k: int = 0,
+) -> pb.ScoreOptions:
+    return pb.ScoreOptions(
+        transpose_range=transpose_range,
+        stretches=list(stretches or ()),
+        good_threshold=good_threshold,
+        bad_threshold=bad_threshold,
+        top_k=top_k,
+    )
+
+
+def _match(message: pb.Match) -> Match:
+    return Match(message.exemplar, message.similarity, message.transpose, message.shift_beats, message.stretch)
+
+
+def verdict_from_message(result: pb.Result) -> Verdict:
+    return Verdict(
+        _OUTCOMES[result.verdict],
+        result.score,
+        _match(result.good) if result.HasField("good") else None,
+        _match(result.bad) if result.HasField("bad") else None,
+        tuple(_match(m) for m in result.top),
+    )
+
+
+def _channel_credentials(tls_ca: str | os.PathLike[str] | None) -> grpc.ChannelCredentials | None:
+    return grpc.ssl_channel_credentials(Path(tls_ca).read_bytes()) if tls_ca else None
+
+
+def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def _requests(fragments: Sequence[Fragment], origins: Sequence[float] | None, options: pb.ScoreOptions) -> Iterator[pb.ScoreRequest]:
+    """Requests of at most MAX_FRAGMENTS_PER_REQUEST fragments each."""
+    origins = origins if origins is not None else [0.0] * len(fragments)
+    step = defaults.MAX_FRAGMENTS_PER_REQUEST
+    for i in range(0, len(fragments), step):
+        messages = [fragment_message(f, o) for f, o in zip(fragments[i : i + step], origins[i : i + step], strict=True)]
+        yield pb.ScoreRequest(fragments=messages, options=options)
+
+
+def _add_request(
+    path: str | os.PathLike[str],
+    *,
+    label: str,
+    exemplar_id: str | None = None,
+    start_beat: float | None = None,
+    end_beat: float | None = None,
+    tracks: Sequence[int | str] | None = None,
+    threshold: float | None = None,
+    tags: Sequence[str] = (),
+    description: str = "",
+    provenance: str = "",
+) -> pb.AddExemplarRequest:
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    return pb.AddExemplarRequest(
+        file=pb.FileData(data=data, format=format_of(file), name=file.name),
+        label=label,
+        id=exemplar_id or "",
+        start_beat=start_beat,
+        end_beat=end_beat,
+        tracks=[str(t) for t in tracks or ()],
+        threshold=threshold,
+        tags=list(tags),
+        description=description,
+        provenance=provenance,
+    )
+
+
+class Client:
+    """A blocking client. ``target`` is ``host:port``; ``token`` is the curator token for curation calls;
+    ``tls_ca`` a PEM file to trust for TLS; ``timeout`` a deadline in seconds for each call."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        credentials = _channel_credentials(tls_ca)
+        options = [("grpc.max_receive_message_length", defaults.MAX_MESSAGE_BYTES)]
+        self._channel = grpc.secure_channel(target, credentials, options) if credentials else grpc.insecure_channel(target, options)
+        self._stub = pb_grpc.RollmatchServiceStub(self._channel)
+        self._metadata = _metadata(token)
+        self.timeout = timeout
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _rpc_error(exc) from None
+
+    def score(self, fragments: Sequence[Fragment], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
+        """Verdicts for ``fragments``; ``options`` as for :meth:`rollmatch.Scorer.score`."""
+        message = options_message(**options)
+        return [
+            verdict_from_message(r)
+            for request in _requests(fragments, origin_beats, message)
+            for r in self._call(self._stub.Score, request).results
+        ]
+
+    def score_stream(
+        self,
+        batches: Iterable[Sequence[Fragment]],
+        *,
+        max_in_flight: int = defaults.MAX_IN_FLIGHT_PER_STREAM,
+        **options: Any,
+    ) -> Iterator[StreamResult]:
+        """Stream ``batches`` of fragments with up to ``max_in_flight`` requests awaiting answers, yielding each
+        answer as it arrives; request ids are the batches' positions, as strings."""
+        message = options_message(**options)
+        slots = threading.Semaphore(max_in_flight)
+
+        def requests() -> Iterator[pb.ScoreStreamRequest]:
+            for i, batch in enumerate(batches):
+                slots.acquire()
+                yield pb.ScoreStreamRequest(id=str(i), fragments=[fragment_message(f) for f in batch], options=message)
+
+        try:
+            for response in self._stub.ScoreStream(requests(), timeout=self.timeout, metadata=self._metadata):
+                slots.release()
+                yield _stream_result(response)
+        except grpc.RpcError as exc:
+            raise _rpc_error(exc) from None
+
+    def library(self) -> pb.GetLibraryResponse:
+        return self._call(self._stub.GetLibrary, pb.GetLibraryRequest())
+
+    def list_exemplars(self) -> pb.ListExemplarsResponse:
+        return self._call(self._stub.ListExemplars, pb.ListExemplarsRequest())
+
+    def add_exemplar(self, path: str | os.PathLike[str], **fields: Any) -> pb.AddExemplarResponse:
+        """Add a file as an exemplar; ``fields`` as for :meth:`rollmatch.Library.add`."""
+        return self._call(self._stub.AddExemplar, _add_request(path, **fields))
+
+    def remove_exemplar(self, exemplar_id: str) -> pb.RemoveExemplarResponse:
+        return self._call(self._stub.RemoveExemplar, pb.RemoveExemplarRequest(id=exemplar_id))
+
+    def set_thresholds(self, *, good: float | None = None, bad: float | None = None) -> pb.SetThresholdsResponse:
+        return self._call(self._stub.SetThresholds, pb.SetThresholdsRequest(good=good, bad=bad))
+
+
+def _stream_result(response: pb.ScoreStreamResponse) -> StreamResult:
+    if response.HasField("error"):
+        code = next((c for c in grpc.StatusCode if c.value[0] == response.error.code), grpc.StatusCode.UNKNOWN)
+        return StreamResult(response.id, [], _error(code, response.error.message))
+    return StreamResult(response.id, [verdict_from_message(r) for r in response.results])
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`Client`."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        credentials = _channel_credentials(tls_ca)
+        options = [("grpc.max_receive_message_length", defaults.MAX_MESSAGE_BYTES)]
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials, options) if credentials else grpc.aio.insecure_channel(target, options)
+        )
+        self._stub = pb_grpc.RollmatchServiceStub(self._channel)
+        self._metadata = _metadata(token)
+        self.timeout = timeout
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _rpc_error(exc) from None
+
+    async def score(self, fragments: Sequence[Fragment], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
+        message = options_message(**options)
+        out: list[Verdict] = []
+        for request in _requests(fragments, origin_beats, message):
+            out += [verdict_from_message(r) for r in (await self._call(self._stub.Score, request)).results]
+        return out
+
+    async def score_stream(
+        self,
+        batches: Iterable[Sequence[Fragment]] | AsyncIterable[Sequence[Fragment]],
+        *,
+        max_in_flight: int = defaults.MAX_IN_FLIGHT_PER_STREAM,
+        **options: Any,
+    ) -> AsyncIterator[StreamResult]:
+        """As :meth:`Client.score_stream`, for asyncio."""
+        import asyncio  # noqa: PLC0415
+
+        message = options_message(**options)
+        slots = asyncio.Semaphore(max_in_flight)
+        counter = itertools.count()
+
+        async def requests() -> AsyncIterator[pb.ScoreStreamRequest]:
+            source = batches if hasattr(batches, "__aiter__") else _aiter(batches)
+            async for batch in source:
+                await slots.acquire()
+                yield pb.ScoreStreamRequest(id=str(next(counter)), fragments=[fragment_message(f) for f in batch], options=message)
+
+        call = self._stub.ScoreStream(requests(), timeout=self.timeout, metadata=self._metadata)
+        try:
+            async for response in call:
+                slots.release()
+                yield _stream_result(response)
+        except grpc.RpcError as exc:
+            raise _rpc_error(exc) from None
+
+    async def library(self) -> pb.GetLibraryResponse:
+        return await self._call(self._stub.GetLibrary, pb.GetLibraryRequest())
+
+    async def list_exemplars(self) -> pb.ListExemplarsResponse:
+        return await self._call(self._stub.ListExemplars, pb.ListExemplarsRequest())
+
+    async def add_exemplar(self, path: str | os.PathLike[str], **fields: Any) -> pb.AddExemplarResponse:
+        return await self._call(self._stub.AddExemplar, _add_request(path, **fields))
+
+    async def remove_exemplar(self, exemplar_id: str) -> pb.RemoveExemplarResponse:
+        return await self._call(self._stub.RemoveExemplar, pb.RemoveExemplarRequest(id=exemplar_id))
+
+    async def set_thresholds(self, *, good: float | None = None, bad: float | None = None) -> pb.SetThresholdsResponse:
+        return await self._call(self._stub.SetThresholds, pb.SetThresholdsRequest(good=good, bad=bad))
+
+
+async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+class RemoteScorer:
+    """Scores through a running server with the interface of a local :class:`~rollmatch.Scorer`, so that
+    :func:`rollmatch.score_files` gives the same results either way."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.backend = "remote"
+
+    def score(self, fragments: Sequence[np.ndarray], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
+        return self.client.score(fragments, origin_beats=origin_beats, **{k: v for k, v in options.items() if v is not None})

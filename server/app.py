@@ -1,0 +1,157 @@
+"""Assemble and run the gRPC server: service, batching, health, reflection, auth, TLS, limits, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rollmatch import defaults
+from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
+from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
+from rollmatch.backend import DEFAULT_BACKEND
+from rollmatch.checks import number, whole_number
+from rollmatch.errors import ParameterError
+from rollmatch.library import Library
+
+from .batcher import Batcher
+from .service import LibraryState, RollmatchServicer
+
+log = logging.getLogger("rollmatch.server")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RollmatchService"].full_name
+CURATION_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in ("AddExemplar", "RemoveExemplar", "SetThresholds"))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    library: Path | None = None  #: None: the default library
+    host: str = defaults.SERVER_HOST
+    port: int = defaults.SERVER_PORT  #: 0 picks a free port
+    curator_token: str | None = None  #: None disables the curation RPCs
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    backend: str = DEFAULT_BACKEND
+    batch_max_fragments: int = defaults.BATCH_MAX_FRAGMENTS
+    batch_max_wait_ms: float = defaults.BATCH_MAX_WAIT_MS
+    grace_s: float = defaults.SHUTDOWN_GRACE_S
+
+
+class Gate(grpc.aio.ServerInterceptor):
+    """Admits calls: none once draining starts (UNAVAILABLE, so clients retry elsewhere), and curation calls
+    only with ``authorization: Bearer <token>``; scoring, reading the library, health and reflection are open."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token else None
+        self.draining = False
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        if self.draining:
+            return _refuse(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+        if details.method not in CURATION_METHODS:
+            return await continuation(details)
+        if self._token is None:
+            return _refuse(grpc.StatusCode.PERMISSION_DENIED, "curation is disabled on this server (start it with --curator-token)")
+        sent = dict(details.invocation_metadata or ()).get("authorization", "")
+        if not sent.startswith("Bearer "):
+            return _refuse(grpc.StatusCode.UNAUTHENTICATED, "curation needs 'authorization: Bearer <curator token>'")
+        if not hmac.compare_digest(sent[len("Bearer ") :].encode(), self._token):
+            return _refuse(grpc.StatusCode.PERMISSION_DENIED, "the curator token is not valid")
+        return await continuation(details)
+
+
+def _refuse(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    async def abort(request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(code, message)
+
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    state: LibraryState
+    batcher: Batcher
+    health: Any
+    gate: Gate
+
+    async def stop(self, grace_s: float) -> None:
+        """Health NOT_SERVING, refuse new calls, let calls in flight finish for ``grace_s`` seconds."""
+        await self.health.enter_graceful_shutdown()
+        self.gate.draining = True
+        await self.server.stop(grace_s)
+        await self.batcher.stop()
+
+
+async def start(config: ServerConfig) -> RunningServer:
+    """Start serving ``config``; raises rollmatch errors for a bad library, port or certificate."""
+    whole_number(config.port, "port", at_least=0, at_most=65535)
+    whole_number(config.batch_max_fragments, "batch_max_fragments", at_least=1, at_most=defaults.MAX_FRAGMENTS_PER_REQUEST)
+    number(config.batch_max_wait_ms, "batch_max_wait_ms", at_least=0, at_most=10_000)
+    number(config.grace_s, "grace_s", at_least=0)
+    state = LibraryState(Library.open(config.library), backend=config.backend)
+    batcher = Batcher(max_fragments=config.batch_max_fragments, max_wait_s=config.batch_max_wait_ms / 1e3)
+    gate = Gate(config.curator_token)
+    server = grpc.aio.server(
+        interceptors=[gate],
+        maximum_concurrent_rpcs=defaults.MAX_CONCURRENT_RPCS,
+        options=[
+            ("grpc.max_receive_message_length", defaults.MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", defaults.MAX_MESSAGE_BYTES),
+        ],
+    )
+    pb_grpc.add_RollmatchServiceServicer_to_server(RollmatchServicer(state, batcher), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    address = f"{config.host}:{config.port}"
+    try:
+        if config.tls_cert or config.tls_key:
+            if not (config.tls_cert and config.tls_key):
+                raise ParameterError("TLS needs both --tls-cert and --tls-key")
+            credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except OSError as exc:
+        raise ParameterError(f"cannot read the TLS files: {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # grpc's way of saying the address cannot be bound
+        raise ParameterError(f"cannot listen on {address}: {exc}") from None
+    await server.start()
+    batcher.start()
+    for service in ("", SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    library = state.library
+    log.info(
+        "serving library %r version %s (%d exemplars) on %s:%d with the %s engine%s",
+        library.config.name, library.version, len(library.exemplars), config.host, port, state.scorer.backend,
+        " over TLS" if config.tls_cert else "",
+    )
+    return RunningServer(server, port, state, batcher, health_servicer, gate)
+
+
+async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain: health NOT_SERVING, new calls refused, calls in flight
+    finish within the grace period."""
+    running = await start(config)
+    if ready is not None:
+        ready(running.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down: calls in flight get %.0f s", config.grace_s)
+    await running.stop(config.grace_s)
+    log.info("stopped")

@@ -1,0 +1,155 @@
+"""Request messages to library values and results back to messages. Every check names its field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from rollmatch import defaults
+from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
+from rollmatch.checks import number, whole_number
+from rollmatch.engine import check_stretches, check_transpose_range
+from rollmatch.errors import InputError, LimitError, ParameterError, RollmatchError
+from rollmatch.library import Exemplar, Library
+from rollmatch.notes import DEFAULT_VELOCITY, notes_from_columns
+from rollmatch.readers import read_notes_bytes
+from rollmatch.verdict import Match, Outcome, Verdict, check_threshold
+
+from .status import FieldError
+
+_VERDICTS = {Outcome.GOOD: pb.VERDICT_GOOD, Outcome.VETOED: pb.VERDICT_VETOED, Outcome.UNMATCHED: pb.VERDICT_UNMATCHED}
+
+
+def _field(where: str, check: Any, /, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return check(*args, **kwargs)
+    except RollmatchError as exc:
+        raise FieldError(where, exc) from None
+
+
+def _no_unknown_fields(message: Any, name: str) -> None:
+    unknown = UnknownFieldSet(message)
+    if len(unknown):
+        raise FieldError(name, ParameterError(f"unknown option field {unknown[0].field_number}; is the client newer than this server?"))
+
+
+def fragments(messages: Sequence[pb.Fragment], *, field: str = "fragments") -> tuple[list[np.ndarray], list[float]]:
+    """Notes (beats) and origins of each fragment of a request."""
+    if not messages:
+        raise FieldError(field, InputError("no fragments to score"))
+    if len(messages) > defaults.MAX_FRAGMENTS_PER_REQUEST:
+        raise FieldError(field, LimitError(f"{len(messages)} fragments exceeds the limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request"))
+    notes, origins = [], []
+    for i, message in enumerate(messages):
+        name = f"{field}[{i}]"
+        origins.append(_field(f"{name}.origin_beats", number, message.origin_beats, "origin_beats", at_least=0))
+        notes.append(fragment(message, name))
+    return notes, origins
+
+
+def fragment(message: pb.Fragment, name: str) -> np.ndarray:
+    """One fragment's notes, within the per-fragment limits."""
+    content = message.WhichOneof("content")
+    if content == "notes":
+        listed = message.notes.notes
+        if len(listed) > defaults.MAX_NOTES_PER_FRAGMENT:
+            raise FieldError(f"{name}.notes", LimitError(f"{len(listed)} notes exceeds the limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"))
+        if not listed:
+            raise FieldError(f"{name}.notes", InputError("empty fragment: no notes"))
+        notes = _field(
+            f"{name}.notes",
+            notes_from_columns,
+            [n.pitch for n in listed],
+            [n.start for n in listed],
+            [n.end for n in listed],
+            [n.velocity or DEFAULT_VELOCITY for n in listed],
+            source=name,
+        )
+    elif content == "file":
+        file = message.file
+        notes = _field(f"{name}.file", read_notes_bytes, file.data, file.format, name=file.name or name)
+        if notes.size > defaults.MAX_NOTES_PER_FRAGMENT:
+            raise FieldError(f"{name}.file", LimitError(f"{notes.size} notes exceeds the limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"))
+    else:
+        raise FieldError(name, InputError("empty fragment: set notes or file"))
+    if float(notes["end"].max()) > defaults.MAX_BEATS_PER_FRAGMENT:
+        raise FieldError(name, LimitError(f"notes reach beat {float(notes['end'].max()):g}, past the limit of {defaults.MAX_BEATS_PER_FRAGMENT:g} beats per fragment"))
+    return notes
+
+
+def options(message: pb.ScoreOptions, *, field: str = "options") -> dict[str, Any]:
+    """Keyword arguments of :meth:`rollmatch.Scorer.score` from per-call options; unset ones keep defaults."""
+    _no_unknown_fields(message, field)
+    out: dict[str, Any] = {}
+    if message.HasField("transpose_range"):
+        out["transpose_range"] = _field(f"{field}.transpose_range", check_transpose_range, message.transpose_range)
+    if message.stretches:
+        out["stretches"] = _field(f"{field}.stretches", check_stretches, list(message.stretches))
+    for key in ("good_threshold", "bad_threshold"):
+        if message.HasField(key):
+            out[key] = _field(f"{field}.{key}", check_threshold, getattr(message, key), key)
+    if message.top_k:
+        out["top_k"] = _field(f"{field}.top_k", whole_number, message.top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K)
+    return out
+
+
+def match(value: Match | None) -> pb.Match | None:
+    if value is None:
+        return None
+    return pb.Match(
+        exemplar=value.exemplar,
+        similarity=value.similarity,
+        transpose=value.transpose,
+        shift_beats=value.shift_beats,
+        stretch=value.stretch,
+    )
+
+
+def result(verdict: Verdict, version: str) -> pb.Result:
+    return pb.Result(
+        verdict=_VERDICTS[verdict.verdict],
+        score=verdict.score,
+        good=match(verdict.good),
+        bad=match(verdict.bad),
+        top=[match(m) for m in verdict.top],
+        library_version=version,
+    )
+
+
+def exemplar(value: Exemplar) -> pb.Exemplar:
+    return pb.Exemplar(
+        id=value.id,
+        label=value.label.value,
+        file=value.file,
+        start_beat=value.start_beat,
+        end_beat=value.end_beat,
+        tracks=[str(t) for t in value.tracks or ()],
+        threshold=value.threshold,
+        tags=list(value.tags),
+        description=value.description,
+        provenance=value.provenance,
+    )
+
+
+def library(value: Library) -> pb.GetLibraryResponse:
+    labels = [e.label.value for e in value.exemplars]
+    config = value.config
+    return pb.GetLibraryResponse(
+        name=config.name,
+        version=value.version,
+        good_count=labels.count("good"),
+        bad_count=labels.count("bad"),
+        thresholds=pb.Thresholds(good=config.good_threshold, bad=config.bad_threshold),
+        steps_per_beat=config.steps_per_beat,
+        velocity=config.velocity,
+        default_transpose_range=defaults.TRANSPOSE_RANGE,
+        default_stretches=list(defaults.STRETCHES),
+    )
+
+
+def tracks(values: Sequence[str]) -> list[int | str] | None:
+    """Track selectors from strings: digits are indices, anything else a name."""
+    return [int(t) if t.isdigit() else t for t in values] or None

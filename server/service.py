@@ -1,0 +1,158 @@
+"""The RollmatchService servicer: convert the request, make one library call, convert the answer back."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from rollmatch import defaults
+from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
+from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
+from rollmatch.library import Library
+from rollmatch.readers import FORMATS
+from rollmatch.scoring import Scorer
+
+from . import convert
+from .batcher import Batcher
+from .status import error_message, rich_status
+
+_SUFFIX = {fmt: suffix for suffix, fmt in reversed(list(FORMATS.items()))}  # format -> its first suffix
+
+
+class LibraryState:
+    """The library snapshot being served and its scorer; a change swaps in a new pair atomically, so scoring
+    in flight keeps the version it started with."""
+
+    def __init__(self, library: Library, *, backend: str) -> None:
+        self.backend = backend
+        self.scorer = Scorer(library, backend=backend)
+        self._changing = asyncio.Lock()
+
+    @property
+    def library(self) -> Library:
+        return self.scorer.library
+
+    async def change(self, edit: Callable[[Library], Library]) -> Library:
+        """Apply ``edit`` (a locked, atomic library write) off the event loop and serve the result."""
+        async with self._changing:
+            library = await asyncio.to_thread(edit, self.library)
+            self.scorer = await asyncio.to_thread(Scorer, library, backend=self.backend)
+            return library
+
+
+class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
+    def __init__(self, state: LibraryState, batcher: Batcher) -> None:
+        self.state = state
+        self.batcher = batcher
+
+    async def _score(self, fragments: Any, options: pb.ScoreOptions) -> tuple[list[pb.Result], str]:
+        notes, origins = convert.fragments(fragments)
+        kwargs = convert.options(options)
+        scorer = self.state.scorer
+        verdicts = await self.batcher.score(scorer, notes, origins, kwargs)
+        version = scorer.library.version
+        return [convert.result(v, version) for v in verdicts], version
+
+    async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
+        try:
+            results, version = await self._score(request.fragments, request.options)
+        except Exception as exc:
+            await context.abort_with_status(rich_status(exc))
+        return pb.ScoreResponse(results=results, library_version=version)
+
+    async def ScoreStream(
+        self, request_iterator: AsyncIterator[pb.ScoreStreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ScoreStreamResponse]:
+        answers: asyncio.Queue[pb.ScoreStreamResponse | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(defaults.MAX_IN_FLIGHT_PER_STREAM)
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def answer(request: pb.ScoreStreamRequest) -> None:
+            try:
+                results, version = await self._score(request.fragments, request.options)
+                response = pb.ScoreStreamResponse(id=request.id, results=results, library_version=version)
+            except Exception as exc:
+                response = pb.ScoreStreamResponse(id=request.id, error=error_message(exc))
+            finally:
+                slots.release()
+            await answers.put(response)
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()  # at most MAX_IN_FLIGHT_PER_STREAM requests of one stream at once
+                    task = asyncio.create_task(answer(request))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                while in_flight:
+                    await asyncio.gather(*in_flight)
+            finally:
+                await answers.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (response := await answers.get()) is not None:
+                yield response
+            await reader  # a failed read ends the call with its error
+        finally:
+            reader.cancel()
+            for task in list(in_flight):
+                task.cancel()
+
+    async def GetLibrary(self, request: pb.GetLibraryRequest, context: grpc.aio.ServicerContext) -> pb.GetLibraryResponse:
+        return convert.library(self.state.library)
+
+    async def ListExemplars(self, request: pb.ListExemplarsRequest, context: grpc.aio.ServicerContext) -> pb.ListExemplarsResponse:
+        library = self.state.library
+        return pb.ListExemplarsResponse(exemplars=[convert.exemplar(e) for e in library.exemplars], library_version=library.version)
+
+    async def AddExemplar(self, request: pb.AddExemplarRequest, context: grpc.aio.ServicerContext) -> pb.AddExemplarResponse:
+        try:
+            added = await self.state.change(lambda library: _add(library, request))
+        except Exception as exc:
+            await context.abort_with_status(rich_status(exc))
+        return pb.AddExemplarResponse(exemplar=convert.exemplar(added.exemplars[-1]), library_version=added.version)
+
+    async def RemoveExemplar(self, request: pb.RemoveExemplarRequest, context: grpc.aio.ServicerContext) -> pb.RemoveExemplarResponse:
+        try:
+            library = await self.state.change(lambda library: library.remove(request.id))
+        except Exception as exc:
+            await context.abort_with_status(rich_status(exc))
+        return pb.RemoveExemplarResponse(library_version=library.version)
+
+    async def SetThresholds(self, request: pb.SetThresholdsRequest, context: grpc.aio.ServicerContext) -> pb.SetThresholdsResponse:
+        good = request.good if request.HasField("good") else None
+        bad = request.bad if request.HasField("bad") else None
+        try:
+            library = await self.state.change(lambda library: library.set_thresholds(good=good, bad=bad))
+        except Exception as exc:
+            await context.abort_with_status(rich_status(exc))
+        config = library.config
+        return pb.SetThresholdsResponse(thresholds=pb.Thresholds(good=config.good_threshold, bad=config.bad_threshold), library_version=library.version)
+
+
+def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
+    """Write the sent bytes to a temporary file named as the client named it, and add that file."""
+    file = request.file
+    suffix = _SUFFIX.get(file.format, "")
+    stem = Path(file.name).stem if file.name else (request.id or "exemplar")
+    with tempfile.TemporaryDirectory(prefix="rollmatch-add-") as tmp:
+        path = Path(tmp) / f"{stem}{suffix or '.' + (file.format or 'unknown')}"
+        path.write_bytes(file.data)
+        return library.add(
+            path,
+            label=request.label,
+            exemplar_id=request.id or None,
+            start_beat=request.start_beat if request.HasField("start_beat") else None,
+            end_beat=request.end_beat if request.HasField("end_beat") else None,
+            tracks=convert.tracks(request.tracks),
+            threshold=request.threshold if request.HasField("threshold") else None,
+            tags=list(request.tags),
+            description=request.description,
+            provenance=request.provenance or f"added over gRPC from {file.name or 'a client'}",
+        )

@@ -1,0 +1,420 @@
+"""The gRPC service, against real servers on 127.0.0.1 with ephemeral ports."""
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from grpc_status import rpc_status
+
+from rollmatch import Library, Scorer, defaults, read_notes, select_beats, windows
+from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
+from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
+from rollmatch.client import Client, fragment_message
+from rollmatch.errors import AlreadyExistsError, InputError, LimitError, NotFoundError, ServiceError
+from rollmatch.server.app import ServerConfig, start
+
+from .conftest import REPO, chorale_path
+
+TOKEN = "s3cret-curator"
+
+
+class LoopThread:
+    """An asyncio loop on a thread of its own, for an in-process server."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout=120):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def copy_library(destination: Path) -> Path:
+    shutil.copytree(REPO / "exemplars", destination, ignore=shutil.ignore_patterns(".rollmatch.lock"))
+    return destination
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    library = copy_library(tmp_path_factory.mktemp("served") / "lib")
+    loop = LoopThread()
+    running = loop.run(start(ServerConfig(library=library, port=0, curator_token=TOKEN, backend="cpu")))
+    yield running
+    loop.run(running.stop(0))
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def target(served):
+    return f"127.0.0.1:{served.port}"
+
+
+@pytest.fixture(scope="module")
+def stub(target):
+    with grpc.insecure_channel(target) as channel:
+        yield pb_grpc.RollmatchServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def local(served):
+    return Scorer(Library.open(served.state.library.path), backend="cpu")
+
+
+def assert_same(remote, local_verdicts):
+    assert len(remote) == len(local_verdicts)
+    for r, v in zip(remote, local_verdicts, strict=True):
+        assert r.verdict == v.verdict and r.score == pytest.approx(v.score, abs=1e-6)
+        for a, b in ((r.good, v.good), (r.bad, v.bad)):
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert (a.exemplar, a.transpose, a.shift_beats, a.stretch) == (b.exemplar, b.transpose, b.shift_beats, b.stretch)
+                assert a.similarity == pytest.approx(b.similarity, abs=1e-6)
+
+
+def healthy(target: str) -> bool:
+    with grpc.insecure_channel(target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="rollmatch.v1.RollmatchService"), timeout=10)
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def chorale_windows() -> tuple[list[np.ndarray], list[float]]:
+    cut = windows(read_notes(chorale_path("bwv269")), window_beats=8, hop_beats=4)
+    return [w for _, _, w in cut], [s for s, _, _ in cut]
+
+
+# --- scoring ---------------------------------------------------------------------------------------------
+
+
+def test_unary_scoring_equals_local_scoring(target, local):
+    fragments, origins = chorale_windows()
+    with Client(target, timeout=60) as client:
+        remote = client.score(fragments, origin_beats=origins)
+        files = [((REPO / "examples" / name).read_bytes(), "midi") for name in ("bwv18.5-lz-opening.mid", "planing.mid")]
+        from_bytes = client.score(files)
+    assert_same(remote, local.score(fragments, origin_beats=origins))
+    examples = [read_notes(REPO / "examples" / name) for name in ("bwv18.5-lz-opening.mid", "planing.mid")]
+    assert_same(from_bytes, local.score(examples))
+    assert [v.verdict.value for v in from_bytes] == ["GOOD", "VETOED"]
+
+
+def test_options_and_top_matches_travel(target, local):
+    notes = read_notes(REPO / "examples" / "bwv269-opening.mid")
+    options = {"transpose_range": 3, "stretches": (1.0, 2.0), "good_threshold": 0.5, "top_k": 5}
+    with Client(target, timeout=60) as client:
+        (remote,) = client.score([notes], **options)
+    (expected,) = local.score([notes], **options)
+    assert_same([remote], [expected])
+    assert len(remote.top) == 5 and [m.exemplar for m in remote.top] == [m.exemplar for m in expected.top]
+    assert remote.top[0].similarity >= remote.top[-1].similarity
+
+
+def test_streaming_equals_local_scoring_with_many_in_flight(target, local):
+    fragments, _ = chorale_windows()
+    batches = [fragments[i : i + 3] for i in range(0, len(fragments), 3)]
+    with Client(target, timeout=120) as client:
+        answers = {int(r.id): r for r in client.score_stream(batches, max_in_flight=8)}
+    assert sorted(answers) == list(range(len(batches)))
+    for i, batch in enumerate(batches):
+        assert answers[i].error is None
+        assert_same(answers[i].verdicts, local.score(batch))
+
+
+def test_async_client_streams_too(target, local):
+    from rollmatch.client import AsyncClient
+
+    fragments, _ = chorale_windows()
+
+    async def run():
+        async with AsyncClient(target, timeout=60) as client:
+            unary = await client.score(fragments[:4])
+            streamed = [r async for r in client.score_stream([fragments[:2], fragments[2:4]])]
+            info = await client.library()
+        return unary, streamed, info
+
+    unary, streamed, info = asyncio.run(run())
+    assert_same(unary, local.score(fragments[:4]))
+    by_id = {r.id: r.verdicts for r in streamed}
+    assert_same(by_id["0"] + by_id["1"], local.score(fragments[:4]))
+    assert info.good_count == 24 and info.bad_count == 7
+
+
+def test_cli_scores_through_the_server_with_the_same_output(target, served, capsys):
+    from rollmatch.cli import main
+
+    files = [str(p) for p in sorted((REPO / "examples").glob("*.mid"))]
+    assert main(["score", "--json", "--library", str(served.state.library.path), *files]) == 0
+    local_out = capsys.readouterr().out
+    assert main(["score", "--json", "--server", target, *files]) == 0
+    assert capsys.readouterr().out == local_out
+    assert main(["score", "--server", target, "--library", "x", *files]) == 2
+
+
+# --- bad input ---------------------------------------------------------------------------------------------
+
+
+def _notes(*records) -> pb.Fragment:
+    return pb.Fragment(notes=pb.NoteList(notes=[pb.Note(**r) for r in records]))
+
+
+GOOD_NOTE = {"pitch": 60, "start": 0.0, "end": 1.0}
+UNKNOWN_OPTION = pb.ScoreOptions()
+UNKNOWN_OPTION.MergeFromString(bytes([0xA8, 0x06, 0x01]))  # field 101 = 1: an option this server does not know
+
+BAD_REQUESTS = {
+    "pitch": (pb.ScoreRequest(fragments=[_notes({"pitch": 130, "start": 0, "end": 1})]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].notes", "pitch must be within 0-127"),
+    "end<=start": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 2, "end": 2})]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].notes", "end must be > start"),
+    "nan": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": math.nan, "end": 1})]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].notes", "finite"),
+    "empty fragment": (pb.ScoreRequest(fragments=[pb.Fragment()]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0]", "set notes or file"),
+    "no notes": (pb.ScoreRequest(fragments=[_notes()]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].notes", "no notes"),
+    "no fragments": (pb.ScoreRequest(), grpc.StatusCode.INVALID_ARGUMENT, "fragments", "no fragments"),
+    "corrupt midi": (pb.ScoreRequest(fragments=[pb.Fragment(file=pb.FileData(data=b"MThd\x00\x00\x00", format="midi"))]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].file", "not a readable MIDI file"),
+    "unknown format": (pb.ScoreRequest(fragments=[pb.Fragment(file=pb.FileData(data=b"RIFF", format="wav"))]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].file", "unknown format 'wav'"),
+    "unknown option": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=UNKNOWN_OPTION), grpc.StatusCode.INVALID_ARGUMENT, "options", "unknown option field 101"),
+    "bad stretch": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(stretches=[0.0])), grpc.StatusCode.INVALID_ARGUMENT, "options.stretches", "stretch=0 must be > 0"),
+    "bad threshold": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(good_threshold=3)), grpc.StatusCode.INVALID_ARGUMENT, "options.good_threshold", "good_threshold=3"),
+    "negative origin": (pb.ScoreRequest(fragments=[pb.Fragment(notes=pb.NoteList(notes=[pb.Note(**GOOD_NOTE)]), origin_beats=-1)]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].origin_beats", "origin_beats=-1"),
+    "too many fragments": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)] * (defaults.MAX_FRAGMENTS_PER_REQUEST + 1)), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments", f"limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request"),
+    "too many beats": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 0, "end": 5000})]), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments[0]", "beats per fragment"),
+    "too many notes": (pb.ScoreRequest(fragments=[_notes(*[{"pitch": 60, "start": i, "end": i + 1} for i in range(defaults.MAX_NOTES_PER_FRAGMENT + 1)])]), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments[0].notes", f"limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_input_gets_its_status_and_a_field_violation(stub, target, case):
+    request, code, field, message = BAD_REQUESTS[case]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Score(request, timeout=30)
+    error = caught.value
+    assert error.code() == code and message in error.details()
+    status = rpc_status.from_call(error)
+    detail = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(detail)
+    assert detail.field_violations[0].field == field
+    assert healthy(target)
+
+
+def test_oversized_message_is_refused_by_size(stub, target):
+    huge = pb.ScoreRequest(fragments=[pb.Fragment(file=pb.FileData(data=b"\0" * (defaults.MAX_MESSAGE_BYTES + 1), format="midi"))])
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Score(huge, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert healthy(target)
+
+
+def test_deadline_is_honoured_and_the_server_goes_on(stub, target):
+    fragments, _ = chorale_windows()
+    request = pb.ScoreRequest(fragments=[fragment_message(f) for f in fragments * 8])
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Score(request, timeout=0.05)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert healthy(target)
+    assert len(stub.Score(pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)]), timeout=30).results) == 1
+
+
+def test_a_bad_streamed_request_is_answered_in_band_and_the_stream_goes_on(stub):
+    requests = [
+        pb.ScoreStreamRequest(id="ok-1", fragments=[_notes(GOOD_NOTE)]),
+        pb.ScoreStreamRequest(id="bad", fragments=[_notes({"pitch": 200, "start": 0, "end": 1})]),
+        pb.ScoreStreamRequest(id="ok-2", fragments=[_notes(GOOD_NOTE, {"pitch": 64, "start": 1, "end": 2})]),
+    ]
+    answers = {r.id: r for r in stub.ScoreStream(iter(requests), timeout=60)}
+    assert set(answers) == {"ok-1", "bad", "ok-2"}
+    assert answers["bad"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert answers["bad"].error.field == "fragments[0].notes" and "pitch must be within 0-127" in answers["bad"].error.message
+    assert len(answers["ok-2"].results) == 1 and not answers["ok-2"].HasField("error")
+
+
+def test_client_maps_status_codes_to_rollmatch_errors(target):
+    with Client(target, timeout=30) as client:
+        with pytest.raises(InputError, match="pitch must be within 0-127"):
+            client.score([np.array([(130, 0.0, 1.0, 90)], dtype=[("pitch", "i2"), ("start", "f8"), ("end", "f8"), ("velocity", "u1")])])
+        with pytest.raises(LimitError, match="per fragment"):
+            client.score([(json.dumps([{"pitch": 60, "start": 0, "end": 4000}]).encode(), "json")])
+    with Client("127.0.0.1:1", timeout=2) as nowhere, pytest.raises(ServiceError, match="UNAVAILABLE"):
+        nowhere.score([select_beats(read_notes(REPO / "examples" / "planing.mid"), 0, 1)])
+
+
+# --- health, reflection ---------------------------------------------------------------------------------
+
+
+def test_health_and_reflection_are_served(target):
+    assert healthy(target)
+    with grpc.insecure_channel(target) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = set(database.get_services())
+        assert {"rollmatch.v1.RollmatchService", "grpc.health.v1.Health"} <= services
+        described = database.FindFileContainingSymbol("rollmatch.v1.RollmatchService")
+        assert "ScoreStream" in [m.name for m in described.service[0].method]
+
+
+# --- curation --------------------------------------------------------------------------------------------
+
+
+def test_curation_needs_the_token(target):
+    with Client(target, timeout=30) as anonymous, pytest.raises(ServiceError, match="UNAUTHENTICATED"):
+        anonymous.remove_exemplar("planing")
+    with Client(target, timeout=30, token="wrong") as wrong, pytest.raises(ServiceError, match="PERMISSION_DENIED"):
+        wrong.set_thresholds(good=0.9)
+    with Client(target, timeout=30) as reader:
+        assert reader.library().thresholds.good == pytest.approx(defaults.GOOD_THRESHOLD)  # reading stays open
+
+
+def test_curation_changes_the_served_library(target, served, tmp_path):
+    motif = tmp_path / "motif.json"
+    motif.write_text(json.dumps([{"pitch": 60, "start": 0, "end": 1}, {"pitch": 61, "start": 1, "end": 2}, {"pitch": 62, "start": 2, "end": 3}]))
+    with Client(target, timeout=60, token=TOKEN) as client:
+        before = client.library().version
+        added = client.add_exemplar(motif, label="bad", exemplar_id="creep", tags=["test"])
+        assert added.exemplar.id == "creep" and added.library_version != before
+        (verdict,) = client.score([read_notes(motif)])
+        assert verdict.verdict.value == "VETOED" and verdict.bad.exemplar == "creep"
+        with pytest.raises(AlreadyExistsError, match="'creep' already exists"):
+            client.add_exemplar(motif, label="bad", exemplar_id="creep")
+        assert client.set_thresholds(bad=0.99).thresholds.bad == pytest.approx(0.99)
+        client.set_thresholds(bad=defaults.BAD_THRESHOLD)
+        client.remove_exemplar("creep")
+        with pytest.raises(NotFoundError, match="no exemplar with id 'creep'"):
+            client.remove_exemplar("creep")
+        assert "creep" not in [e.id for e in client.list_exemplars().exemplars]
+    assert "creep" not in [e.id for e in Library.open(served.state.library.path).exemplars]
+
+
+def test_concurrent_curation_from_several_clients_keeps_every_acknowledged_change(target, served, tmp_path):
+    motif = tmp_path / "m.json"
+    motif.write_text(json.dumps([{"pitch": 72, "start": 0, "end": 1}, {"pitch": 76, "start": 1, "end": 2}]))
+    kept: set[str] = set()
+    errors: list[Exception] = []
+
+    def curator(w: int) -> None:
+        try:
+            with Client(target, timeout=60, token=TOKEN) as client:
+                for i in range(5):
+                    client.add_exemplar(motif, label="good", exemplar_id=f"cur{w}-{i}")
+                for i in (0, 1):
+                    client.remove_exemplar(f"cur{w}-{i}")
+                kept.update(f"cur{w}-{i}" for i in (2, 3, 4))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=curator, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    ids = {e.id for e in Library.open(served.state.library.path).exemplars}
+    assert {i for i in ids if i.startswith("cur")} == kept
+    with Client(target, timeout=30) as client:
+        assert {e.id for e in client.list_exemplars().exemplars} == ids
+
+
+# --- a server process: SIGTERM, kill -9, TLS ----------------------------------------------------------------
+
+
+def launch(library: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, defaults.CURATOR_TOKEN_ENV: TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "rollmatch", "serve", "--library", str(library), "--port", "0", "--backend", "cpu", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()
+    assert line.startswith("listening on "), proc.stderr.read()
+    return proc, line.split()[-1]
+
+
+def test_sigterm_drains_a_live_stream(tmp_path):
+    proc, target = launch(copy_library(tmp_path / "lib"), "--grace", "20")
+    fragments, _ = chorale_windows()
+    sent = threading.Event()
+    proceed = threading.Event()
+
+    def requests():
+        yield pb.ScoreStreamRequest(id="before", fragments=[fragment_message(f) for f in fragments[:2]])
+        sent.set()
+        proceed.wait(30)
+        yield pb.ScoreStreamRequest(id="after", fragments=[fragment_message(f) for f in fragments[2:4]])
+
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.RollmatchServiceStub(channel)
+        responses = stub.ScoreStream(requests(), timeout=60)
+        first = next(responses)
+        assert first.id == "before" and len(first.results) == 2
+        sent.wait(10)
+        proc.send_signal(signal.SIGTERM)
+        refused = set()
+        deadline = time.monotonic() + 10
+        while len(refused) < 2 and time.monotonic() < deadline:  # new calls are refused once draining starts
+            for name, channel_to_try in (("same", channel), ("new", None)):
+                try:
+                    if channel_to_try is None:
+                        with grpc.insecure_channel(target) as fresh:
+                            pb_grpc.RollmatchServiceStub(fresh).GetLibrary(pb.GetLibraryRequest(), timeout=2)
+                    else:
+                        stub.GetLibrary(pb.GetLibraryRequest(), timeout=2)
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+                    refused.add(name)
+            time.sleep(0.05)
+        assert refused == {"same", "new"}
+        proceed.set()
+        rest = list(responses)  # the stream in flight still gets its answer
+    assert [r.id for r in rest] == ["after"] and len(rest[0].results) == 2
+    assert proc.wait(30) == 0
+    assert "shutting down" in proc.stderr.read()
+
+
+def test_kill_9_loses_no_acknowledged_curation(tmp_path):
+    library = copy_library(tmp_path / "lib")
+    proc, target = launch(library)
+    motif = tmp_path / "k.json"
+    motif.write_text(json.dumps([{"pitch": 50, "start": 0, "end": 1}, {"pitch": 57, "start": 0, "end": 1}]))
+    acknowledged = []
+    with Client(target, timeout=60, token=TOKEN) as client:
+        for i in range(6):
+            client.add_exemplar(motif, label="bad", exemplar_id=f"k{i}")
+            acknowledged.append(f"k{i}")
+    proc.kill()
+    proc.wait(10)
+    assert set(acknowledged) <= {e.id for e in Library.open(library).exemplars}
+    proc, target = launch(library)  # and a restarted server serves them
+    try:
+        with Client(target, timeout=30) as client:
+            assert set(acknowledged) <= {e.id for e in client.list_exemplars().exemplars}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_tls(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    loop = LoopThread()
+    running = loop.run(start(ServerConfig(library=REPO / "exemplars", port=0, tls_cert=cert, tls_key=key, backend="cpu")))
+    try:
+        with Client(f"localhost:{running.port}", tls_ca=cert, timeout=60) as client:
+            (verdict,) = client.score([read_notes(REPO / "examples" / "planing.mid")])
+            assert verdict.verdict.value == "VETOED"
+        with Client(f"localhost:{running.port}", timeout=5) as plaintext, pytest.raises(ServiceError):
+            plaintext.library()
+    finally:
+        loop.run(running.stop(0))
+        loop.close()
