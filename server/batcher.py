@@ -9,6 +9,7 @@ batches grow with the load.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -108,9 +109,8 @@ class Batcher:
             origins = [o for job in jobs for o in job.origins]
             first = jobs[0]
             try:
-                verdicts = await loop.run_in_executor(
-                    self._engine, lambda: first.scorer.score(fragments, origin_beats=origins, **first.options)
-                )
+                call = functools.partial(first.scorer.score, fragments, origin_beats=origins, **first.options)
+                verdicts = await loop.run_in_executor(self._engine, call)
             except Exception as exc:  # reaches each caller, which maps it to a status
                 for job in jobs:
                     if not job.future.done():
