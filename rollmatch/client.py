@@ -61,12 +61,24 @@ def _rpc_error(exc: grpc.RpcError) -> RollmatchError:
     return _error(exc.code(), exc.details() or "")
 
 
+#: The wire refuses end <= start, but files hold zero-length notes (grace notes, a note-on and note-off on one
+#: tick), which render as one step. Sent with this duration instead, a note still renders as exactly that one
+#: step at every resolution up to MAX_STEPS_PER_BEAT, because it spans less than half a step.
+ZERO_LENGTH_ON_WIRE = 1 / (4 * defaults.MAX_STEPS_PER_BEAT)
+
+
 def fragment_message(fragment: Fragment, origin_beats: float = 0.0) -> pb.Fragment:
     if isinstance(fragment, tuple):
         data, fmt = fragment
         return pb.Fragment(file=pb.FileData(data=data, format=fmt), origin_beats=origin_beats)
     notes = [
-        pb.Note(pitch=int(n["pitch"]), start=float(n["start"]), end=float(n["end"]), velocity=int(n["velocity"])) for n in fragment
+        pb.Note(
+            pitch=int(n["pitch"]),
+            start=float(n["start"]),
+            end=max(float(n["end"]), float(n["start"]) + ZERO_LENGTH_ON_WIRE),
+            velocity=int(n["velocity"]),
+        )
+        for n in fragment
     ]
     return pb.Fragment(notes=pb.NoteList(notes=notes), origin_beats=origin_beats)
 

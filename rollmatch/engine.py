@@ -335,31 +335,39 @@ def _denominators(
     n_b, n_m, n_t, n_l = len(frags), m1 - m0, t_values.size, fft_length
     lead = bank.max_length - 1
     lengths = bank.length[m0:m1]
+    exemplar_is_template = lengths[None, :] <= frag_len[:, None]  # (Bs, Mc)
+    den = xp.zeros((n_b, n_m, n_t, n_l), dtype=xp.float32)
     # Exemplar as template: the fragment's energy in the exemplar's pitch rows at each transposition (a row
     # gather), summed over [d, d + length): cum[k + length] - cum[k] on a cumsum padded by ``lead`` zeros.
-    r0 = to_device(xp, (bank.pitch_lo[m0:m1, None] + energies.row_offset[None, :]).ravel())
-    r1 = to_device(xp, (bank.pitch_hi[m0:m1, None] + energies.row_offset[None, :]).ravel())
-    rows = energies.rows_cumsum[:, r1]
-    rows -= energies.rows_cumsum[:, r0]
-    cum = _time_cumsum(xp, rows.reshape(n_b, n_m, n_t, -1), lead, bank.max_length)  # (Bs, Mc, n_t, lead+1+L+T_E)
-    windows = xp.lib.stride_tricks.sliding_window_view(cum, n_l, axis=-1)  # (Bs, Mc, n_t, offsets, L), a view
-    den = windows[:, to_device(xp, np.arange(n_m)), :, to_device(xp, lengths), :].transpose(1, 0, 2, 3)
-    den -= cum[..., :n_l]
-    den *= to_device(xp, (bank.norm[m0:m1] ** 2).astype(np.float32))[None, :, None, None]
+    ms = np.flatnonzero(exemplar_is_template.any(axis=0))
+    if ms.size:
+        r0 = to_device(xp, (bank.pitch_lo[m0 + ms, None] + energies.row_offset[None, :]).ravel())
+        r1 = to_device(xp, (bank.pitch_hi[m0 + ms, None] + energies.row_offset[None, :]).ravel())
+        rows = energies.rows_cumsum[:, r1]
+        rows -= energies.rows_cumsum[:, r0]
+        cum = _time_cumsum(xp, rows.reshape(n_b, ms.size, n_t, -1), lead, bank.max_length)  # (Bs, Ms, n_t, lead+1+L+T_E)
+        windows = xp.lib.stride_tricks.sliding_window_view(cum, n_l, axis=-1)  # (Bs, Ms, n_t, offsets, L), a view
+        box = windows[:, to_device(xp, np.arange(ms.size)), :, to_device(xp, lengths[ms]), :].transpose(1, 0, 2, 3)
+        box -= cum[..., :n_l]
+        box *= to_device(xp, (bank.norm[m0 + ms] ** 2).astype(np.float32))[None, :, None, None]
+        den[:, to_device(xp, ms)] = box
     # Fragment as template, where it is shorter than the exemplar: the exemplar's energy under the fragment's
-    # box, steps [-d, length_b - d) of the exemplar. Only short fragments need it; vectorized over exemplars.
-    exemplar_is_template = lengths[None, :] <= frag_len[:, None]  # (Bs, Mc)
+    # box, exemplar steps [-d, length_b - d) and pitch rows shifted by -t. One pass per fragment length.
     k = np.arange(n_l)
-    for j in np.flatnonzero(~exemplar_is_template.all(axis=1)):
-        frag = frags[j]
-        ms = to_device(xp, np.flatnonzero(~exemplar_is_template[j]))
-        q0 = to_device(xp, np.clip(frag.pitch_lo - bank.band_lo - t_values, 0, bank.band))
-        q1 = to_device(xp, np.clip(frag.pitch_hi - bank.band_lo - t_values, 0, bank.band))
-        ex = bank.rows_cumsum[m0 + ms]  # (Ms, P+1, T_E)
-        ex_cum = _time_cumsum(xp, ex[:, q1] - ex[:, q0], 0, 0)  # (Ms, n_t, T_E + 1)
+    short = ~exemplar_is_template.all(axis=1)
+    for length in np.unique(frag_len[short]):
+        bs = np.flatnonzero(short & (frag_len == length))
+        ms = np.flatnonzero(~exemplar_is_template[bs].all(axis=0))  # lengths are equal, so one set fits all
+        q0 = np.clip(np.array([frags[b].pitch_lo for b in bs])[:, None] - bank.band_lo - t_values[None, :], 0, bank.band)
+        q1 = np.clip(np.array([frags[b].pitch_hi for b in bs])[:, None] - bank.band_lo - t_values[None, :], 0, bank.band)
+        ex = bank.rows_cumsum[to_device(xp, m0 + ms)]  # (Ms, P+1, T_E)
+        rows = ex[:, to_device(xp, q1.ravel())] - ex[:, to_device(xp, q0.ravel())]  # (Ms, Bl * n_t, T_E)
+        ex_cum = _time_cumsum(xp, rows, 0, 0)
         start = to_device(xp, np.clip(lead - k, 0, bank.max_length))
-        stop = to_device(xp, np.clip(frag_len[j] + lead - k, 0, bank.max_length))
-        den[j, ms] = (xp.take(ex_cum, stop, axis=-1) - xp.take(ex_cum, start, axis=-1)) * np.float32(frag.norm**2)
+        stop = to_device(xp, np.clip(length + lead - k, 0, bank.max_length))
+        box = (xp.take(ex_cum, stop, axis=-1) - xp.take(ex_cum, start, axis=-1)).reshape(ms.size, bs.size, n_t, n_l)
+        norms = to_device(xp, np.array([frags[b].norm ** 2 for b in bs], dtype=np.float32))
+        den[to_device(xp, bs)[:, None], to_device(xp, ms)[None, :]] = box.transpose(1, 0, 2, 3) * norms[:, None, None, None]
     return den
 
 

@@ -116,6 +116,18 @@ def test_unary_scoring_equals_local_scoring(target, local):
     assert [v.verdict.value for v in from_bytes] == ["GOOD", "VETOED"]
 
 
+def test_zero_length_notes_score_as_they_do_locally(target, local):
+    # A grace-note-like zero-length note on each beat of a real phrase, as MIDI files and scores hold them.
+    phrase = read_notes(REPO / "examples" / "bwv18.5-lz-opening.mid")
+    blips = phrase[phrase["start"] == np.floor(phrase["start"])].copy()
+    blips["pitch"] += 1
+    blips["end"] = blips["start"]
+    fragment = np.sort(np.concatenate([phrase, blips]), order=["start", "pitch"])
+    with Client(target, timeout=60) as client:
+        remote = client.score([fragment])
+    assert_same(remote, local.score([fragment]))
+
+
 def test_options_and_top_matches_travel(target, local):
     notes = read_notes(REPO / "examples" / "bwv269-opening.mid")
     options = {"transpose_range": 3, "stretches": (1.0, 2.0), "good_threshold": 0.5, "top_k": 5}
