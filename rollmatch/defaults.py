@@ -45,6 +45,9 @@ MAX_IN_FLIGHT_PER_STREAM = 64
 MAX_TOP_K = 64
 #: Seconds that streams in flight get to finish after SIGTERM.
 SHUTDOWN_GRACE_S = 10.0
+#: Seconds between SIGTERM and the transport closing, while health says NOT_SERVING and new calls get a clean
+#: UNAVAILABLE (after the transport starts closing, a call racing it can only be cancelled).
+SHUTDOWN_NOTICE_S = 1.0
 CURATOR_TOKEN_ENV = "ROLLMATCH_CURATOR_TOKEN"
 
 #: Similarities within this of each other count as a tie; ties prefer stretch 1 and the smallest transposition.

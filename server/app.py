@@ -28,6 +28,7 @@ from .service import LibraryState, RollmatchServicer
 
 log = logging.getLogger("rollmatch.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RollmatchService"].full_name
+HEALTH_METHODS = f"/{health.SERVICE_NAME}/"
 CURATION_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in ("AddExemplar", "RemoveExemplar", "SetThresholds"))
 
 
@@ -56,7 +57,7 @@ class Gate(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
-        if self.draining:
+        if self.draining and not details.method.startswith(HEALTH_METHODS):
             return _refuse(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         if details.method not in CURATION_METHODS:
             return await continuation(details)
@@ -86,10 +87,12 @@ class RunningServer:
     health: Any
     gate: Gate
 
-    async def stop(self, grace_s: float) -> None:
-        """Health NOT_SERVING, refuse new calls, let calls in flight finish for ``grace_s`` seconds."""
+    async def stop(self, grace_s: float, *, notice_s: float = 0.0) -> None:
+        """Health NOT_SERVING and new calls refused for ``notice_s`` seconds, then the transport closes and
+        calls in flight get ``grace_s`` seconds to finish."""
         await self.health.enter_graceful_shutdown()
         self.gate.draining = True
+        await asyncio.sleep(notice_s)
         await self.server.stop(grace_s)
         await self.batcher.stop()
 
@@ -153,5 +156,5 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("shutting down: calls in flight get %.0f s", config.grace_s)
-    await running.stop(config.grace_s)
+    await running.stop(config.grace_s, notice_s=defaults.SHUTDOWN_NOTICE_S)
     log.info("stopped")

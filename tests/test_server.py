@@ -385,6 +385,8 @@ def test_sigterm_drains_a_live_stream(tmp_path):
                     refused.add(name)
             time.sleep(0.05)
         assert refused == {"same", "new"}
+        probe = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        assert probe.status == health_pb2.HealthCheckResponse.NOT_SERVING
         proceed.set()
         rest = list(responses)  # the stream in flight still gets its answer
     assert [r.id for r in rest] == ["after"] and len(rest[0].results) == 2
