@@ -44,6 +44,7 @@ class ServerConfig:
     batch_max_fragments: int = defaults.BATCH_MAX_FRAGMENTS
     batch_max_wait_ms: float = defaults.BATCH_MAX_WAIT_MS
     grace_s: float = defaults.SHUTDOWN_GRACE_S
+    max_concurrent_rpcs: int = defaults.MAX_CONCURRENT_RPCS
 
 
 class Gate(grpc.aio.ServerInterceptor):
@@ -103,12 +104,13 @@ async def start(config: ServerConfig) -> RunningServer:
     whole_number(config.batch_max_fragments, "batch_max_fragments", at_least=1, at_most=defaults.MAX_FRAGMENTS_PER_REQUEST)
     number(config.batch_max_wait_ms, "batch_max_wait_ms", at_least=0, at_most=10_000)
     number(config.grace_s, "grace_s", at_least=0)
+    whole_number(config.max_concurrent_rpcs, "max_concurrent_rpcs", at_least=1, at_most=100_000)
     state = LibraryState(Library.open(config.library), backend=config.backend)
     batcher = Batcher(max_fragments=config.batch_max_fragments, max_wait_s=config.batch_max_wait_ms / 1e3)
     gate = Gate(config.curator_token)
     server = grpc.aio.server(
         interceptors=[gate],
-        maximum_concurrent_rpcs=defaults.MAX_CONCURRENT_RPCS,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", defaults.MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", defaults.MAX_MESSAGE_BYTES),

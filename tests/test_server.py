@@ -265,6 +265,45 @@ def test_client_maps_status_codes_to_rollmatch_errors(target):
         nowhere.score([select_beats(read_notes(REPO / "examples" / "planing.mid"), 0, 1)])
 
 
+def test_calls_past_the_concurrency_limit_are_refused_not_queued(tmp_path):
+    loop = LoopThread()
+    running = loop.run(start(ServerConfig(library=REPO / "exemplars", port=0, max_concurrent_rpcs=2, backend="cpu")))
+    release = threading.Event()
+
+    def held_open():
+        release.wait(60)
+        yield from ()
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RollmatchServiceStub(channel)
+            streams = [stub.ScoreStream(held_open(), timeout=60) for _ in range(2)]
+            time.sleep(0.5)  # let both streams reach the server
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.GetLibrary(pb.GetLibraryRequest(), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            release.set()
+            assert [list(s) for s in streams] == [[], []]
+            assert stub.GetLibrary(pb.GetLibraryRequest(), timeout=10).good_count == 24  # and it serves again
+    finally:
+        release.set()
+        loop.run(running.stop(0))
+        loop.close()
+
+
+def test_internal_errors_never_leak(stub, served, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals at /srv/rollmatch/engine.py line 42")
+
+    monkeypatch.setattr(served.state.scorer, "score", broken)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Score(pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)]), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert caught.value.details() == "internal error; see the server log"
+    monkeypatch.undo()
+    assert len(stub.Score(pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)]), timeout=30).results) == 1
+
+
 # --- health, reflection ---------------------------------------------------------------------------------
 
 
