@@ -114,8 +114,16 @@ def verdict_from_message(result: pb.Result) -> Verdict:
     )
 
 
-def _channel_credentials(tls_ca: str | os.PathLike[str] | None) -> grpc.ChannelCredentials | None:
-    return grpc.ssl_channel_credentials(Path(tls_ca).read_bytes()) if tls_ca else None
+def _open_channel(channels: Any, target: str, tls_ca: str | os.PathLike[str] | None) -> Any:
+    """A channel from ``channels`` (grpc or grpc.aio), over TLS when ``tls_ca`` names a PEM file to trust."""
+    options = [("grpc.max_receive_message_length", defaults.MAX_MESSAGE_BYTES)]
+    if not tls_ca:
+        return channels.insecure_channel(target, options)
+    try:
+        trusted = Path(tls_ca).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{tls_ca}: cannot read: {exc.strerror or exc}") from None
+    return channels.secure_channel(target, grpc.ssl_channel_credentials(trusted), options)
 
 
 def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
@@ -175,9 +183,7 @@ class Client:
         tls_ca: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
     ) -> None:
-        credentials = _channel_credentials(tls_ca)
-        options = [("grpc.max_receive_message_length", defaults.MAX_MESSAGE_BYTES)]
-        self._channel = grpc.secure_channel(target, credentials, options) if credentials else grpc.insecure_channel(target, options)
+        self._channel = _open_channel(grpc, target, tls_ca)
         self._stub = pb_grpc.RollmatchServiceStub(self._channel)
         self._metadata = _metadata(token)
         self.timeout = timeout
@@ -265,11 +271,7 @@ class AsyncClient:
         tls_ca: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
     ) -> None:
-        credentials = _channel_credentials(tls_ca)
-        options = [("grpc.max_receive_message_length", defaults.MAX_MESSAGE_BYTES)]
-        self._channel = (
-            grpc.aio.secure_channel(target, credentials, options) if credentials else grpc.aio.insecure_channel(target, options)
-        )
+        self._channel = _open_channel(grpc.aio, target, tls_ca)
         self._stub = pb_grpc.RollmatchServiceStub(self._channel)
         self._metadata = _metadata(token)
         self.timeout = timeout
