@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from .verdict import Label, Verdict, check_threshold, exemplar_thresholds, judge
 Progress = Callable[[str], None]
 #: Windows one ``score --window`` run may cut a piece into.
 MAX_WINDOWS = 100_000
+#: Template banks (one per stretch set) a Scorer keeps.
+BANK_CACHE_SIZE = 8
 
 
 class Scorer:
@@ -36,19 +39,24 @@ class Scorer:
         self.xp = array_module(backend)
         self.backend = backend_name(self.xp)
         self._exemplar_notes = library.notes(progress=progress)
-        self._banks: dict[tuple[float, ...], TemplateBank] = {}
+        self._banks: OrderedDict[tuple[float, ...], TemplateBank] = OrderedDict()
         self.ids = tuple(e.id for e in library.exemplars)
         self.is_bad = np.array([e.label is Label.BAD for e in library.exemplars])
         self.overrides = np.array([np.nan if e.threshold is None else e.threshold for e in library.exemplars])
 
     def bank(self, stretches: Sequence[float]) -> TemplateBank:
-        """The template bank for a stretch set, built on first use."""
+        """The template bank for a stretch set, built on first use; the least recently used of more than
+        BANK_CACHE_SIZE sets is dropped, so callers cycling through stretch sets cannot exhaust memory."""
         key = check_stretches(stretches)
-        if key not in self._banks:
-            config = self.library.config
-            self._banks[key] = TemplateBank(
-                self._exemplar_notes, stretches=key, steps_per_beat=config.steps_per_beat, velocity=config.velocity, xp=self.xp
-            )
+        if key in self._banks:
+            self._banks.move_to_end(key)
+            return self._banks[key]
+        config = self.library.config
+        self._banks[key] = TemplateBank(
+            self._exemplar_notes, stretches=key, steps_per_beat=config.steps_per_beat, velocity=config.velocity, xp=self.xp
+        )
+        while len(self._banks) > BANK_CACHE_SIZE:
+            self._banks.popitem(last=False)
         return self._banks[key]
 
     def score(

@@ -117,6 +117,16 @@ def test_bad_options_fail_before_any_file_is_read(scorer, kwargs, message):
         next(score_files(["never-read.mid"], scorer, **kwargs))
 
 
+def test_bank_cache_stays_bounded_whatever_stretch_sets_callers_send(scorer):
+    from rollmatch.scoring import BANK_CACHE_SIZE
+
+    notes = read_notes(REPO / "examples" / "planing.mid")
+    for i in range(BANK_CACHE_SIZE + 5):
+        scorer.score([notes], stretches=(1.0, 1.0 + (i + 1) / 64))
+    assert len(scorer._banks) == BANK_CACHE_SIZE
+    assert scorer.score([notes], stretches=(0.5,))[0].bad.exemplar == "parallel-fifths"
+
+
 def test_empty_library_cannot_score(tmp_path):
     with pytest.raises(LibraryError, match="the library has no exemplars"):
         Scorer(Library.init(tmp_path / "empty"))
