@@ -36,6 +36,8 @@ from .roll import N_PITCHES, check_steps_per_beat, note_steps, note_values, rend
 TEMPLATE_CHUNK = 128
 #: FFT lengths kept in the spectra cache at once.
 SPECTRA_CACHE_SIZE = 3
+#: Decimals of the similarities the best alignment is chosen on (float32 noise is ~1e-7); reported ones are exact.
+SIMILARITY_DECIMALS = 5
 #: Smallest FFT length used (short fragments against short exemplars).
 MIN_FFT_LENGTH = 64
 
@@ -283,7 +285,9 @@ def _match_group(
             valid = owned[:, None, None, :] & (den > bank.min_energy)
             sim = xp.where(valid, corr / xp.sqrt(xp.where(valid, den, 1.0)), 0.0)
             flat = xp.clip(sim, 0.0, 1.0).reshape(len(block), m1 - m0, -1)
-            best = xp.argmax(flat, axis=-1)
+            # Chosen on rounded values, so that alignments tied in exact arithmetic tie here too, whatever the
+            # float noise, and the order of the axes decides: the smallest transposition, then the earliest shift.
+            best = xp.argmax(xp.round(flat, SIMILARITY_DECIMALS), axis=-1)
             best_sim = to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64)
             best = to_host(best)
             best_t = t_values[best // fft_length]

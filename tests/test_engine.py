@@ -62,6 +62,16 @@ def test_transposition_and_shift_are_reported():
     assert (r.transpose[0, 0], r.shift_steps[0, 0]) == (-7, int(2.5 * SPB))
 
 
+def test_ties_go_to_the_smallest_transposition_then_the_earliest_shift():
+    # A 4-pitch, 1-beat block fits at full similarity inside a 10-pitch, 3-beat block at t = -2..+4 and at
+    # every shift of 0-2 beats: the report must be t = 0 at the block's start, not whatever float noise favours.
+    block = make_notes(range(60, 64), [0.0] * 4, [1.0] * 4)
+    wide = make_notes(range(58, 68), [1.0] * 10, [4.0] * 10)
+    r = best_of(wide, [block], stretches=(0.5, 1.0))
+    assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert (r.transpose[0, 0], r.shift_steps[0, 0], r.stretch[0, 0]) == (0, SPB, 1.0)
+
+
 def test_a_piece_of_a_longer_exemplar_matches_it():
     # The fragment (E4 then G4) is the middle of the exemplar: the exemplar's first onset is one beat earlier.
     exemplar = make_notes([60, 64, 67, 72], [0, 1, 2, 3], [1, 2, 3, 4])
