@@ -109,13 +109,23 @@ class TemplateBank:
                 on, off = note_steps(_stretched(notes, origin, stretch), self.steps_per_beat)
                 rendered.append((notes["pitch"].astype(np.int64) - self.band_lo, on, off, note_values(notes, velocity=velocity)))
         self.n_templates = len(rendered)
-        self.length = np.array([off.max() for _, _, off, _ in rendered], dtype=np.int64)  # steps of each template
-        self.max_length = int(self.length.max()) if rendered else 1  # T_E
+        length = np.array([off.max() for _, _, off, _ in rendered], dtype=np.int64)
+        pitch_lo = np.array([r.min() for r, *_ in rendered], dtype=np.int64)
+        pitch_hi = np.array([r.max() + 1 for r, *_ in rendered], dtype=np.int64)
+        # Templates are stored sorted by shape (pitch rows and length): the window energies a shape needs do not
+        # depend on what the template holds, so each chunk computes them once per shape it contains.
+        self.template_of = np.lexsort((length, pitch_hi, pitch_lo))  # stored position -> template k * S + s
+        self.length = length[self.template_of]  # steps of each stored template
+        self.pitch_lo = pitch_lo[self.template_of]  # band rows, inclusive
+        self.pitch_hi = pitch_hi[self.template_of]  # band rows, exclusive
+        keys = np.stack([self.pitch_lo, self.pitch_hi, self.length], axis=1)
+        self.shapes, self.shape_of = np.unique(keys, axis=0, return_inverse=True)  # (U, 3); stored -> shape, ascending
+        self.shape_of = self.shape_of.ravel()
+        self.max_length = int(length.max()) if rendered else 1  # T_E
         rolls = np.zeros((self.n_templates, self.band, self.max_length), dtype=np.float32)
-        for m, (rows, on, off, values) in enumerate(rendered):
-            rolls[m] = render(rows, on, off, values, (self.band, self.max_length))
-        self.pitch_lo = np.array([r.min() for r, *_ in rendered], dtype=np.int64)  # band rows, inclusive
-        self.pitch_hi = np.array([r.max() + 1 for r, *_ in rendered], dtype=np.int64)  # band rows, exclusive
+        for i, m in enumerate(self.template_of):
+            rows, on, off, values = rendered[m]
+            rolls[i] = render(rows, on, off, values, (self.band, self.max_length))
         self.norm = np.sqrt((rolls.astype(np.float64) ** 2).sum(axis=(1, 2)))
         self._rolls = rolls
         squares = rolls * rolls
@@ -127,7 +137,8 @@ class TemplateBank:
         self._spectra: OrderedDict[int, list[Any]] = OrderedDict()
 
     def spectra(self, fft_length: int) -> list[Any]:
-        """Conjugate template spectra for one FFT length: chunks of shape (L//2+1, P, <=TEMPLATE_CHUNK).
+        """Conjugate spectra of the templates divided by their norms, for one FFT length: chunks of shape
+        (L//2+1, P, <=TEMPLATE_CHUNK), so the correlation comes out already divided by |E|.
 
         Each carries a phase ramp that delays the correlation by T_E - 1 steps, so that output index k is
         shift d = k - (T_E - 1): negative shifts come first and the shifts run in order, with no wrap-around.
@@ -141,7 +152,7 @@ class TemplateBank:
         delay = to_device(xp, np.exp(-2j * np.pi * frequency * (self.max_length - 1) / fft_length))
         chunks = []
         for m0 in range(0, self.n_templates, TEMPLATE_CHUNK):
-            block = to_device(xp, self._rolls[m0 : m0 + TEMPLATE_CHUNK])
+            block = to_device(xp, self._rolls[m0 : m0 + TEMPLATE_CHUNK] / self.norm[m0 : m0 + TEMPLATE_CHUNK, None, None].astype(np.float32))
             spectrum = xp.conj(fft.rfft(block, n=fft_length, axis=-1, **fft_workers(xp))) * delay
             chunks.append(xp.ascontiguousarray(spectrum.transpose(2, 1, 0)).astype(xp.complex64))
         self._spectra[fft_length] = chunks
@@ -280,25 +291,24 @@ def _match_group(
             m1 = m0 + chunk.shape[-1]
             product = xp.matmul(stack, chunk)  # (F, Bs * n_t, Mc)
             product = product.reshape(product.shape[0], len(block), n_t, -1).transpose(1, 3, 2, 0)
-            corr = fft.irfft(product, n=fft_length, axis=-1, **fft_workers(xp))  # (Bs, Mc, n_t, L)
-            den = _denominators(xp, energies, frags, frag_len, bank, m0, m1, fft_length, t_values)
-            valid = owned[:, None, None, :] & (den > bank.min_energy)
-            sim = xp.where(valid, corr / xp.sqrt(xp.where(valid, den, 1.0)), 0.0)
-            flat = xp.clip(sim, 0.0, 1.0).reshape(len(block), m1 - m0, -1)
+            sim = fft.irfft(product, n=fft_length, axis=-1, **fft_workers(xp))  # (Bs, Mc, n_t, L), over |E|
+            sim *= _normalizers(xp, energies, frags, frag_len, owned, bank, m0, m1, fft_length, t_values)
+            flat = sim.reshape(len(block), m1 - m0, -1)
             # Chosen on rounded values, so that alignments tied in exact arithmetic tie here too, whatever the
             # float noise, and the order of the axes decides: the smallest transposition, then the earliest shift.
             best = xp.argmax(xp.round(flat, SIMILARITY_DECIMALS), axis=-1)
-            best_sim = to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64)
+            best_sim = np.clip(to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64), 0.0, 1.0)
             best = to_host(best)
             best_t = t_values[best // fft_length]
             best_shift = local_shift[best % fft_length]
+            columns = bank.template_of[m0:m1]
             for j, seg in enumerate(block):
                 b = seg.fragment
-                better = best_sim[j] > sims[b, m0:m1]
+                better = best_sim[j] > sims[b, columns]
                 first = prepared[b].first_step
-                sims[b, m0:m1] = np.where(better, best_sim[j], sims[b, m0:m1])
-                trans[b, m0:m1] = np.where(better, best_t[j], trans[b, m0:m1])
-                shifts[b, m0:m1] = np.where(better, first + seg.offset + best_shift[j], shifts[b, m0:m1])
+                sims[b, columns] = np.where(better, best_sim[j], sims[b, columns])
+                trans[b, columns] = np.where(better, best_t[j], trans[b, columns])
+                shifts[b, columns] = np.where(better, first + seg.offset + best_shift[j], shifts[b, columns])
 
 
 class _FragmentEnergies:
@@ -321,42 +331,49 @@ def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
     return out
 
 
-def _denominators(
+def _normalizers(
     xp: ModuleType,
     energies: _FragmentEnergies,
     frags: list[_Fragment],
     frag_len: np.ndarray,
+    owned: Any,
     bank: TemplateBank,
     m0: int,
     m1: int,
     fft_length: int,
     t_values: np.ndarray,
 ) -> Any:
-    """|template|^2 * (energy of the other side under the template's box), shape (Bs, Mc, n_t, L).
+    """What turns the correlation over |E| into similarity, shape (Bs, Mc, n_t, L): 1 / |F under the exemplar's
+    box|, shared by every template of one shape; where the fragment is the template (it is shorter),
+    |E| / (|F| |E under the fragment's box|). Zero outside each segment's owned shifts and over empty boxes.
 
     Output index k is shift d = k - (T_E - 1), so every window starts one step after the previous one.
     """
-    n_b, n_m, n_t, n_l = len(frags), m1 - m0, t_values.size, fft_length
+    n_b, n_t, n_l = len(frags), t_values.size, fft_length
     lead = bank.max_length - 1
-    lengths = bank.length[m0:m1]
-    exemplar_is_template = lengths[None, :] <= frag_len[:, None]  # (Bs, Mc)
-    den = xp.zeros((n_b, n_m, n_t, n_l), dtype=xp.float32)
-    # Exemplar as template: the fragment's energy in the exemplar's pitch rows at each transposition (a row
-    # gather), summed over [d, d + length): cum[k + length] - cum[k] on a cumsum padded by ``lead`` zeros.
-    ms = np.flatnonzero(exemplar_is_template.any(axis=0))
-    if ms.size:
-        r0 = to_device(xp, (bank.pitch_lo[m0 + ms, None] + energies.row_offset[None, :]).ravel())
-        r1 = to_device(xp, (bank.pitch_hi[m0 + ms, None] + energies.row_offset[None, :]).ravel())
+    owned_f = owned.astype(xp.float32)[:, None, None, :]  # (Bs, 1, 1, L)
+    # Exemplar as template, per shape: the fragment's energy in the shape's pitch rows at each transposition
+    # (a row gather), summed over [d, d + length): cum[k + length] - cum[k] on a cumsum padded by ``lead`` zeros.
+    shape_ids = bank.shape_of[m0:m1]
+    first_shape = int(shape_ids[0])
+    shapes = bank.shapes[first_shape : int(shape_ids[-1]) + 1]  # stored by shape, so these are contiguous
+    usable = np.flatnonzero(shapes[:, 2] <= frag_len.max())
+    inverse = xp.zeros((n_b, len(shapes), n_t, n_l), dtype=xp.float32)
+    if usable.size:
+        r0 = to_device(xp, (shapes[usable, 0, None] + energies.row_offset[None, :]).ravel())
+        r1 = to_device(xp, (shapes[usable, 1, None] + energies.row_offset[None, :]).ravel())
         rows = energies.rows_cumsum[:, r1]
         rows -= energies.rows_cumsum[:, r0]
-        cum = _time_cumsum(xp, rows.reshape(n_b, ms.size, n_t, -1), lead, bank.max_length)  # (Bs, Ms, n_t, lead+1+L+T_E)
-        windows = xp.lib.stride_tricks.sliding_window_view(cum, n_l, axis=-1)  # (Bs, Ms, n_t, offsets, L), a view
-        box = windows[:, to_device(xp, np.arange(ms.size)), :, to_device(xp, lengths[ms]), :].transpose(1, 0, 2, 3)
+        cum = _time_cumsum(xp, rows.reshape(n_b, usable.size, n_t, -1), lead, bank.max_length)
+        windows = xp.lib.stride_tricks.sliding_window_view(cum, n_l, axis=-1)  # (Bs, U, n_t, offsets, L), a view
+        box = windows[:, to_device(xp, np.arange(usable.size)), :, to_device(xp, shapes[usable, 2]), :].transpose(1, 0, 2, 3)
         box -= cum[..., :n_l]
-        box *= to_device(xp, (bank.norm[m0 + ms] ** 2).astype(np.float32))[None, :, None, None]
-        den[:, to_device(xp, ms)] = box
+        inverse[:, to_device(xp, usable)] = _inverse_sqrt(xp, box, bank.min_energy) * owned_f
+    out = inverse[:, to_device(xp, shape_ids - first_shape)]  # (Bs, Mc, n_t, L)
     # Fragment as template, where it is shorter than the exemplar: the exemplar's energy under the fragment's
     # box, exemplar steps [-d, length_b - d) and pitch rows shifted by -t. One pass per fragment length.
+    lengths = bank.length[m0:m1]
+    exemplar_is_template = lengths[None, :] <= frag_len[:, None]  # (Bs, Mc)
     k = np.arange(n_l)
     short = ~exemplar_is_template.all(axis=1)
     for length in np.unique(frag_len[short]):
@@ -370,9 +387,17 @@ def _denominators(
         start = to_device(xp, np.clip(lead - k, 0, bank.max_length))
         stop = to_device(xp, np.clip(length + lead - k, 0, bank.max_length))
         box = (xp.take(ex_cum, stop, axis=-1) - xp.take(ex_cum, start, axis=-1)).reshape(ms.size, bs.size, n_t, n_l)
-        norms = to_device(xp, np.array([frags[b].norm ** 2 for b in bs], dtype=np.float32))
-        den[to_device(xp, bs)[:, None], to_device(xp, ms)[None, :]] = box.transpose(1, 0, 2, 3) * norms[:, None, None, None]
-    return den
+        scale = to_device(xp, (bank.norm[m0 + ms][None, :] / np.array([frags[b].norm for b in bs])[:, None]).astype(np.float32))
+        bs_dev = to_device(xp, bs)
+        value = _inverse_sqrt(xp, box.transpose(1, 0, 2, 3), bank.min_energy) * scale[:, :, None, None] * owned_f[bs_dev]
+        out[bs_dev[:, None], to_device(xp, ms)[None, :]] = value
+    return out
+
+
+def _inverse_sqrt(xp: ModuleType, energy: Any, min_energy: float) -> Any:
+    """1 / sqrt(energy), and 0 where the box is empty."""
+    safe = xp.maximum(energy, min_energy)
+    return xp.where(energy > min_energy, 1.0 / xp.sqrt(safe), 0.0).astype(xp.float32)
 
 
 def _best_stretch(sims: np.ndarray, trans: np.ndarray, shifts: np.ndarray, bank: TemplateBank) -> BestMatches:

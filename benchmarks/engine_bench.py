@@ -1,0 +1,164 @@
+"""Engine throughput on the fixed case of issue 4, against the peers a user would write first (a benchmark,
+not a test: it prints figures and ratios measured in the same run).
+
+Fixed case: piano rolls of real music, three voices (soprano, alto, tenor) of Bach chorales from the music21
+corpus, 64 time steps (5 1/3 beats at 12 steps per beat) in the 88-key range, about 3% of cells on; a library
+of K exemplars of the same shape; all transpositions within +-12, all time shifts; one stretch (S = 1), then
+the default stretch set. A pair is one fragment against one exemplar over every transposition and shift,
+normalized peak included.
+
+Peers, on the same pairs with the same normalization:
+- a per-pair ``scipy.signal.fftconvolve`` loop (correlation and window energy), and
+- ``cv2.matchTemplate(..., TM_CCORR_NORMED)`` per pair (opencv-python-headless, the [bench] extra).
+Before timing, every peak of every checked pair must agree with the engine's to 1e-4.
+
+    python benchmarks/engine_bench.py [--exemplars 4096] [--fragments 32] [--peer-pairs 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import scipy.signal
+from music21 import corpus
+
+from rollmatch import TemplateBank, match, read_notes, select_beats
+from rollmatch.backend import array_module, gpu_available
+from rollmatch.defaults import STRETCHES
+from rollmatch.roll import piano_roll
+
+STEPS = 64
+SPB = 12
+R = 12
+
+
+def real_rolls(count: int) -> list[np.ndarray]:
+    """Note arrays of three chorale voices spanning exactly 64 steps (first onset at 0, last end at 64)."""
+    out: list[np.ndarray] = []
+    for path in sorted(p for p in corpus.getComposer("bach") if p.suffix == ".mxl"):
+        try:
+            notes = read_notes(path, tracks=["Soprano", "Alto", "Tenor"])
+        except Exception:
+            continue
+        for start in np.arange(0, notes["end"].max() - STEPS / SPB, STEPS / SPB):
+            window = select_beats(notes, start, start + STEPS / SPB)
+            if window.size and window["start"].min() == 0 and piano_roll(window).shape[1] == STEPS:
+                out.append(window)
+        if len(out) >= count:
+            return out[:count]
+    return out
+
+
+def peer_inputs(fragment: np.ndarray, exemplar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exemplar cropped to its pitch extent, and the fragment rows it can meet at +-R, padded in time so
+    that every shift with any overlap is a 'valid' position (float64)."""
+    e_roll = piano_roll(exemplar).astype(np.float64)
+    lo, hi = int(exemplar["pitch"].min()), int(exemplar["pitch"].max()) + 1
+    template = e_roll[lo:hi]
+    f_roll = piano_roll(fragment).astype(np.float64)
+    rows = np.zeros((hi - lo + 2 * R, STEPS + 2 * (template.shape[1] - 1)))
+    for r in range(rows.shape[0]):
+        pitch = lo - R + r
+        if 0 <= pitch < 128:
+            rows[r, template.shape[1] - 1 : template.shape[1] - 1 + STEPS] = f_roll[pitch]
+    return rows, template
+
+
+def fftconvolve_peak(image: np.ndarray, template: np.ndarray) -> float:
+    corr = scipy.signal.fftconvolve(image, template[::-1, ::-1], mode="valid")
+    energy = scipy.signal.fftconvolve(image * image, np.ones_like(template), mode="valid")
+    valid = energy > 0.5
+    sim = np.where(valid, corr / (np.linalg.norm(template) * np.sqrt(np.where(valid, energy, 1.0))), 0.0)
+    return float(sim.max())
+
+
+def opencv_peak(image: np.ndarray, template: np.ndarray) -> float:
+    import cv2  # noqa: PLC0415  (benchmark-only extra)
+
+    result = cv2.matchTemplate(image.astype(np.float32), template.astype(np.float32), cv2.TM_CCORR_NORMED)
+    return float(np.nan_to_num(result, nan=0.0).max())
+
+
+def timed(fn, repeats: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exemplars", type=int, default=4096)
+    parser.add_argument("--fragments", type=int, default=32)
+    parser.add_argument("--peer-pairs", type=int, default=256, help="pairs the peers are checked and timed on")
+    args = parser.parse_args()
+
+    pool = real_rolls(args.fragments + 600)
+    fragments = pool[: args.fragments]
+    rest = pool[args.fragments :]
+    exemplars = [rest[i % len(rest)] for i in range(args.exemplars)]
+    density = np.mean([(piano_roll(f) > 0).sum() / (88 * STEPS) for f in fragments])
+    print(f"case: {len(fragments)} fragments x {len(exemplars)} exemplars, {STEPS} steps, 88 keys, "
+          f"{density:.1%} of cells on, +-{R} semitones, all shifts")
+
+    bank = TemplateBank(exemplars, stretches=(1.0,))
+    match(fragments[:2], bank)  # spectra and caches warm
+    engine = match(fragments, bank)
+    engine_s = timed(lambda: match(fragments, bank))
+    engine_rate = len(fragments) * len(exemplars) / engine_s
+
+    # Peers on a subset of pairs: agreement first, then timing.
+    pairs = [(b, k) for b in range(len(fragments)) for k in range(len(exemplars))][: args.peer_pairs]
+    inputs = [peer_inputs(fragments[b], exemplars[k]) for b, k in pairs]
+    rates = {}
+    for name, peak in (("fftconvolve loop", fftconvolve_peak), ("OpenCV matchTemplate", opencv_peak)):
+        try:
+            peaks = [peak(image, template) for image, template in inputs]
+        except ImportError:
+            print(f"{name}: not installed (pip install -e '.[bench]')")
+            continue
+        worst = max(abs(p - engine.similarity[b, k]) for p, (b, k) in zip(peaks, pairs, strict=True))
+        if worst > 1e-4:
+            print(f"{name}: disagrees with the engine by {worst:.2e} > 1e-4; not timed")
+            return 1
+        seconds = timed(lambda peak=peak: [peak(image, template) for image, template in inputs], repeats=1)
+        rates[name] = len(pairs) / seconds
+        print(f"{name}: agrees on all {len(pairs)} peaks (worst {worst:.1e})")
+
+    print()
+    print(f"{'method':<34} {'pairs/s':>12}   engine is")
+    print(f"{'rollmatch engine, CPU, S=1':<34} {engine_rate:12,.0f}")
+    for name, rate in rates.items():
+        print(f"{name + ', per pair':<34} {rate:12,.0f}   {engine_rate / rate:6.1f}x faster")
+
+    full = TemplateBank(exemplars[: max(1, args.exemplars // 8)], stretches=STRETCHES)
+    match(fragments[:2], full)
+    seconds = timed(lambda: match(fragments, full), repeats=1)
+    print(f"{'rollmatch engine, CPU, 7 stretches':<34} {len(fragments) * full.n_exemplars / seconds:12,.0f}")
+
+    # Work per pair at S=1: the per-frequency products and the inverse FFT, and the arrays streamed through.
+    fft_length, band, n_t = 128, bank.band, 2 * R + 1
+    gemm = (fft_length // 2 + 1) * n_t * band * 8
+    ifft = n_t * 2.5 * fft_length * np.log2(fft_length)
+    print(f"\nwork per pair: {gemm / 1e6:.2f} MFLOP in products + {ifft / 1e6:.2f} MFLOP inverse FFT; "
+          f"{n_t * fft_length * 4 / 1e3:.1f} kB per pass over the correlation; "
+          f"at {engine_rate:,.0f} pairs/s that is {engine_rate * (gemm + ifft) / 1e9:.1f} GFLOP/s")
+
+    if gpu_available():
+        cupy = array_module("gpu")
+        gpu_bank = TemplateBank(exemplars, stretches=(1.0,), xp=cupy)
+        match(fragments[:2], gpu_bank)
+        seconds = timed(lambda: match(fragments, gpu_bank))
+        print(f"{'rollmatch engine, GPU, S=1':<34} {len(fragments) * len(exemplars) / seconds:12,.0f}")
+    else:
+        print("GPU: none found (cupy with a CUDA device); GPU figures not measured")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
