@@ -114,6 +114,8 @@ async def start(config: ServerConfig) -> RunningServer:
         options=[
             ("grpc.max_receive_message_length", defaults.MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", defaults.MAX_MESSAGE_BYTES),
+            # grpc shares ports by default (SO_REUSEPORT): a second server would silently split the traffic
+            ("grpc.so_reuseport", 0),
         ],
     )
     pb_grpc.add_RollmatchServiceServicer_to_server(RollmatchServicer(state, batcher), server)

@@ -24,7 +24,7 @@ from rollmatch import Library, Scorer, defaults, read_notes, select_beats, windo
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.client import Client, fragment_message
-from rollmatch.errors import AlreadyExistsError, InputError, LimitError, NotFoundError, ServiceError
+from rollmatch.errors import AlreadyExistsError, InputError, LimitError, NotFoundError, ParameterError, ServiceError
 from rollmatch.server.app import ServerConfig, start
 
 from .conftest import REPO, chorale_path
@@ -288,6 +288,15 @@ def test_calls_past_the_concurrency_limit_are_refused_not_queued(tmp_path):
     finally:
         release.set()
         loop.run(running.stop(0))
+        loop.close()
+
+
+def test_a_port_in_use_is_refused_not_shared(served):
+    loop = LoopThread()
+    try:
+        with pytest.raises(ParameterError, match=f"cannot listen on 127.0.0.1:{served.port}"):
+            loop.run(start(ServerConfig(library=REPO / "exemplars", port=served.port, backend="cpu")))
+    finally:
         loop.close()
 
 
