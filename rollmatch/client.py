@@ -171,9 +171,11 @@ def _add_request(
     )
 
 
-class Client:
-    """A blocking client. ``target`` is ``host:port``; ``token`` is the curator token for curation calls;
-    ``tls_ca`` a PEM file to trust for TLS; ``timeout`` a deadline in seconds for each call."""
+class _Connection:
+    """A channel and stub to ``target`` (``host:port``); ``token`` is the curator token for curation calls,
+    ``tls_ca`` a PEM file to trust for TLS, ``timeout`` a deadline in seconds for each call."""
+
+    _channels: Any = grpc  # grpc or grpc.aio
 
     def __init__(
         self,
@@ -183,10 +185,14 @@ class Client:
         tls_ca: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
     ) -> None:
-        self._channel = _open_channel(grpc, target, tls_ca)
+        self._channel = _open_channel(self._channels, target, tls_ca)
         self._stub = pb_grpc.RollmatchServiceStub(self._channel)
         self._metadata = _metadata(token)
         self.timeout = timeout
+
+
+class Client(_Connection):
+    """A blocking client of the rollmatch service."""
 
     def __enter__(self) -> Client:
         return self
@@ -260,21 +266,10 @@ def _stream_result(response: pb.ScoreStreamResponse) -> StreamResult:
     return StreamResult(response.id, [verdict_from_message(r) for r in response.results])
 
 
-class AsyncClient:
+class AsyncClient(_Connection):
     """The asyncio twin of :class:`Client`."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: str | None = None,
-        tls_ca: str | os.PathLike[str] | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self._channel = _open_channel(grpc.aio, target, tls_ca)
-        self._stub = pb_grpc.RollmatchServiceStub(self._channel)
-        self._metadata = _metadata(token)
-        self.timeout = timeout
+    _channels = grpc.aio
 
     async def __aenter__(self) -> AsyncClient:
         return self
