@@ -17,8 +17,6 @@ STRETCHES: tuple[float, ...] = tuple(
 GOOD_THRESHOLD = 0.83
 #: Similarity at or above which a bad exemplar vetoes the fragment (calibrated likewise).
 BAD_THRESHOLD = 0.78
-#: Window and hop of ``score --window``, in beats; a hop of None means hop = window.
-WINDOW_HOP: float | None = None
 
 # Size caps, checked before anything proportional to them is allocated.
 MAX_FILE_BYTES = 16 * 1024 * 1024

@@ -111,14 +111,6 @@ def notes_from_columns(
     return notes
 
 
-def notes_to_records(notes: np.ndarray) -> list[dict[str, float | int]]:
-    """The inverse of :func:`notes_from_records`."""
-    return [
-        {"pitch": int(n["pitch"]), "start": float(n["start"]), "end": float(n["end"]), "velocity": int(n["velocity"])}
-        for n in notes
-    ]
-
-
 def sort_notes(notes: np.ndarray) -> np.ndarray:
     """Notes ordered by (start, pitch, end)."""
     return notes[np.lexsort((notes["end"], notes["pitch"], notes["start"]))]

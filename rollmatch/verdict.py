@@ -22,12 +22,12 @@ from .engine import BestMatches
 from .checks import number
 
 
-class Label(str, enum.Enum):
+class Label(enum.StrEnum):
     GOOD = "good"
     BAD = "bad"
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     GOOD = "GOOD"
     VETOED = "VETOED"
     UNMATCHED = "UNMATCHED"
