@@ -18,6 +18,7 @@ Fragments are split into overlap-save segments so the FFT length stays bounded w
 
 from __future__ import annotations
 
+import importlib.util
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ from .backend import fft_module, fft_workers, to_device, to_host
 from .checks import number, whole_number
 from .errors import ParameterError
 from .roll import N_PITCHES, check_steps_per_beat, note_steps, note_values, render
+
+#: How ``match`` computes: 'dense' (FFT and matrix products, any array backend), 'sparse' (runs of notes,
+#: numpy with numba) or 'auto' (sparse where it can run, else dense). Both give the same results.
+METHODS = ("auto", "dense", "sparse")
 
 #: Templates per matrix product; also the granularity of the spectra cache.
 TEMPLATE_CHUNK = 128
@@ -135,6 +140,22 @@ class TemplateBank:
         # Half the energy of the faintest possible cell: a box with less than this holds no note.
         self.min_energy = 0.5 * (1 / 127) ** 2 if velocity else 0.5
         self._spectra: OrderedDict[int, list[Any]] = OrderedDict()
+        self._runs: dict[str, np.ndarray] | None = None
+
+    def runs(self) -> dict[str, np.ndarray]:
+        """The templates as runs of constant value plus energy prefix sums, for the sparse path (built once)."""
+        if self._runs is None:
+            from . import sparse  # noqa: PLC0415  (imports numba)
+
+            n, band, steps = self._rolls.shape
+            row, on, off, value = sparse.runs(self._rolls.reshape(n * band, steps))
+            template = row // band
+            self._runs = {
+                "start": np.searchsorted(template, np.arange(n + 1)).astype(np.int64),
+                "row": row % band, "on": on, "off": off, "value": value,
+                "sat": sparse.prefix_sums(self._rolls.astype(np.float64) ** 2),
+            }
+        return self._runs
 
     def spectra(self, fft_length: int) -> list[Any]:
         """Conjugate spectra of the templates divided by their norms, for one FFT length: chunks of shape
@@ -197,26 +218,92 @@ def _fft_length(needed: int) -> int:
     return max(MIN_FFT_LENGTH, scipy.fft.next_fast_len(needed, real=True))
 
 
+def resolve_method(method: str, xp: ModuleType) -> str:
+    """'dense' or 'sparse' for ``method`` on array module ``xp``."""
+    if method not in METHODS:
+        raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
+    sparse_possible = xp is np and importlib.util.find_spec("numba") is not None
+    if method == "sparse" and not sparse_possible:
+        raise ParameterError("method='sparse' needs numpy arrays and numba")
+    if method == "auto":
+        return "sparse" if sparse_possible else "dense"
+    return method
+
+
 def match(
     fragments: Sequence[np.ndarray],
     bank: TemplateBank,
     *,
     transpose_range: int = defaults.TRANSPOSE_RANGE,
+    method: str = "auto",
 ) -> BestMatches:
     """Best similarity of each fragment (note arrays, beats) against each exemplar in ``bank``.
 
     Searches every transposition in [-transpose_range, +transpose_range], every time shift and every stretch
-    of the bank. Returns (B, K) host arrays; an empty fragment gets similarity 0 everywhere.
+    of the bank. Returns (B, K) host arrays; an empty fragment gets similarity 0 everywhere. ``method`` picks
+    the computation (see :data:`METHODS`); the results do not depend on it.
     """
     transpose_range = check_transpose_range(transpose_range)
+    method = resolve_method(method, bank.xp)
     sims = np.zeros((len(fragments), bank.n_templates))
     trans = np.zeros((len(fragments), bank.n_templates), dtype=np.int64)
     shifts = np.zeros((len(fragments), bank.n_templates), dtype=np.int64)
     prepared = [_prepare_fragment(f, bank.steps_per_beat, bank.velocity) for f in fragments]
-    if bank.n_templates:
+    if bank.n_templates and method == "sparse":
+        _match_sparse(prepared, bank, transpose_range, sims, trans, shifts)
+    elif bank.n_templates:
         for fft_length, group in _segments(prepared, bank).items():
             _match_group(group, prepared, bank, transpose_range, fft_length, sims, trans, shifts)
     return _best_stretch(sims, trans, shifts, bank)
+
+
+def _match_sparse(
+    prepared: Sequence[_Fragment | None],
+    bank: TemplateBank,
+    transpose_range: int,
+    sims: np.ndarray,
+    trans: np.ndarray,
+    shifts: np.ndarray,
+) -> None:
+    """The sparse path: fragments and templates as runs, matched by the compiled kernel."""
+    from . import sparse  # noqa: PLC0415  (imports numba)
+
+    present = [b for b, frag in enumerate(prepared) if frag is not None]
+    if not present:
+        return
+    frags = [prepared[b] for b in present]
+    longest = max(f.roll.shape[1] for f in frags)
+    per_fragment = [sparse.runs(f.roll) for f in frags]
+    counts = np.array([len(r[0]) for r in per_fragment])
+    f_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    f_row_first = np.stack([np.searchsorted(r[0], np.arange(N_PITCHES + 1)) for r in per_fragment]).astype(np.int64)
+    squares = np.zeros((len(frags), N_PITCHES, longest))
+    for j, f in enumerate(frags):
+        squares[j, :, : f.roll.shape[1]] = f.roll.astype(np.float64) ** 2
+    t_values = np.array(sorted(range(-transpose_range, transpose_range + 1), key=lambda t: (abs(t), t)), dtype=np.int64)
+    t_index = np.empty(t_values.size, dtype=np.int64)
+    t_index[t_values + transpose_range] = np.arange(t_values.size)
+    template = bank.runs()
+    out_sim = np.zeros((len(frags), bank.n_templates))
+    out_t = np.zeros((len(frags), bank.n_templates), dtype=np.int64)
+    out_d = np.zeros((len(frags), bank.n_templates), dtype=np.int64)
+    sparse.match_runs(
+        f_start, f_row_first,
+        np.concatenate([r[1] for r in per_fragment]), np.concatenate([r[2] for r in per_fragment]),
+        np.concatenate([r[3] for r in per_fragment]),
+        np.array([f.roll.shape[1] for f in frags], dtype=np.int64),
+        np.array([f.pitch_lo for f in frags], dtype=np.int64), np.array([f.pitch_hi for f in frags], dtype=np.int64),
+        np.array([f.norm for f in frags]), sparse.prefix_sums(squares),
+        template["start"], template["row"], template["on"], template["off"], template["value"],
+        bank.length, bank.pitch_lo, bank.pitch_hi, bank.norm, bank.shape_of.astype(np.int64), template["sat"],
+        bank.band_lo, bank.band, transpose_range, t_values, t_index, bank.min_energy,
+        out_sim, out_t, out_d,
+    )
+    columns = bank.template_of
+    for j, b in enumerate(present):
+        sims[b, columns] = out_sim[j]
+        trans[b, columns] = out_t[j]
+        shifts[b, columns] = out_d[j] + prepared[b].first_step
 
 
 @dataclass(frozen=True)

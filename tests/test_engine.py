@@ -11,9 +11,15 @@ from rollmatch.roll import note_steps, piano_roll
 SPB = 12
 
 
-def best_of(fragment, exemplars, **kwargs):
+@pytest.fixture(params=["dense", "sparse"])
+def method(request):
+    """Every engine test runs on both computations; they must give the same results."""
+    return request.param
+
+
+def best_of(fragment, exemplars, method, **kwargs):
     bank = TemplateBank(exemplars, **{"stretches": (1.0,), **kwargs})
-    return match([fragment], bank)
+    return match([fragment], bank, method=method)
 
 
 # --- hand-built rolls with hand-computed answers ------------------------------------------------------
@@ -22,89 +28,89 @@ def best_of(fragment, exemplars, **kwargs):
 C_E = make_notes([60, 64], [0.0, 1.0], [1.0, 2.0])  # box: pitches 60-64 x 24 steps, 24 cells on
 
 
-def test_identical_fragment_matches_exactly():
-    r = best_of(C_E, [C_E])
+def test_identical_fragment_matches_exactly(method):
+    r = best_of(C_E, [C_E], method)
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert (r.transpose[0, 0], r.shift_steps[0, 0], r.stretch[0, 0]) == (0, 0, 1.0)
 
 
-def test_extra_note_inside_the_box_lowers_the_score():
+def test_extra_note_inside_the_box_lowers_the_score(method):
     # One more beat of D4 inside the box: 24 / sqrt(24 * 36).
     fragment = sort_notes(np.concatenate([C_E, make_notes([62], [0.0], [1.0])]))
-    assert best_of(fragment, [C_E]).similarity[0, 0] == pytest.approx(math.sqrt(24 / 36), abs=1e-6)
+    assert best_of(fragment, [C_E], method).similarity[0, 0] == pytest.approx(math.sqrt(24 / 36), abs=1e-6)
 
 
-def test_notes_in_another_register_do_not_lower_the_score():
+def test_notes_in_another_register_do_not_lower_the_score(method):
     fragment = sort_notes(np.concatenate([C_E, make_notes([70, 40], [0.0, 0.0], [2.0, 2.0])]))
-    r = best_of(fragment, [C_E])
+    r = best_of(fragment, [C_E], method)
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6) and r.transpose[0, 0] == 0
 
 
-def test_partial_overlap_counts_only_what_overlaps():
+def test_partial_overlap_counts_only_what_overlaps(method):
     # Only the exemplar's second note (E4) lies inside the fragment: 12 / sqrt(24 * 12), one beat early.
     fragment = make_notes([64, 30], [0.0, 0.0], [1.0, 4.0])
-    r = best_of(fragment, [C_E], stretches=(1.0,))
+    r = best_of(fragment, [C_E], method, stretches=(1.0,))
     assert r.similarity[0, 0] == pytest.approx(math.sqrt(0.5), abs=1e-6)
     assert r.shift_steps[0, 0] == -SPB
 
 
-def test_dense_cluster_scores_only_the_exemplars_own_density():
+def test_dense_cluster_scores_only_the_exemplars_own_density(method):
     # Every pitch sounding for 4 beats: under the 5 x 24 box all 120 cells are on, 24 of them match.
     cluster = make_notes(range(36, 90), [0.0] * 54, [4.0] * 54)
-    r = best_of(cluster, [C_E])
+    r = best_of(cluster, [C_E], method)
     assert r.similarity[0, 0] == pytest.approx(math.sqrt(24 / 120), abs=1e-6)
 
 
-def test_transposition_and_shift_are_reported():
+def test_transposition_and_shift_are_reported(method):
     fragment = transform_notes(C_E, transpose=-7, shift_beats=2.5)
-    r = best_of(fragment, [C_E])
+    r = best_of(fragment, [C_E], method)
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert (r.transpose[0, 0], r.shift_steps[0, 0]) == (-7, int(2.5 * SPB))
 
 
-def test_ties_go_to_the_smallest_transposition_then_the_earliest_shift():
+def test_ties_go_to_the_smallest_transposition_then_the_earliest_shift(method):
     # A 4-pitch, 1-beat block fits at full similarity inside a 10-pitch, 3-beat block at t = -2..+4 and at
     # every shift of 0-2 beats: the report must be t = 0 at the block's start, not whatever float noise favours.
     block = make_notes(range(60, 64), [0.0] * 4, [1.0] * 4)
     wide = make_notes(range(58, 68), [1.0] * 10, [4.0] * 10)
-    r = best_of(wide, [block], stretches=(0.5, 1.0))
+    r = best_of(wide, [block], method, stretches=(0.5, 1.0))
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert (r.transpose[0, 0], r.shift_steps[0, 0], r.stretch[0, 0]) == (0, SPB, 1.0)
 
 
-def test_a_piece_of_a_longer_exemplar_matches_it():
+def test_a_piece_of_a_longer_exemplar_matches_it(method):
     # The fragment (E4 then G4) is the middle of the exemplar: the exemplar's first onset is one beat earlier.
     exemplar = make_notes([60, 64, 67, 72], [0, 1, 2, 3], [1, 2, 3, 4])
     piece = make_notes([64, 67], [0, 1], [1, 2])
-    r = best_of(piece, [exemplar])
+    r = best_of(piece, [exemplar], method)
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert r.shift_steps[0, 0] == -SPB
 
 
-def test_empty_fragment_matches_nothing():
-    r = best_of(make_notes([], [], []), [C_E])
+def test_empty_fragment_matches_nothing(method):
+    r = best_of(make_notes([], [], []), [C_E], method)
     assert r.similarity[0, 0] == 0.0
 
 
-def test_fragment_shorter_than_one_step_is_a_one_step_chord():
+def test_fragment_shorter_than_one_step_is_a_one_step_chord(method):
     # A 1/100-beat C major triad occupies one step and is found inside an exemplar holding that chord.
     exemplar = make_notes([60, 64, 67, 62], [0, 0, 0, 1], [1, 1, 1, 2])
     blip = make_notes([60, 64, 67], [0.0] * 3, [0.01] * 3)
     assert piano_roll(blip).shape == (128, 1)
-    r = best_of(blip, [exemplar])
+    r = best_of(blip, [exemplar], method)
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     # Against a chord with a note between its voices it scores 3 / sqrt(3 * 4).
     crowded = make_notes([60, 62, 64, 67], [0] * 4, [1] * 4)
-    assert best_of(blip, [crowded]).similarity[0, 0] == pytest.approx(math.sqrt(3 / 4), abs=1e-6)
+    assert best_of(blip, [crowded], method).similarity[0, 0] == pytest.approx(math.sqrt(3 / 4), abs=1e-6)
 
 
-def test_velocity_weighting_follows_the_dynamics():
+def test_velocity_weighting_follows_the_dynamics(method):
     loud_soft = make_notes([60, 64], [0, 1], [1, 2], velocity=[127, 32])
     even = make_notes([60, 64], [0, 1], [1, 2], velocity=[80, 80])
-    assert best_of(loud_soft, [even]).similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert best_of(loud_soft, [even], method).similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     a, b = 127 / 127, 32 / 127
     expected = (a + b) / math.sqrt(2 * (a * a + b * b))  # cosine between (1, 1) and (a, b)
-    assert best_of(loud_soft, [even], velocity=True).similarity[0, 0] == pytest.approx(expected, abs=1e-6)
+    assert best_of(loud_soft, [even], method, velocity=True).similarity[0, 0] == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -122,10 +128,15 @@ def test_bank_parameters_are_validated(kwargs, message):
         TemplateBank([C_E], **kwargs)
 
 
+def test_method_is_validated():
+    with pytest.raises(ParameterError, match="method='fastest' must be one of auto, dense, sparse"):
+        match([C_E], TemplateBank([C_E]), method="fastest")
+
+
 @pytest.mark.parametrize("value", [-1, 61, 2.5])
-def test_transpose_range_is_validated(value):
+def test_transpose_range_is_validated(value, method):
     with pytest.raises(ParameterError, match=f"transpose_range={value}"):
-        match([C_E], TemplateBank([C_E]), transpose_range=value)
+        match([C_E], TemplateBank([C_E]), transpose_range=value, method=method)
 
 
 # --- a float64 reference on real fragments ---------------------------------------------------------------
@@ -162,7 +173,7 @@ def reference(fragment: np.ndarray, exemplar: np.ndarray, stretch: float, transp
     return sims
 
 
-def test_engine_equals_a_float64_reference_on_real_fragments(chorale_excerpts):
+def test_engine_equals_a_float64_reference_on_real_fragments(chorale_excerpts, method):
     rng = np.random.default_rng(7)
     stretches = (0.5, 1.0, 1.5)
     exemplars = [select_beats(chorale_excerpts[k], 0, 2) for k in (0, 20, 40)]
@@ -171,7 +182,7 @@ def test_engine_equals_a_float64_reference_on_real_fragments(chorale_excerpts):
         start = float(rng.integers(0, 4))
         fragments.append(select_beats(chorale_excerpts[k], start, start + beats))
     fragments.append(transform_notes(exemplars[1], transpose=3, stretch=1.5, shift_beats=0.5))
-    r = match(fragments, TemplateBank(exemplars, stretches=stretches), transpose_range=4)
+    r = match(fragments, TemplateBank(exemplars, stretches=stretches), transpose_range=4, method=method)
     for b, fragment in enumerate(fragments):
         for k, exemplar in enumerate(exemplars):
             per_stretch = {s: reference(fragment, exemplar, s, 4) for s in stretches}
@@ -182,6 +193,18 @@ def test_engine_equals_a_float64_reference_on_real_fragments(chorale_excerpts):
             assert at == pytest.approx(best, abs=1e-5)
     assert r.similarity[4, 1] == pytest.approx(1.0, abs=1e-6)
     assert (r.transpose[4, 1], r.shift_steps[4, 1], r.stretch[4, 1]) == (3, 6, 1.5)
+
+
+def test_dense_and_sparse_agree_on_a_real_library(chorale_excerpts):
+    # 60 excerpts: many templates share a shape (pitch rows and length) while holding different notes.
+    bank = TemplateBank(chorale_excerpts[:60], stretches=(0.75, 1.0, 1.5))
+    fragments = [select_beats(f, 0, beats) for f, beats in zip(chorale_excerpts[70:80], [8, 4, 2, 8, 6, 3, 8, 5, 1, 8], strict=True)]
+    dense, sparse = (match(fragments, bank, method=m) for m in ("dense", "sparse"))
+    assert len(np.unique(bank.shape_of)) < bank.n_templates
+    np.testing.assert_allclose(sparse.similarity, dense.similarity, atol=1e-5)
+    clear = dense.similarity > 0.6
+    for field in ("transpose", "shift_steps", "stretch"):
+        np.testing.assert_array_equal(getattr(sparse, field)[clear], getattr(dense, field)[clear])
 
 
 # --- invariances on real music ----------------------------------------------------------------------------
@@ -204,14 +227,14 @@ def small_bank(chorale_excerpts):
 
 
 @pytest.mark.parametrize("stretch", STRETCHES)
-def test_exemplar_is_found_transposed_embedded_and_stretched(stretch, small_bank, chorale_excerpts):
+def test_exemplar_is_found_transposed_embedded_and_stretched(stretch, small_bank, chorale_excerpts, method):
     exemplars, bank = small_bank
     cases = [(0, -12, 3.0), (5, 7, 5.5), (11, 12, 9.25)]  # (exemplar, transposition, beat offset)
     fragments = [
         embed(transform_notes(exemplars[k], transpose=t, stretch=stretch), chorale_excerpts[70 + k], chorale_excerpts[90 + k], offset)
         for k, t, offset in cases
     ]
-    r = match(fragments, bank)
+    r = match(fragments, bank, method=method)
     for b, (k, t, offset) in enumerate(cases):
         assert np.argmax(r.similarity[b]) == k
         assert r.similarity[b, k] >= 0.95
@@ -220,7 +243,7 @@ def test_exemplar_is_found_transposed_embedded_and_stretched(stretch, small_bank
         assert r.stretch[b, k] == stretch
 
 
-def test_noisy_copy_is_still_the_top_match_among_110_exemplars(chorale_excerpts):
+def test_noisy_copy_is_still_the_top_match_among_110_exemplars(chorale_excerpts, method):
     rng = np.random.default_rng(2026)
     bank = TemplateBank(chorale_excerpts)
     picks = [3, 17, 29, 46, 58, 71, 88, 102]
@@ -230,7 +253,7 @@ def test_noisy_copy_is_still_the_top_match_among_110_exemplars(chorale_excerpts)
               chorale_excerpts[(k + 55) % 110], chorale_excerpts[(k + 56) % 110], 4.0)
         for k, (t, s) in zip(picks, truths, strict=True)
     ]
-    r = match(fragments, bank)
+    r = match(fragments, bank, method=method)
     assert bank.n_exemplars == 110
     for b, (k, (t, s)) in enumerate(zip(picks, truths, strict=True)):
         assert np.argmax(r.similarity[b]) == k
@@ -238,7 +261,7 @@ def test_noisy_copy_is_still_the_top_match_among_110_exemplars(chorale_excerpts)
 
 
 @pytest.mark.parametrize("offset_steps", [300, 321, 322, 1000])
-def test_long_fragment_segments_lose_no_alignment(offset_steps, chorale_excerpts):
+def test_long_fragment_segments_lose_no_alignment(offset_steps, chorale_excerpts, method):
     # With one 8-beat template the FFT length is 512 and each segment owns 322 shifts; these offsets put the
     # exemplar inside a segment, on both sides of a boundary, and deep in a later segment of a 130-beat piece.
     exemplar = chorale_excerpts[30]
@@ -250,6 +273,6 @@ def test_long_fragment_segments_lose_no_alignment(offset_steps, chorale_excerpts
         transform_notes(exemplar, transpose=2, shift_beats=offset),
         transform_notes(select_beats(background, offset + 8, 130), shift_beats=offset + 8),
     ]))
-    r = match([fragment], bank)
+    r = match([fragment], bank, method=method)
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert (r.transpose[0, 0], r.shift_steps[0, 0]) == (2, offset_steps)
