@@ -27,6 +27,7 @@ from music21 import corpus
 
 from rollmatch import TemplateBank, match, read_notes, select_beats
 from rollmatch.backend import array_module, gpu_available
+from rollmatch.engine import resolve_method
 from rollmatch.defaults import STRETCHES
 from rollmatch.roll import piano_roll
 
@@ -107,10 +108,14 @@ def main() -> int:
           f"{density:.1%} of cells on, +-{R} semitones, all shifts")
 
     bank = TemplateBank(exemplars, stretches=(1.0,))
-    match(fragments[:2], bank)  # spectra and caches warm
+    methods = ["sparse", "dense"] if resolve_method("auto", np) == "sparse" else ["dense"]
+    method_rates = {}
+    for method in methods:
+        match(fragments[:2], bank, method=method)  # compiled, spectra and caches warm
+        seconds = timed(lambda method=method: match(fragments, bank, method=method))
+        method_rates[method] = len(fragments) * len(exemplars) / seconds
     engine = match(fragments, bank)
-    engine_s = timed(lambda: match(fragments, bank))
-    engine_rate = len(fragments) * len(exemplars) / engine_s
+    engine_rate = method_rates[resolve_method("auto", np)]
 
     # Peers on a subset of pairs: agreement first, then timing.
     pairs = [(b, k) for b in range(len(fragments)) for k in range(len(exemplars))][: args.peer_pairs]
@@ -132,26 +137,29 @@ def main() -> int:
 
     print()
     print(f"{'method':<34} {'pairs/s':>12}   engine is")
-    print(f"{'rollmatch engine, CPU, S=1':<34} {engine_rate:12,.0f}")
+    for method, rate in method_rates.items():
+        chosen = " (what 'auto' uses)" if method == resolve_method("auto", np) else ""
+        print(f"{'rollmatch engine, CPU ' + method + ', S=1':<34} {rate:12,.0f}{chosen}")
     for name, rate in rates.items():
         print(f"{name + ', per pair':<34} {rate:12,.0f}   {engine_rate / rate:6.1f}x faster")
 
     full = TemplateBank(exemplars[: max(1, args.exemplars // 8)], stretches=STRETCHES)
-    match(fragments[:2], full)
-    seconds = timed(lambda: match(fragments, full), repeats=1)
-    print(f"{'rollmatch engine, CPU, 7 stretches':<34} {len(fragments) * full.n_exemplars / seconds:12,.0f}")
+    for method in methods:
+        match(fragments[:2], full, method=method)
+        seconds = timed(lambda method=method: match(fragments, full, method=method), repeats=1)
+        print(f"{'rollmatch engine, CPU ' + method + ', 7 stretches':<34} {len(fragments) * full.n_exemplars / seconds:12,.0f}")
 
-    # Work per pair at S=1: the per-frequency products and the inverse FFT, and the arrays streamed through.
+    # Dense path, work per pair at S=1: the per-frequency products and the inverse FFT.
     fft_length, band, n_t = 128, bank.band, 2 * R + 1
     gemm = (fft_length // 2 + 1) * n_t * band * 8
     ifft = n_t * 2.5 * fft_length * np.log2(fft_length)
-    print(f"\nwork per pair: {gemm / 1e6:.2f} MFLOP in products + {ifft / 1e6:.2f} MFLOP inverse FFT; "
-          f"{n_t * fft_length * 4 / 1e3:.1f} kB per pass over the correlation; "
-          f"at {engine_rate:,.0f} pairs/s that is {engine_rate * (gemm + ifft) / 1e9:.1f} GFLOP/s")
+    print(f"\ndense path, work per pair: {gemm / 1e6:.2f} MFLOP in products + {ifft / 1e6:.2f} MFLOP inverse FFT, "
+          f"{n_t * fft_length * 4 / 1e3:.1f} kB per pass over the correlation: "
+          f"{method_rates['dense'] * (gemm + ifft) / 1e9:.1f} GFLOP/s at {method_rates['dense']:,.0f} pairs/s")
 
     if gpu_available():
         cupy = array_module("gpu")
-        gpu_bank = TemplateBank(exemplars, stretches=(1.0,), xp=cupy)
+        gpu_bank = TemplateBank(exemplars, stretches=(1.0,), xp=cupy)  # dense path on cupy
         match(fragments[:2], gpu_bank)
         seconds = timed(lambda: match(fragments, gpu_bank))
         print(f"{'rollmatch engine, GPU, S=1':<34} {len(fragments) * len(exemplars) / seconds:12,.0f}")

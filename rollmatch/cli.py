@@ -130,7 +130,7 @@ def _score(args: argparse.Namespace) -> int:
         scorer = RemoteScorer(Client(args.server, tls_ca=args.tls_ca))
     else:
         scorer = Scorer(Library.open(args.library), backend=args.backend, progress=_progress)
-    failed = False
+    failed, scored = False, 0
     for result in score_files(
         args.files,
         scorer,
@@ -145,7 +145,9 @@ def _score(args: argparse.Namespace) -> int:
     ):
         _progress("")
         failed |= result.error is not None
+        scored += result.error is None
         print(json.dumps(result.to_dict()) if args.json else _score_line(result), flush=True)
+    print(f"rollmatch: scored with the {scorer.engine} ({scored} result{'' if scored == 1 else 's'})", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from . import defaults
 from .checks import number, whole_number
 from .backend import DEFAULT_BACKEND, array_module, backend_name
-from .engine import TemplateBank, check_stretches, check_transpose_range, match
+from .engine import TemplateBank, check_stretches, check_transpose_range, match, resolve_method
 from .errors import InputError, LibraryError, ParameterError
 from .library import Library
 from .notes import select_beats, span_beats
@@ -38,6 +38,7 @@ class Scorer:
         self.library = library
         self.xp = array_module(backend)
         self.backend = backend_name(self.xp)
+        self.engine = f"{self.backend} engine, {resolve_method('auto', self.xp)} path"  #: what scores, in words
         self._exemplar_notes = library.notes(progress=progress)
         self._banks: OrderedDict[tuple[float, ...], TemplateBank] = OrderedDict()
         self.ids = tuple(e.id for e in library.exemplars)
