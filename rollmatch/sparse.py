@@ -85,10 +85,21 @@ def match_runs(
                         a2 = f_on[fr]
                         b2 = f_off[fr]
                         weight = t_val[tr] * f_val[fr]
-                        touched_lo[i] = min(touched_lo[i], a2 - b1 + length)
+                        first = a2 - b1 + length  # index of the first shift with any overlap
+                        touched_lo[i] = min(touched_lo[i], first)
                         touched_hi[i] = max(touched_hi[i], b2 - a1 + length - 2)
-                        for d in range(a2 - b1 + 1, b2 - a1):
-                            corr[i, d + length - 1] += (min(b1 + d, b2) - max(a1 + d, a2)) * weight
+                        # The overlap of two runs over the shifts is a trapezoid: it rises by one step per
+                        # shift to the shorter run's length, stays there, and falls back.
+                        short = min(b1 - a1, b2 - a2)
+                        flat = max(b1 - a1, b2 - a2) - short + 1
+                        for j in range(short - 1):
+                            corr[i, first + j] += (j + 1) * weight
+                        top = first + short - 1
+                        for j in range(flat):
+                            corr[i, top + j] += short * weight
+                        down = top + flat
+                        for j in range(short - 1):
+                            corr[i, down + j] += (short - 1 - j) * weight
             best = 0.0
             best_key = 0.0
             best_i = 0
