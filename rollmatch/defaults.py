@@ -38,6 +38,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_FRAGMENTS_PER_REQUEST = 1_024
 MAX_NOTES_PER_FRAGMENT = 10_000
 MAX_BEATS_PER_FRAGMENT = 1_024.0
+#: All fragments of one request together; bounds the piano rolls a request can make the engine render.
+MAX_BEATS_PER_REQUEST = 32_768.0
 MAX_CONCURRENT_RPCS = 256
 MAX_IN_FLIGHT_PER_STREAM = 64
 MAX_TOP_K = 64

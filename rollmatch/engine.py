@@ -43,6 +43,8 @@ TEMPLATE_CHUNK = 128
 SPECTRA_CACHE_SIZE = 3
 #: Decimals of the similarities the best alignment is chosen on (float32 noise is ~1e-7); reported ones are exact.
 SIMILARITY_DECIMALS = 5
+#: Bytes of fragment energy tables the sparse path builds at once; larger batches run in chunks.
+SPARSE_BLOCK_BYTES = 256 * 1024 * 1024
 #: Smallest FFT length used (short fragments against short exemplars).
 MIN_FFT_LENGTH = 64
 
@@ -265,12 +267,31 @@ def _match_sparse(
     trans: np.ndarray,
     shifts: np.ndarray,
 ) -> None:
-    """The sparse path: fragments and templates as runs, matched by the compiled kernel."""
+    """The sparse path: fragments and templates as runs, matched by the compiled kernel, in chunks of
+    fragments whose tables fit SPARSE_BLOCK_BYTES (shortest first, so little is padding)."""
+    present = sorted((b for b, frag in enumerate(prepared) if frag is not None), key=lambda b: prepared[b].roll.shape[1])
+    chunk: list[int] = []
+    for b in present:
+        table_bytes = (len(chunk) + 1) * (N_PITCHES + 1) * (prepared[b].roll.shape[1] + 1) * 8
+        if chunk and table_bytes > SPARSE_BLOCK_BYTES:
+            _match_sparse_chunk(chunk, prepared, bank, transpose_range, sims, trans, shifts)
+            chunk = []
+        chunk.append(b)
+    if chunk:
+        _match_sparse_chunk(chunk, prepared, bank, transpose_range, sims, trans, shifts)
+
+
+def _match_sparse_chunk(
+    present: list[int],
+    prepared: Sequence[_Fragment | None],
+    bank: TemplateBank,
+    transpose_range: int,
+    sims: np.ndarray,
+    trans: np.ndarray,
+    shifts: np.ndarray,
+) -> None:
     from . import sparse  # noqa: PLC0415  (imports numba)
 
-    present = [b for b, frag in enumerate(prepared) if frag is not None]
-    if not present:
-        return
     frags = [prepared[b] for b in present]
     longest = max(f.roll.shape[1] for f in frags)
     per_fragment = [sparse.runs(f.roll) for f in frags]

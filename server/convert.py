@@ -43,10 +43,14 @@ def fragments(messages: Sequence[pb.Fragment], *, field: str = "fragments") -> t
     if len(messages) > defaults.MAX_FRAGMENTS_PER_REQUEST:
         raise FieldError(field, LimitError(f"{len(messages)} fragments exceeds the limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request"))
     notes, origins = [], []
+    total = 0.0
     for i, message in enumerate(messages):
         name = f"{field}[{i}]"
         origins.append(_field(f"{name}.origin_beats", number, message.origin_beats, "origin_beats", at_least=0))
         notes.append(fragment(message, name))
+        total += float(notes[-1]["end"].max())
+        if total > defaults.MAX_BEATS_PER_REQUEST:
+            raise FieldError(field, LimitError(f"fragments reach {total:g} beats in all by fragment {i}, past the limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request"))
     return notes, origins
 
 

@@ -207,6 +207,18 @@ def test_dense_and_sparse_agree_on_a_real_library(chorale_excerpts):
         np.testing.assert_array_equal(getattr(sparse, field)[clear], getattr(dense, field)[clear])
 
 
+def test_sparse_path_runs_large_batches_in_bounded_chunks(chorale_excerpts, monkeypatch):
+    from rollmatch import engine
+
+    monkeypatch.setattr(engine, "SPARSE_BLOCK_BYTES", 3 * 129 * 200 * 8)  # about three fragments per chunk
+    bank = TemplateBank(chorale_excerpts[:20], stretches=(1.0, 2.0))
+    fragments = [select_beats(f, 0, 2 + (i % 7)) for i, f in enumerate(chorale_excerpts[60:80])]
+    chunked = match(fragments, bank, method="sparse")
+    monkeypatch.undo()
+    np.testing.assert_allclose(chunked.similarity, match(fragments, bank, method="dense").similarity, atol=1e-5)
+    assert chunked.similarity.min() > 0  # every fragment was scored, in whatever chunk it fell
+
+
 # --- invariances on real music ----------------------------------------------------------------------------
 
 

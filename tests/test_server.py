@@ -206,6 +206,7 @@ BAD_REQUESTS = {
     "negative origin": (pb.ScoreRequest(fragments=[pb.Fragment(notes=pb.NoteList(notes=[pb.Note(**GOOD_NOTE)]), origin_beats=-1)]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].origin_beats", "origin_beats=-1"),
     "too many fragments": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)] * (defaults.MAX_FRAGMENTS_PER_REQUEST + 1)), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments", f"limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request"),
     "too many beats": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 0, "end": 5000})]), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments[0]", "beats per fragment"),
+    "too many beats in all": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 0, "end": 1000})] * 40), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments", f"limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request"),
     "too many notes": (pb.ScoreRequest(fragments=[_notes(*[{"pitch": 60, "start": i, "end": i + 1} for i in range(defaults.MAX_NOTES_PER_FRAGMENT + 1)])]), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments[0].notes", f"limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"),
 }
 
