@@ -38,7 +38,7 @@ def prefix_sums(squares: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")  # no zero-division branch per division
 def match_runs(
     f_start, f_row_first, f_on, f_off, f_val, f_len, f_lo, f_hi, f_norm, f_sat,
     t_start, t_row, t_on, t_off, t_val, t_len, t_plo, t_phi, t_norm, t_shape, e_sat,
@@ -104,6 +104,7 @@ def match_runs(
             best_key = 0.0
             best_i = 0
             best_k = 0
+            scale = SIMILARITY_SCALE / t_norm[m] if exemplar_is_template else SIMILARITY_SCALE / f_norm[b]
             for i in range(n_t):
                 if not exemplar_is_template:
                     q0 = min(max(f_lo[b] - t_values[i] - band_lo, 0), band)
@@ -114,17 +115,19 @@ def match_runs(
                     if c <= 0.0:
                         continue
                     if exemplar_is_template:
-                        s = c * inv[i, k] / t_norm[m]
+                        x = c * inv[i, k] * scale  # the similarity times SIMILARITY_SCALE
                     else:
                         d = k - (length - 1)
                         j0 = min(max(-d, 0), length)
                         j1 = min(max(frag_len - d, 0), length)
                         e = e_sat[m, q1, j1] - e_sat[m, q0, j1] - e_sat[m, q1, j0] + e_sat[m, q0, j0]
-                        s = c / (f_norm[b] * math.sqrt(e)) if e > min_energy else 0.0
-                    key = math.floor(s * SIMILARITY_SCALE + 0.5)
+                        x = c * scale / math.sqrt(e) if e > min_energy else 0.0
+                    if x + 0.5 < best_key + 1.0:  # cannot round above the best so far
+                        continue
+                    key = math.floor(x + 0.5)
                     if key > best_key:
                         best_key = key
-                        best = s
+                        best = x / SIMILARITY_SCALE
                         best_i = i
                         best_k = k
             for i in range(n_t):
