@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -252,36 +252,29 @@ def match(
     shifts = np.zeros((len(fragments), bank.n_templates), dtype=np.int64)
     prepared = [_prepare_fragment(f, bank.steps_per_beat, bank.velocity) for f in fragments]
     if bank.n_templates and method == "sparse":
-        _match_sparse(prepared, bank, transpose_range, sims, trans, shifts)
+        for chunk in _sparse_chunks(prepared):
+            _match_sparse(chunk, prepared, bank, transpose_range, sims, trans, shifts)
     elif bank.n_templates:
         for fft_length, group in _segments(prepared, bank).items():
             _match_group(group, prepared, bank, transpose_range, fft_length, sims, trans, shifts)
     return _best_stretch(sims, trans, shifts, bank)
 
 
-def _match_sparse(
-    prepared: Sequence[_Fragment | None],
-    bank: TemplateBank,
-    transpose_range: int,
-    sims: np.ndarray,
-    trans: np.ndarray,
-    shifts: np.ndarray,
-) -> None:
-    """The sparse path: fragments and templates as runs, matched by the compiled kernel, in chunks of
-    fragments whose tables fit SPARSE_BLOCK_BYTES (shortest first, so little is padding)."""
+def _sparse_chunks(prepared: Sequence[_Fragment | None]) -> Iterator[list[int]]:
+    """Indices of the non-empty fragments in chunks whose sparse tables fit SPARSE_BLOCK_BYTES, shortest
+    fragments first so that little of each table is padding."""
     present = sorted((b for b, frag in enumerate(prepared) if frag is not None), key=lambda b: prepared[b].roll.shape[1])
     chunk: list[int] = []
     for b in present:
-        table_bytes = (len(chunk) + 1) * (N_PITCHES + 1) * (prepared[b].roll.shape[1] + 1) * 8
-        if chunk and table_bytes > SPARSE_BLOCK_BYTES:
-            _match_sparse_chunk(chunk, prepared, bank, transpose_range, sims, trans, shifts)
+        if chunk and (len(chunk) + 1) * (N_PITCHES + 1) * (prepared[b].roll.shape[1] + 1) * 8 > SPARSE_BLOCK_BYTES:
+            yield chunk
             chunk = []
         chunk.append(b)
     if chunk:
-        _match_sparse_chunk(chunk, prepared, bank, transpose_range, sims, trans, shifts)
+        yield chunk
 
 
-def _match_sparse_chunk(
+def _match_sparse(
     present: list[int],
     prepared: Sequence[_Fragment | None],
     bank: TemplateBank,
@@ -290,6 +283,7 @@ def _match_sparse_chunk(
     trans: np.ndarray,
     shifts: np.ndarray,
 ) -> None:
+    """The sparse path for the fragments ``present``: runs matched by the compiled kernel."""
     from . import sparse  # noqa: PLC0415  (imports numba)
 
     frags = [prepared[b] for b in present]
