@@ -507,13 +507,15 @@ def _inverse_sqrt(xp: ModuleType, energy: Any, min_energy: float) -> Any:
 
 
 def _best_stretch(sims: np.ndarray, trans: np.ndarray, shifts: np.ndarray, bank: TemplateBank) -> BestMatches:
-    """Reduce templates (k, s) to exemplars k, preferring stretches nearest 1 among ties."""
+    """Reduce templates (k, s) to exemplars k, preferring stretches nearest 1 among ties (within 1e-5)."""
     n_frag, n_ex, n_st = sims.shape[0], bank.n_exemplars, bank.stretch_count
     stretches = np.asarray(bank.stretches)
     order = np.argsort(np.abs(np.log(stretches)), kind="stable")
+    # Stretches within 1e-5 of the best tie: float32 noise (up to ~2e-6 with velocities) must not decide
+    # between stretches that match equally well in exact arithmetic.
     sim3 = sims.reshape(n_frag, n_ex, n_st)[:, :, order]
-    top = sim3.max(axis=-1, keepdims=True)
-    pick = order[np.argmax(sim3 >= top - defaults.TIE_TOLERANCE, axis=-1)]  # (B, K)
+    tied = sim3 >= sim3.max(axis=-1, keepdims=True) - 10.0**-SIMILARITY_DECIMALS
+    pick = order[np.argmax(tied, axis=-1)]  # (B, K); the first tied stretch is the one nearest 1
     flat = np.arange(n_ex)[None, :] * n_st + pick
     take = lambda a: np.take_along_axis(a, flat, axis=1)  # noqa: E731
     return BestMatches(take(sims), take(trans), take(shifts), stretches[pick])

@@ -2,10 +2,12 @@
 
 Piano rolls are about 3% full, so instead of correlating whole matrices this path walks the runs of
 constant value in each pitch row: every exemplar run meets every fragment run within the transposition
-range and adds its exact overlap at each shift. Window energies come from prefix sums and are computed once
-per (fragment, template shape). Ties are broken by the dense engine's rule (values rounded to 1e-5; the
-smallest transposition, then the earliest shift). Compiled with numba; the engine imports this module only
-when it takes this path, so ``import rollmatch`` never loads numba.
+range and adds its overlap at each shift: a trapezoid, written as the four spikes of its second difference
+and summed back while the shifts are scanned (exactly: on binary rolls the values are integers). Window
+energies come from prefix sums and are computed once per (fragment, template shape). Ties are broken by the
+dense engine's rule (values rounded to 1e-5; the smallest transposition, then the earliest shift). Compiled
+with numba; the engine imports this module only when it takes this path, so ``import rollmatch`` never
+loads numba.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def match_runs(
         longest = max(longest, t_len[m])
     for b in numba.prange(n_frag):
         frag_len = f_len[b]
-        corr = np.zeros((n_t, longest + frag_len - 1))
+        corr = np.zeros((n_t, longest + frag_len + 2))
         inv = np.zeros((n_t, longest + frag_len - 1))
         # The span of shifts each transposition row was touched in; only that is scanned and cleared.
         touched_lo = np.full(n_t, 1 << 30, dtype=np.int64)
@@ -89,17 +91,14 @@ def match_runs(
                         touched_lo[i] = min(touched_lo[i], first)
                         touched_hi[i] = max(touched_hi[i], b2 - a1 + length - 2)
                         # The overlap of two runs over the shifts is a trapezoid: it rises by one step per
-                        # shift to the shorter run's length, stays there, and falls back.
+                        # shift to the shorter run's length, stays there, and falls back. Its second difference
+                        # is four spikes, integrated twice by the scan below: 4 writes instead of one per shift.
                         short = min(b1 - a1, b2 - a2)
                         flat = max(b1 - a1, b2 - a2) - short + 1
-                        for j in range(short - 1):
-                            corr[i, first + j] += (j + 1) * weight
-                        top = first + short - 1
-                        for j in range(flat):
-                            corr[i, top + j] += short * weight
-                        down = top + flat
-                        for j in range(short - 1):
-                            corr[i, down + j] += (short - 1 - j) * weight
+                        corr[i, first] += weight
+                        corr[i, first + short] -= weight
+                        corr[i, first + short + flat - 1] -= weight
+                        corr[i, first + 2 * short + flat - 1] += weight
             best = 0.0
             best_key = 0.0
             best_i = 0
@@ -109,8 +108,11 @@ def match_runs(
                 if not exemplar_is_template:
                     q0 = min(max(f_lo[b] - t_values[i] - band_lo, 0), band)
                     q1 = min(max(f_hi[b] - t_values[i] - band_lo, 0), band)
+                slope = 0.0
+                c = 0.0
                 for k in range(touched_lo[i], touched_hi[i] + 1):
-                    c = corr[i, k]
+                    slope += corr[i, k]
+                    c += slope
                     corr[i, k] = 0.0  # leave the row clean for the next template
                     if c <= 0.0:
                         continue
@@ -131,6 +133,9 @@ def match_runs(
                         best_i = i
                         best_k = k
             for i in range(n_t):
+                if touched_hi[i] >= 0:  # the closing spikes lie past the last overlapping shift
+                    corr[i, touched_hi[i] + 1] = 0.0
+                    corr[i, touched_hi[i] + 2] = 0.0
                 touched_lo[i] = 1 << 30
                 touched_hi[i] = -1
             out_sim[b, m] = min(best, 1.0)

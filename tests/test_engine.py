@@ -195,10 +195,21 @@ def test_engine_equals_a_float64_reference_on_real_fragments(chorale_excerpts, m
     assert (r.transpose[4, 1], r.shift_steps[4, 1], r.stretch[4, 1]) == (3, 6, 1.5)
 
 
-def test_dense_and_sparse_agree_on_a_real_library(chorale_excerpts):
-    # 60 excerpts: many templates share a shape (pitch rows and length) while holding different notes.
-    bank = TemplateBank(chorale_excerpts[:60], stretches=(0.75, 1.0, 1.5))
-    fragments = [select_beats(f, 0, beats) for f, beats in zip(chorale_excerpts[70:80], [8, 4, 2, 8, 6, 3, 8, 5, 1, 8], strict=True)]
+def with_random_velocities(notes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = notes.copy()
+    out["velocity"] = rng.integers(20, 128, size=notes.size)
+    return out
+
+
+@pytest.mark.parametrize("velocity", [False, True])
+def test_dense_and_sparse_agree_on_a_real_library(chorale_excerpts, velocity):
+    # 60 excerpts: many templates share a shape (pitch rows and length) while holding different notes. With
+    # velocities the sparse path's summed spikes are no longer integers, and must still agree.
+    rng = np.random.default_rng(11)
+    exemplars = [with_random_velocities(e, rng) for e in chorale_excerpts[:60]]
+    bank = TemplateBank(exemplars, stretches=(0.75, 1.0, 1.5), velocity=velocity)
+    fragments = [with_random_velocities(select_beats(f, 0, beats), rng)
+                 for f, beats in zip(chorale_excerpts[70:80], [8, 4, 2, 8, 6, 3, 8, 5, 1, 8], strict=True)]
     dense, sparse = (match(fragments, bank, method=m) for m in ("dense", "sparse"))
     assert len(np.unique(bank.shape_of)) < bank.n_templates
     np.testing.assert_allclose(sparse.similarity, dense.similarity, atol=1e-5)
