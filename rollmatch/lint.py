@@ -1,0 +1,15 @@
+"""Lint an exemplar library: what ``rollmatch library check`` reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a library: a stable ``code`` (e.g. 'near-duplicate'), the exemplar ids it
+    concerns (may be empty for library-wide problems) and a one-line ``message`` for people."""
+
+    code: str
+    message: str
+    exemplars: tuple[str, ...] = ()
