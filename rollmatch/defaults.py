@@ -22,6 +22,8 @@ BAD_THRESHOLD = 0.78
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_NOTES = 200_000
 MAX_BEATS = 8_192.0
+#: Most bars a MIDI file's time signatures may lay out; checked before the bar lines are allocated.
+MAX_BARS = 65_536
 MAX_STEPS_PER_BEAT = 96
 MAX_STRETCHES = 32
 MAX_TRANSPOSE_RANGE = 60

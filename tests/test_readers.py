@@ -9,8 +9,19 @@ import pytest
 from music21 import corpus, stream, tie
 from music21 import note as m21note
 
-from rollmatch import InputError, LimitError, make_notes, read_notes, read_notes_bytes
+from rollmatch import InputError, LimitError, ParameterError, make_notes, read_notes, read_notes_bytes
 from rollmatch import defaults
+from rollmatch.readers import (
+    Bars,
+    bar_slices,
+    bar_span,
+    bars_from_measures,
+    bars_from_time_signatures,
+    check_bar_range,
+    music_files,
+    read_piece,
+    read_piece_bytes,
+)
 
 from .conftest import VOICES, chorale_path, write_midi
 
@@ -230,3 +241,168 @@ def test_too_many_notes_are_refused(monkeypatch):
                                                        mido.Message("note_off", note=60 + i, time=10))])
     with pytest.raises(LimitError, match="more than 10 notes"):
         read_notes_bytes(data, "midi")
+
+
+# --- bars ---------------------------------------------------------------------------------------------------
+
+
+def _midi_with_meters(notes: np.ndarray, meters: list[tuple[float, int, int]], *, ticks_per_beat: int = 480) -> bytes:
+    """A type-1 MIDI file: a conductor track holding only the time signatures, then the notes in track 1."""
+    conductor = [(round(beat * ticks_per_beat), mido.MetaMessage("time_signature", numerator=n, denominator=d))
+                 for beat, n, d in meters]
+    events = [(round(n["start"] * ticks_per_beat), 1, mido.Message("note_on", note=int(n["pitch"]), velocity=int(n["velocity"])))
+              for n in notes]
+    events += [(round(n["end"] * ticks_per_beat), 0, mido.Message("note_off", note=int(n["pitch"]))) for n in notes]
+    events.sort(key=lambda event: event[:2])  # offs before ons on one tick
+
+    def timed(absolute: list[tuple[int, mido.Message | mido.MetaMessage]]) -> list[mido.Message | mido.MetaMessage]:
+        ticks = [tick for tick, _ in absolute]
+        return [message.copy(time=tick - before) for (tick, message), before in zip(absolute, [0, *ticks], strict=False)]
+
+    named = [mido.MetaMessage("track_name", name="Soprano"), *timed([(tick, message) for tick, _, message in events])]
+    return _midi_bytes(timed(conductor), named, ticks_per_beat=ticks_per_beat)
+
+
+def test_bars_from_time_signatures_by_hand():
+    # 4/4 twice, 3/4 from beat 8 (cut short by the change at 13, mid-bar), then 7/8 = 3.5 beats.
+    bars = bars_from_time_signatures([(8, 3, 4), (13, 7, 8)], 20)
+    assert bars.first == 1 and bars.last == 6 and bars.bounds.tolist() == [0, 4, 8, 11, 13, 16.5, 20]
+    # No time signature: 4/4; the last bar line is the first at or after the end.
+    assert bars_from_time_signatures([], 10).bounds.tolist() == [0, 4, 8, 12]
+    assert bars_from_time_signatures([(0, 3, 8)], 3).bounds.tolist() == [0, 1.5, 3]
+    # Of two changes on one beat the last wins; a silent piece still has bar 1.
+    assert bars_from_time_signatures([(0, 2, 4), (0, 6, 8)], 0).bounds.tolist() == [0, 3]
+    # A change after the end lays out nothing.
+    assert bars_from_time_signatures([(0, 2, 2), (40, 3, 4)], 8).bounds.tolist() == [0, 4, 8]
+
+
+@pytest.mark.parametrize("meter", [(0, 4), (3, 6), (3, 128)])
+def test_unsupported_time_signatures_are_refused(meter):
+    with pytest.raises(InputError, match=f"time signature {meter[0]}/{meter[1]} at beat 2 is not supported"):
+        bars_from_time_signatures([(2, *meter)], 8)
+
+
+def test_too_many_bars_are_refused(monkeypatch):
+    monkeypatch.setattr(defaults, "MAX_BARS", 100)
+    assert bars_from_time_signatures([(0, 1, 4)], 100).last == 100
+    with pytest.raises(LimitError, match="more than 100 bars"):
+        bars_from_time_signatures([(0, 1, 16)], 100)
+
+
+def test_bars_from_measures_count_like_musicians():
+    # A 1-beat pickup in 3/4: bar 0, then bars 1, 2.
+    pickup = bars_from_measures([(0, 0, 1), (1, 1, 3), (2, 4, 3)], 3)
+    assert pickup.first == 0 and pickup.last == 2 and pickup.bounds.tolist() == [0, 1, 4, 7]
+    # A complete first measure is bar 1 whatever its number (music21 numbers ABC tunes from 0).
+    complete = bars_from_measures([(0, 0, 3), (1, 3, 3)], 3)
+    assert complete.first == 1 and complete.bounds.tolist() == [0, 3, 6]
+    # Unnumbered (0) and repeated numbers continue the bar before: a bar split by a repeat sign, 12/12a.
+    split = bars_from_measures([(1, 0, 4), (2, 4, 3), (0, 7, 1), (3, 8, 4), (3, 12, 4), (4, 16, 4)], 4)
+    assert split.first == 1 and split.bounds.tolist() == [0, 4, 8, 16, 20]
+    # A score without numbers counts every measure; empty measures are skipped.
+    plain = bars_from_measures([(0, 0, 2), (0, 2, 2), (0, 4, 0), (0, 4, 2)], 2)
+    assert plain.first == 1 and plain.bounds.tolist() == [0, 2, 4, 6]
+    with pytest.raises(InputError, match="holds no measures"):
+        bars_from_measures([], 4)
+
+
+def test_bar_span_names_the_pieces_bars():
+    bars = bars_from_time_signatures([(0, 3, 4)], 24)  # 8 bars of 3 beats
+    assert bar_span(bars, (1, 1)) == (0, 3) and bar_span(bars, (5, 8)) == (12, 24)
+    with pytest.raises(InputError, match=r"^bwv\.mid: bars=9-12: the piece has 8 bars$"):
+        bar_span(bars, (9, 12), name="bwv.mid")
+    with pytest.raises(InputError, match="bars=0-3: the piece has no pickup bar 0; it has 8 bars"):
+        bar_span(bars, (0, 3))
+    pickup = Bars(np.array([0.0, 1, 4, 7]), first=0)
+    assert bar_span(pickup, (0, 0)) == (0, 1) and bar_span(pickup, (0, 2)) == (0, 7) and bar_span(pickup, (2, 2)) == (4, 7)
+    with pytest.raises(InputError, match="bars=3: the piece has 2 bars after a pickup bar 0"):
+        bar_span(pickup, (3, 3))
+
+
+@pytest.mark.parametrize(
+    ("bars", "message"),
+    [((5, 3), "bars=5-3 must not end before it starts"), ((-1, 2), "bars=-1-2 must start at bar 0"),
+     ((1, True), "must be a .first, last. pair"), ("5-8", "must be a .first, last. pair")],
+)
+def test_bar_ranges_are_checked(bars, message):
+    with pytest.raises(ParameterError, match=message):
+        check_bar_range(bars)
+
+
+def test_bar_slices_policy():
+    ten = bars_from_time_signatures([], 40)
+    assert bar_slices(ten, 4) == [(1, 4), (5, 8), (9, 10)]  # a tail of half a slice stays
+    assert bar_slices(bars_from_time_signatures([], 36), 4) == [(1, 4), (5, 9)]  # a shorter one joins
+    assert bar_slices(ten, 1) == [(b, b) for b in range(1, 11)]
+    assert bar_slices(ten, 16) == [(1, 10)]
+    pickup = Bars(np.arange(0.0, 12), first=0)  # bars 0-10
+    assert bar_slices(pickup, 4) == [(0, 4), (5, 8), (9, 10)]
+
+
+def test_musicxml_bars_follow_its_time_signature_changes():
+    # BWV 27.6: fourteen bars of 4/4, then eight of 3/2 (6 beats) from beat 56; no pickup.
+    piece = read_piece(chorale_path("bwv27.6"))
+    expected = [4.0 * b for b in range(15)] + [56.0 + 6 * b for b in range(1, 9)]
+    assert piece.bars.first == 1 and piece.bars.bounds.tolist() == expected
+    assert piece.bars.bounds.tolist() == bars_from_time_signatures([(0, 4, 4), (56, 3, 2)], 104).bounds.tolist()
+    assert bar_span(piece.bars, (14, 15)) == (52, 62) and bar_span(piece.bars, (22, 22)) == (98, 104)
+    with pytest.raises(InputError, match="bwv27.6.mxl: bars=20-23: the piece has 22 bars"):
+        bar_span(piece.bars, (20, 23), name="bwv27.6.mxl")
+    # BWV 304: eight bars of 4/4, a one-beat bar 9 leading into 3/4, which runs from beat 33 to 81.
+    bwv304 = read_piece(chorale_path("bwv304")).bars
+    assert bwv304.last == 25 and bar_span(bwv304, (8, 10)) == (28, 36) and bar_span(bwv304, (9, 9)) == (32, 33)
+    assert bar_span(bwv304, (10, 25)) == (33, 81)
+
+
+def test_musicxml_pickup_is_bar_0():
+    # BWV 269 in 3/4 opens with a one-beat pickup; bar 1 starts at beat 1, and the last bar (21) is 2 beats.
+    bars = read_piece(chorale_path("bwv269")).bars
+    assert bars.first == 0 and bars.last == 21
+    assert bar_span(bars, (0, 0)) == (0, 1) and bar_span(bars, (1, 2)) == (1, 7) and bar_span(bars, (21, 21)) == (61, 63)
+
+
+def test_kern_and_abc_bars():
+    # BWV 277 in kern: a pickup, and bar 4 is split by a repeat sign into measures of 3 and 1 beats.
+    kern = read_piece(corpus.getWork("bach/bwv277.krn")).bars
+    assert kern.first == 0 and kern.last == 12
+    assert bar_span(kern, (4, 4)) == (13, 17) and bar_span(kern, (5, 5)) == (17, 21) and bar_span(kern, (12, 12)) == (45, 49)
+    # A 6/8 jig with an eighth-note pickup; its second strain has its own pickup, which music21 makes bar 9.
+    jig = read_piece(corpus.getWork("ryansMammoth/ComeUnderMyPladdieJig.abc")).bars
+    assert jig.first == 0 and jig.last == 17
+    assert bar_span(jig, (0, 1)) == (0, 3.5) and bar_span(jig, (8, 9)) == (21.5, 24.5) and bar_span(jig, (17, 17)) == (45.5, 48)
+    # A jig starting on a full bar: bar 1 at beat 0, though music21 numbers that measure 0.
+    assert bar_span(read_piece(corpus.getWork("ryansMammoth/RubTheBagJig.abc")).bars, (1, 2)) == (0, 6)
+
+
+def test_midi_bars_come_from_its_time_signature_events():
+    soprano = read_notes(chorale_path("bwv269"), tracks=["Soprano"])  # beats 0-63
+    data = _midi_with_meters(soprano, [(0, 3, 4), (6, 2, 4), (10, 6, 8)])
+    piece = read_piece_bytes(data, "midi", name="meters.mid")
+    # 3/4 for bars 1-2, 2/4 for bars 3-4, then 6/8 (3 beats) until the first bar line at or after beat 63.
+    assert piece.bars.bounds.tolist() == [0, 3, 6, 8, 10, *(10 + 3 * k for k in range(1, 19))]
+    assert piece.bars.last == 22 and bar_span(piece.bars, (3, 4)) == (6, 10) and bar_span(piece.bars, (22, 22)) == (61, 64)
+    with pytest.raises(InputError, match="meters.mid: bars=23: the piece has 22 bars"):
+        bar_span(piece.bars, (23, 23), name="meters.mid")
+    # The time signatures sit in the conductor track, so choosing the notes' track keeps the bars.
+    only_track = read_piece_bytes(data, "midi", tracks=["Soprano"]).bars
+    assert only_track.bounds.tolist() == piece.bars.bounds.tolist()
+    np.testing.assert_allclose(piece.select(6, 10)["start"], read_notes(chorale_path("bwv269"), tracks=["Soprano"], start_beat=6, end_beat=10)["start"])
+
+
+def test_a_json_note_list_has_no_bars(tmp_path):
+    path = tmp_path / "frag.json"
+    path.write_text(json.dumps([{"pitch": 60, "start": 0, "end": 1}]))
+    with pytest.raises(InputError, match="frag.json: a JSON note list has no bars"):
+        _ = read_piece(path).bars
+
+
+def test_music_files_expands_folders_sorted(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.mid", "A.MID", "c.musicxml", "notes.txt", ".hidden.mid", "sub/d.mid", "e.json"):
+        (folder / name).write_bytes(b"x")
+    lone = tmp_path / "lone.abc"
+    assert music_files([lone, folder]) == [lone, folder / "A.MID", folder / "b.mid", folder / "c.musicxml", folder / "e.json"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"empty: holds no music files \(.abc .json .krn"):
+        music_files([tmp_path / "empty"])
