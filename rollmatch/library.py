@@ -23,9 +23,20 @@ from typing import Any
 import numpy as np
 
 from . import defaults
-from .checks import number
+from .checks import number, whole_number
 from .errors import AlreadyExistsError, InputError, LibraryError, NotFoundError, ParameterError
-from .readers import format_of, read_notes
+from .notes import select_beats
+from .readers import (
+    BarRange,
+    bar_slices,
+    bar_span,
+    check_bar_range,
+    format_bar_range,
+    format_of,
+    read_file_bytes,
+    read_notes,
+    read_piece_bytes,
+)
 from .roll import check_steps_per_beat
 from .storage import atomic_write, exclusive_lock
 from .verdict import Label, check_threshold
@@ -70,6 +81,16 @@ class Exemplar:
             "description": self.description,
             "provenance": self.provenance,
         }
+
+
+@dataclass(frozen=True)
+class _Addition:
+    """An exemplar about to be added: its entry (``file`` not yet placed), the source, its bytes and notes."""
+
+    exemplar: Exemplar
+    source: Path
+    data: bytes
+    notes: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -156,6 +177,7 @@ class Library:
         exemplar_id: str | None = None,
         start_beat: float | None = None,
         end_beat: float | None = None,
+        bars: BarRange | None = None,
         tracks: Sequence[int | str] | None = None,
         threshold: float | None = None,
         tags: Sequence[str] = (),
@@ -165,34 +187,156 @@ class Library:
         """Copy ``file`` into the library as a new exemplar and return the new snapshot.
 
         The file is read (with the selection) before anything is written, so a bad file changes nothing.
+        See :meth:`add_many` for the arguments.
+        """
+        return self.add_many(
+            [file],
+            label=label,
+            exemplar_ids=None if exemplar_id is None else [exemplar_id],
+            start_beat=start_beat,
+            end_beat=end_beat,
+            bars=bars,
+            tracks=tracks,
+            threshold=threshold,
+            tags=tags,
+            description=description,
+            provenance=provenance,
+        )
+
+    def add_many(
+        self,
+        files: Sequence[str | os.PathLike[str]],
+        *,
+        label: str | Label,
+        exemplar_ids: Sequence[str] | None = None,
+        start_beat: float | None = None,
+        end_beat: float | None = None,
+        bars: BarRange | None = None,
+        tracks: Sequence[int | str] | None = None,
+        threshold: float | None = None,
+        tags: Sequence[str] = (),
+        description: str = "",
+        provenance: str | None = None,
+        progress: Progress | None = None,
+    ) -> Library:
+        """Add each file as its own exemplar, in one library write, and return the new snapshot.
+
+        Every file gets the same selection: a beat range [start_beat, end_beat), or ``bars=(first, last)``,
+        whole bars by the file's own bar lines (1-based, inclusive, bar 0 a pickup; see
+        :mod:`rollmatch.readers`), stored in the manifest as the beat range they cover; and ``tracks`` by
+        index or name. Ids are ``exemplar_ids`` (one per file) or come from the file names: the name's stem,
+        with ``-bars-A-B`` appended for a bar range. Ids clashing with the library or within the batch are
+        refused, and every file is read, before anything is written: any failure leaves the library as it was.
+        """
+        sources = [Path(f) for f in files]
+        if not sources:
+            raise ParameterError("files=[] must name at least one file")
+        if exemplar_ids is not None and len(exemplar_ids) != len(sources):
+            raise ParameterError(f"exemplar_ids: {len(exemplar_ids)} ids for {len(sources)} files; give one per file, or none")
+        bar_range = None if bars is None else check_bar_range(bars)
+        if bar_range is not None and (start_beat is not None or end_beat is not None):
+            raise ParameterError(f"bars={format_bar_range(bar_range)} and a beat range (start/end) cannot be combined: give one or the other")
+        in_bars = "" if bar_range is None else f", bars {format_bar_range(bar_range)}"
+        planned = [
+            _checked_exemplar(
+                Exemplar(
+                    id=exemplar_ids[i] if exemplar_ids is not None else _derived_id(source, bar_range),
+                    label=_label(label),
+                    file="",
+                    start_beat=start_beat,
+                    end_beat=end_beat,
+                    tracks=tuple(tracks) if tracks else None,
+                    threshold=threshold,
+                    tags=tuple(tags),
+                    description=description,
+                    provenance=provenance if provenance is not None else f"added from {source.name}{in_bars}",
+                ),
+                where="new exemplar",
+            )
+            for i, source in enumerate(sources)
+        ]
+        _refuse_clashes(self.path, Library.open(self.path), [(e.id, str(s)) for e, s in zip(planned, sources, strict=True)])
+        additions: list[_Addition] = []
+        for i, (exemplar, source) in enumerate(zip(planned, sources, strict=True)):
+            if progress and len(sources) > 1:
+                progress(f"reading {i + 1}/{len(sources)}: {source.name}")
+            try:
+                additions.append(_read_addition(exemplar, source, bar_range))
+            except InputError as exc:
+                if len(sources) == 1:
+                    raise
+                raise type(exc)(f"{exc}; nothing was added") from None
+        return self._write_additions(additions)
+
+    def add_slices(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        bars_per_exemplar: int,
+        label: str | Label,
+        tracks: Sequence[int | str] | None = None,
+        threshold: float | None = None,
+        tags: Sequence[str] = (),
+        description: str = "",
+        provenance: str | None = None,
+    ) -> Library:
+        """Cut ``file`` into consecutive exemplars of ``bars_per_exemplar`` bars each, in one library write.
+
+        The slices follow :func:`~rollmatch.readers.bar_slices` (a pickup joins the first slice, a last slice
+        shorter than half the others joins the one before); slices without notes in the chosen tracks are
+        skipped. Ids are ``<stem>-bars-A-B``; any that already exists refuses the whole cut.
         """
         source = Path(file)
-        exemplar = _checked_exemplar(
-            Exemplar(
-                id=exemplar_id if exemplar_id is not None else _id_from_name(source.stem),
-                label=_label(label),
-                file="",
-                start_beat=start_beat,
-                end_beat=end_beat,
-                tracks=tuple(tracks) if tracks else None,
-                threshold=threshold,
-                tags=tuple(tags),
-                description=description,
-                provenance=provenance if provenance is not None else f"added from {source.name}",
-            ),
+        per = whole_number(bars_per_exemplar, "bars_per_exemplar", at_least=1, at_most=defaults.MAX_BARS)
+        template = _checked_exemplar(
+            Exemplar(id=_id_from_name(source.stem), label=_label(label), file="", tracks=tuple(tracks) if tracks else None,
+                     threshold=threshold, tags=tuple(tags), description=description),
             where="new exemplar",
         )
-        notes = read_notes(source, tracks=exemplar.tracks, start_beat=start_beat, end_beat=end_beat)
-        data = source.read_bytes()
+        data = read_file_bytes(source)
+        piece = read_piece_bytes(data, format_of(source), name=source.name, tracks=template.tracks)
+        additions: list[_Addition] = []
+        for bar_range in bar_slices(piece.bars, per):
+            start, end = bar_span(piece.bars, bar_range, name=source.name)
+            notes = select_beats(piece.notes, start, end)
+            if notes.size == 0:
+                continue
+            exemplar = replace(
+                template,
+                id=_derived_id(source, bar_range),
+                start_beat=start,
+                end_beat=end,
+                provenance=provenance if provenance is not None else f"sliced from {source.name}, bars {format_bar_range(bar_range)}",
+            )
+            additions.append(_Addition(exemplar, source, data, notes))
+        if not additions:
+            raise InputError(f"{source.name}: no notes in any bar (drum tracks are left out)")
+        return self._write_additions(additions)
+
+    def _write_additions(self, additions: Sequence[_Addition]) -> Library:
+        """Append read and checked exemplars in one manifest write, under the lock; all or nothing."""
         with exclusive_lock(self.path):
             current = Library.open(self.path)
-            if any(e.id == exemplar.id for e in current.exemplars):
-                raise AlreadyExistsError(f"{self.path}: an exemplar with id {exemplar.id!r} already exists")
-            relative = _place_file(self.path, source, data)
-            exemplar = replace(exemplar, file=relative)
-            exemplars = (*current.exemplars, exemplar)
-            atomic_write(self.path / MANIFEST_NAME, _render_manifest(current.config, exemplars).encode())
-            _store_cache(self.path, exemplar, data, notes)
+            _refuse_clashes(self.path, current, [(a.exemplar.id, str(a.source)) for a in additions])
+            created: list[Path] = []
+            manifest, text = self.path / MANIFEST_NAME, b""
+            try:
+                placed = []
+                for addition in additions:
+                    relative, new_file = _place_file(self.path, addition.source, addition.data)
+                    if new_file:
+                        created.append(self.path / relative)
+                    placed.append(replace(addition.exemplar, file=relative))
+                text = _render_manifest(current.config, (*current.exemplars, *placed)).encode()
+                atomic_write(manifest, text)
+            except BaseException:
+                # The files copied in go again, unless the manifest naming them got written after all.
+                if not (text and _holds(manifest, text)):
+                    for path in created:
+                        path.unlink(missing_ok=True)
+                raise
+            for exemplar, addition in zip(placed, additions, strict=True):
+                _store_cache(self.path, exemplar, addition.data, addition.notes)
             return Library.open(self.path)
 
     def set_thresholds(self, *, good: float | None = None, bad: float | None = None) -> Library:
@@ -376,10 +520,11 @@ def _id_from_name(stem: str) -> str:
     return cleaned or "exemplar"
 
 
-def _place_file(directory: Path, source: Path, data: bytes) -> str:
-    """The library-relative path of ``source``, copying it into ``files/`` unless it is already inside."""
+def _place_file(directory: Path, source: Path, data: bytes) -> tuple[str, bool]:
+    """The library-relative path of ``source``, copying it into ``files/`` unless it is already inside, and
+    whether a new file was written."""
     try:
-        return source.resolve().relative_to(directory.resolve()).as_posix()
+        return source.resolve().relative_to(directory.resolve()).as_posix(), False
     except ValueError:
         pass
     format_of(source)
@@ -388,9 +533,55 @@ def _place_file(directory: Path, source: Path, data: bytes) -> str:
     target = target_dir / source.name
     if target.exists() and target.read_bytes() != data:
         target = target_dir / f"{source.stem}-{hashlib.sha256(data).hexdigest()[:8]}{source.suffix}"
-    if not target.exists():
+    new_file = not target.exists()
+    if new_file:
         atomic_write(target, data)
-    return target.relative_to(directory).as_posix()
+    return target.relative_to(directory).as_posix(), new_file
+
+
+def _read_addition(exemplar: Exemplar, source: Path, bar_range: BarRange | None) -> _Addition:
+    """Read ``source`` once for ``exemplar``, turning a bar range into the beat range it covers."""
+    data = read_file_bytes(source)
+    piece = read_piece_bytes(data, format_of(source), name=source.name, tracks=exemplar.tracks)
+    if bar_range is not None:
+        start, end = bar_span(piece.bars, bar_range, name=source.name)
+        exemplar = replace(exemplar, start_beat=start, end_beat=end)
+    return _Addition(exemplar, source, data, piece.select(exemplar.start_beat, exemplar.end_beat))
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _derived_id(source: Path, bar_range: BarRange | None) -> str:
+    """An id from a file name: its stem, with ``-bars-A-B`` (or ``-bar-A``) for a bar range, within 64 characters."""
+    stem = _id_from_name(source.stem)
+    if bar_range is None:
+        return stem
+    first, last = bar_range
+    suffix = f"-bar-{first}" if first == last else f"-bars-{first}-{last}"
+    return (stem[: 64 - len(suffix)].rstrip("-._") or "exemplar") + suffix
+
+
+def _refuse_clashes(directory: Path, current: Library, planned: Sequence[tuple[str, str]]) -> None:
+    """:class:`AlreadyExistsError` naming every planned id (with its source name) that exists or repeats."""
+    existing = {e.id for e in current.exemplars}
+    sources: dict[str, list[str]] = {}  # in planned order
+    for exemplar_id, name in planned:
+        sources.setdefault(exemplar_id, []).append(name)
+    taken = [i for i in sources if i in existing]
+    repeated = [i for i, names in sources.items() if len(names) > 1]
+    problems = []
+    if len(taken) == 1:
+        problems.append(f"an exemplar with id {taken[0]!r} already exists")
+    elif taken:
+        problems.append(f"exemplars with ids {', '.join(map(repr, taken))} already exist")
+    problems += [f"id {i!r} would be given to {len(sources[i])} exemplars ({', '.join(sources[i])})" for i in repeated]
+    if problems:
+        raise AlreadyExistsError(f"{directory}: {'; '.join(problems)}; nothing was added")
 
 
 # --- notes cache -----------------------------------------------------------------------------------------

@@ -10,10 +10,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rollmatch import AlreadyExistsError, Label, Library, LibraryError, NotFoundError, ParameterError, defaults, read_notes
+from rollmatch import (
+    AlreadyExistsError,
+    InputError,
+    Label,
+    Library,
+    LibraryError,
+    NotFoundError,
+    ParameterError,
+    defaults,
+    make_notes,
+    read_notes,
+    select_beats,
+)
+from rollmatch import library as library_module
 from rollmatch.library import CACHE_DIR, MANIFEST_NAME
 
-from .conftest import REPO, chorale_path
+from .conftest import REPO, chorale_path, write_midi
 
 WRITER = """
 import sys
@@ -207,3 +220,134 @@ def test_default_library_is_complete_and_calibrated(default_library):
     good_voices = [len(np.unique(n["pitch"])) for n, e in zip(notes, lib.exemplars, strict=True) if e.label is Label.GOOD]
     assert min(good_voices) >= 6  # real four-voice music, not single lines
     assert (REPO / "exemplars" / MANIFEST_NAME).read_text().count("public domain") == labels.count(Label.GOOD)
+
+
+# --- importing many files, bars and slices -------------------------------------------------------------------
+
+
+def _snapshot(lib: Library) -> tuple[bytes, list[str]]:
+    """The manifest's bytes and every file name in the library directory, to show that nothing changed."""
+    return (lib.path / MANIFEST_NAME).read_bytes(), sorted(str(p.relative_to(lib.path)) for p in lib.path.rglob("*") if CACHE_DIR not in p.parts)
+
+
+def test_add_bars_uses_the_files_time_signatures(library):
+    # BWV 27.6 turns from 4/4 to 3/2 at bar 15 (beat 56): bars 14-15 are beats 52-62.
+    lib = library.add(chorale_path("bwv27.6"), label="good", bars=(14, 15), tracks=["Bass"])
+    (exemplar,) = lib.exemplars
+    assert exemplar.id == "bwv27.6-bars-14-15" and (exemplar.start_beat, exemplar.end_beat) == (52, 62)
+    assert exemplar.provenance == "added from bwv27.6.mxl, bars 14-15"
+    expected = read_notes(chorale_path("bwv27.6"), tracks=["Bass"], start_beat=52, end_beat=62)
+    assert Library.open(lib.path).notes()[0].tolist() == expected.tolist()
+    single = lib.add(chorale_path("bwv269"), label="good", bars=(0, 0))  # the pickup alone
+    assert single.get("bwv269-bar-0").end_beat == 1
+    with pytest.raises(ParameterError, match="bars=3 and a beat range .start/end. cannot be combined"):
+        lib.add(chorale_path("bwv269"), label="good", bars=(3, 3), start_beat=2)
+    before = _snapshot(single)
+    with pytest.raises(InputError, match="bwv27.6.mxl: bars=20-23: the piece has 22 bars"):
+        single.add(chorale_path("bwv27.6"), label="good", bars=(20, 23))
+    assert _snapshot(single) == before
+
+
+def test_add_many_is_one_write_with_ids_from_file_names(library, monkeypatch):
+    sources = [chorale_path(name) for name in ("bwv269", "bwv304", "bwv27.6")]
+    manifest_writes = []
+    real_write = library_module.atomic_write
+
+    def counting(path: Path, data: bytes) -> None:
+        if path.name == MANIFEST_NAME:
+            manifest_writes.append(path)
+        real_write(path, data)
+
+    monkeypatch.setattr(library_module, "atomic_write", counting)
+    progress: list[str] = []
+    lib = library.add_many(sources, label="bad", bars=(1, 2), tracks=["Bass", 0], tags=["cadence"], progress=progress.append)
+    assert manifest_writes == [lib.path / MANIFEST_NAME]
+    assert progress == ["reading 1/3: bwv269.mxl", "reading 2/3: bwv304.mxl", "reading 3/3: bwv27.6.mxl"]
+    assert [(e.id, e.start_beat, e.end_beat, e.tracks, e.tags) for e in lib.exemplars] == [
+        ("bwv269-bars-1-2", 1, 7, ("Bass", 0), ("cadence",)),  # after the one-beat pickup, two 3/4 bars
+        ("bwv304-bars-1-2", 0, 8, ("Bass", 0), ("cadence",)),
+        ("bwv27.6-bars-1-2", 0, 8, ("Bass", 0), ("cadence",)),
+    ]
+    for notes, source, exemplar in zip(Library.open(lib.path).notes(), sources, lib.exemplars, strict=True):
+        expected = read_notes(source, tracks=["Bass", 0], start_beat=exemplar.start_beat, end_beat=exemplar.end_beat)
+        assert notes.tolist() == expected.tolist() and len(np.unique(notes["pitch"])) > 2
+
+
+def test_add_many_refuses_clashing_ids_before_writing(tmp_path, library):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    lib = library.add(motif(tmp_path / "a", "taken.json"), label="good")
+    before = _snapshot(lib)
+    batch = [motif(tmp_path / "a", "fresh.json"), motif(tmp_path / "a", "twice.json"), motif(tmp_path / "b", "twice.json", pitch=70),
+             motif(tmp_path / "b", "taken.json")]
+    with pytest.raises(AlreadyExistsError) as refused:
+        lib.add_many(batch, label="good")
+    message = str(refused.value)
+    assert "an exemplar with id 'taken' already exists" in message and message.endswith("nothing was added")
+    assert f"id 'twice' would be given to 2 exemplars ({tmp_path / 'a' / 'twice.json'}, {tmp_path / 'b' / 'twice.json'})" in message
+    assert "fresh" not in message and _snapshot(lib) == before
+    with pytest.raises(AlreadyExistsError, match="exemplars with ids 'fresh', 'taken' already exist"):
+        lib.add(batch[0], label="good").add_many([batch[0], batch[3]], label="bad")
+    with pytest.raises(ParameterError, match="exemplar_ids: 1 ids for 2 files"):
+        lib.add_many(batch[:2], label="good", exemplar_ids=["x"])
+
+
+def test_a_bad_file_in_the_middle_leaves_the_library_as_it_was(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="good")
+    before = _snapshot(lib)
+    (tmp_path / "broken.mid").write_bytes(b"MThd garbage")
+    good = write_midi(tmp_path / "good.mid", read_notes(chorale_path("bwv269"), end_beat=8))
+    with pytest.raises(InputError, match="broken.mid: not a readable MIDI file.*; nothing was added$"):
+        lib.add_many([good, tmp_path / "broken.mid", chorale_path("bwv304")], label="good")
+    assert _snapshot(lib) == before
+    with pytest.raises(InputError, match="bwv27.6.mxl: no part named 'Soprano'; it has parts 0 'Soprano 1'"):
+        lib.add_many([chorale_path("bwv269"), chorale_path("bwv27.6")], label="good", tracks=["Soprano"])
+    assert _snapshot(lib) == before
+
+
+def test_failed_manifest_write_takes_back_the_copied_files(tmp_path, library, monkeypatch):
+    lib = library.add(motif(tmp_path), label="good")
+    before = _snapshot(lib)
+    real_write = library_module.atomic_write
+
+    def failing(path: Path, data: bytes) -> None:
+        if path.name == MANIFEST_NAME:
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(library_module, "atomic_write", failing)
+    with pytest.raises(OSError, match="No space left"):
+        lib.add_many([chorale_path("bwv269"), chorale_path("bwv304")], label="good")
+    assert _snapshot(lib) == before
+
+
+def test_slices_cut_a_piece_into_consecutive_bars(library):
+    # BWV 269: a one-beat pickup and 21 bars of 3/4 (the last of 2 beats). In fours the pickup joins the first
+    # slice and bar 21 alone, shorter than half a slice, joins the last.
+    lib = library.add_slices(chorale_path("bwv269"), bars_per_exemplar=4, label="good", tags=["bach"])
+    assert [(e.id, e.start_beat, e.end_beat) for e in lib.exemplars] == [
+        ("bwv269-bars-0-4", 0, 13), ("bwv269-bars-5-8", 13, 25), ("bwv269-bars-9-12", 25, 37),
+        ("bwv269-bars-13-16", 37, 49), ("bwv269-bars-17-21", 49, 63)]
+    assert {e.file for e in lib.exemplars} == {"files/bwv269.mxl"} and all(e.tags == ("bach",) for e in lib.exemplars)
+    assert lib.exemplars[1].provenance == "sliced from bwv269.mxl, bars 5-8"
+    whole = read_notes(chorale_path("bwv269"))
+    for notes, e in zip(Library.open(lib.path).notes(), lib.exemplars, strict=True):
+        assert notes.tolist() == select_beats(whole, e.start_beat, e.end_beat).tolist()
+    before = _snapshot(lib)
+    with pytest.raises(AlreadyExistsError, match="exemplars with ids 'bwv269-bars-0-4', 'bwv269-bars-5-8', .* already exist"):
+        lib.add_slices(chorale_path("bwv269"), bars_per_exemplar=4, label="bad")
+    assert _snapshot(lib) == before
+    with pytest.raises(ParameterError, match="bars_per_exemplar=0 must be a whole number"):
+        lib.add_slices(chorale_path("bwv269"), bars_per_exemplar=0, label="bad")
+
+
+def test_slices_skip_empty_bars(tmp_path, library):
+    # Real notes in bars 1-2 and 5-6 of a 4/4 MIDI file, silence in bars 3-4.
+    phrase = read_notes(chorale_path("bwv269"), start_beat=1, end_beat=9)
+    gap = make_notes(np.concatenate([phrase["pitch"]] * 2), np.concatenate([phrase["start"], phrase["start"] + 16]),
+                     np.concatenate([phrase["end"], phrase["end"] + 16]))
+    lib = library.add_slices(write_midi(tmp_path / "gap.mid", gap), bars_per_exemplar=2, label="bad")
+    assert [(e.id, e.start_beat, e.end_beat) for e in lib.exemplars] == [("gap-bars-1-2", 0, 8), ("gap-bars-5-6", 16, 24)]
+    drums = write_midi(tmp_path / "drums.mid", make_notes([], [], []), drums=make_notes([36, 38], [0, 1], [1, 2]))
+    with pytest.raises(InputError, match=r"drums.mid: no notes in any bar \(drum tracks are left out\)"):
+        lib.add_slices(drums, bars_per_exemplar=2, label="bad")
