@@ -17,7 +17,8 @@ from typing import NoReturn
 from . import __version__, defaults
 from .backend import BACKENDS, DEFAULT_BACKEND
 from .errors import ParameterError, RollmatchError
-from .library import Library
+from .library import Exemplar, Library
+from .readers import FORMATS, music_files
 from .scoring import FileResult, Scorer, score_files
 from .verdict import Match
 
@@ -43,6 +44,13 @@ def _stretch_list(text: str) -> tuple[float, ...]:
 
 def _track(text: str) -> int | str:
     return int(text) if text.isdigit() else text
+
+
+def _bar_range(text: str) -> tuple[int, int]:
+    first, dash, last = text.strip().partition("-")
+    if not first.isdigit() or (dash and not last.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a bar number or range like 5 or 5-8")
+    return int(first), int(last) if dash else int(first)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,13 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--name", help="library name (default: the directory's)")
     init.set_defaults(handler=_library_init)
 
-    add = actions.add_parser("add", help="add a file (or part of it) as an exemplar")
+    add = actions.add_parser("add", help="add files (or parts of them) as exemplars, each its own")
     add.add_argument("dir", metavar="DIR")
-    add.add_argument("file", metavar="FILE")
+    add.add_argument("files", nargs="+", metavar="FILE|FOLDER",
+                     help=f"music files; a folder adds the files directly inside it ({' '.join(sorted(FORMATS))})")
     add.add_argument("--label", required=True, choices=("good", "bad"))
-    add.add_argument("--id", help="exemplar id (default: from the file name)")
+    add.add_argument("--id", help="exemplar id, with one file only (default: from the file name)")
     add.add_argument("--start", type=float, metavar="BEAT", help="first beat to take")
     add.add_argument("--end", type=float, metavar="BEAT", help="beat to stop before")
+    add.add_argument("--bars", type=_bar_range, metavar="A-B",
+                     help="take bars A to B (or bar A), counted from 1, a pickup being bar 0; instead of --start/--end")
     add.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     add.add_argument("--threshold", type=float, help="this exemplar's own similarity threshold")
     add.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
@@ -115,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("dir", metavar="DIR")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_library_list)
+
+    cut = actions.add_parser("slice", help="cut a piece into consecutive exemplars of N bars")
+    cut.add_argument("dir", metavar="DIR")
+    cut.add_argument("file", metavar="FILE")
+    cut.add_argument("--bars-per-exemplar", type=int, required=True, metavar="N", help="bars in each exemplar")
+    cut.add_argument("--label", required=True, choices=("good", "bad"))
+    cut.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
+    cut.add_argument("--threshold", type=float, help="the exemplars' own similarity threshold")
+    cut.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    cut.add_argument("--description", default="", help="what these exemplars show")
+    cut.add_argument("--provenance", help="where they come from (default: the file name and bars)")
+    cut.set_defaults(handler=_library_slice)
     return parser
 
 
@@ -182,20 +205,26 @@ def _library_init(args: argparse.Namespace) -> int:
 
 
 def _library_add(args: argparse.Namespace) -> int:
-    library = Library.open(args.dir).add(
-        args.file,
+    files = music_files(args.files)
+    if args.id is not None and len(files) > 1:
+        raise ParameterError(f"--id names one exemplar, but {len(files)} files were given; leave it out to take ids from the file names")
+    before = Library.open(args.dir)
+    library = before.add_many(
+        files,
         label=args.label,
-        exemplar_id=args.id,
+        exemplar_ids=None if args.id is None else [args.id],
         start_beat=args.start,
         end_beat=args.end,
+        bars=args.bars,
         tracks=args.track,
         threshold=args.threshold,
         tags=args.tag,
         description=args.description,
         provenance=args.provenance,
+        progress=_progress,
     )
-    added = library.exemplars[-1]
-    print(f"added {added.label.value} exemplar {added.id!r} ({added.file}); library version {library.version}")
+    _progress("")
+    _print_added(before, library)
     return EXIT_OK
 
 
@@ -215,13 +244,44 @@ def _library_list(args: argparse.Namespace) -> int:
     print(f"{config.name}: {len(library.exemplars)} exemplars, version {library.version}, "
           f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}")
     for e in library.exemplars:
-        beats = f"{e.start_beat or 0:g}-{'end' if e.end_beat is None else f'{e.end_beat:g}'}"
+        beats = _beat_range(e)
         extra = f"  threshold {e.threshold:g}" if e.threshold is not None else ""
         print(f"  {e.id:<28} {e.label.value:<4}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}")
     return EXIT_OK
 
 
+def _library_slice(args: argparse.Namespace) -> int:
+    before = Library.open(args.dir)
+    library = before.add_slices(
+        args.file,
+        bars_per_exemplar=args.bars_per_exemplar,
+        label=args.label,
+        tracks=args.track,
+        threshold=args.threshold,
+        tags=args.tag,
+        description=args.description,
+        provenance=args.provenance,
+    )
+    _print_added(before, library)
+    return EXIT_OK
+
+
 # --- printing ------------------------------------------------------------------------------------------
+
+
+def _print_added(before: Library, after: Library) -> None:
+    """One line per exemplar that ``after`` holds and ``before`` did not, then the new version."""
+    known = {e.id for e in before.exemplars}
+    added = [e for e in after.exemplars if e.id not in known]
+    for e in added:
+        beats = "" if e.start_beat is None and e.end_beat is None else f", beats {_beat_range(e)}"
+        print(f"added {e.label.value} exemplar {e.id!r} ({e.file}{beats})")
+    print(f"{len(added)} exemplar{'' if len(added) == 1 else 's'} added; library version {after.version}")
+
+
+def _beat_range(exemplar: Exemplar) -> str:
+    return f"{exemplar.start_beat or 0:g}-{'end' if exemplar.end_beat is None else f'{exemplar.end_beat:g}'}"
+
 
 
 def _fraction(value: float) -> str:

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from rollmatch import Library
 from rollmatch.cli import main
 
 from .conftest import REPO, chorale_path
@@ -126,3 +127,78 @@ def test_real_entry_point_never_shows_a_traceback(tmp_path):
     assert "bomb.mid: track 0 runs past beat 8192" in lines[0] and "empty.mid: file is empty" in lines[1]
     proc = subprocess.run([sys.executable, "-m", "rollmatch", "score", "--stretches", "-1", "x.mid"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip() == "rollmatch: error: stretch=-1 must be > 0"
+
+
+
+# --- library add of many files, bars, slice ---------------------------------------------------------------
+
+
+def test_library_add_takes_folders_files_and_bars(tmp_path, capsys):
+    lib = tmp_path / "mine"
+    assert run(capsys, "library", "init", str(lib))[0] == 0
+    folder = tmp_path / "picked"
+    folder.mkdir()
+    for name in ("bwv304", "bwv269"):
+        (folder / f"{name}.mxl").write_bytes(chorale_path(name).read_bytes())
+    (folder / "README.txt").write_text("not music")
+    code, out, _ = run(capsys, "library", "add", str(lib), str(folder), str(chorale_path("bwv27.6")), "--label", "good",
+                       "--bars", "2-3", "--track", "Bass", "--tag", "bass")
+    version = Library.open(lib).version
+    assert code == 0 and out.splitlines() == [
+        "added good exemplar 'bwv269-bars-2-3' (files/bwv269.mxl, beats 4-10)",  # 3/4 after a one-beat pickup
+        "added good exemplar 'bwv304-bars-2-3' (files/bwv304.mxl, beats 4-12)",
+        "added good exemplar 'bwv27.6-bars-2-3' (files/bwv27.6.mxl, beats 4-12)",
+        f"3 exemplars added; library version {version}",
+    ]
+    assert all(e.tracks == ("Bass",) and e.tags == ("bass",) for e in Library.open(lib).exemplars)
+    code, _, err = run(capsys, "library", "add", str(lib), str(folder), "--label", "bad", "--bars", "2-3")
+    assert code == 1 and err == (f"rollmatch: error: {lib}: exemplars with ids 'bwv269-bars-2-3', 'bwv304-bars-2-3' already exist; "
+                                 "nothing was added\n")
+    code, out, _ = run(capsys, "library", "add", str(lib), str(folder / "bwv269.mxl"), "--label", "bad", "--bars", "15", "--id", "b15")
+    assert code == 0 and out.splitlines()[0] == "added bad exemplar 'b15' (files/bwv269.mxl, beats 43-46)"
+    code, _, err = run(capsys, "library", "add", str(lib), str(folder / "bwv304.mxl"), "--label", "bad", "--bars", "24-26")
+    assert code == 1 and err == "rollmatch: error: bwv304.mxl: bars=24-26: the piece has 25 bars\n"
+    assert Library.open(lib).version != version and len(Library.open(lib).exemplars) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--id", "x", "{folder}"], "--id names one exemplar, but 2 files were given"),
+        (["--bars", "2-3", "--start", "4", "{folder}"], "bars=2-3 and a beat range (start/end) cannot be combined"),
+        (["--bars", "3-2", "{folder}"], "bars=3-2 must not end before it starts"),
+        (["--bars", "two", "{folder}"], "'two' is not a bar number or range like 5 or 5-8"),
+        (["--bars", "-1", "{folder}"], "'-1' is not a bar number or range"),
+    ],
+)
+def test_library_add_usage_errors(tmp_path, capsys, argv, message):
+    lib = tmp_path / "mine"
+    run(capsys, "library", "init", str(lib))
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("bwv304", "bwv269"):
+        (folder / f"{name}.mxl").write_bytes(chorale_path(name).read_bytes())
+    manifest = (lib / "rollmatch.toml").read_bytes()
+    code, _, err = run(capsys, "library", "add", str(lib), "--label", "good", *(a.format(folder=folder) for a in argv))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert (lib / "rollmatch.toml").read_bytes() == manifest
+
+
+def test_library_slice_cuts_consecutive_exemplars(tmp_path, capsys):
+    lib = tmp_path / "mine"
+    run(capsys, "library", "init", str(lib))
+    path = str(chorale_path("bwv27.6"))  # 14 bars of 4/4, then 8 of 3/2
+    code, out, _ = run(capsys, "library", "slice", str(lib), path, "--bars-per-exemplar", "8", "--label", "good",
+                       "--track", "Soprano 1", "--tag", "bach", "--threshold", "0.9")
+    assert code == 0 and out.splitlines()[:3] == [
+        "added good exemplar 'bwv27.6-bars-1-8' (files/bwv27.6.mxl, beats 0-32)",
+        "added good exemplar 'bwv27.6-bars-9-16' (files/bwv27.6.mxl, beats 32-68)",
+        "added good exemplar 'bwv27.6-bars-17-22' (files/bwv27.6.mxl, beats 68-104)",  # 6 of 8 bars: kept
+    ]
+    assert out.splitlines()[3].startswith("3 exemplars added; library version ")
+    rows = [json.loads(line) for line in run(capsys, "library", "list", str(lib), "--json")[1].splitlines()]
+    assert {(r["tracks"] == ["Soprano 1"], r["threshold"], tuple(r["tags"])) for r in rows} == {(True, 0.9, ("bach",))}
+    code, _, err = run(capsys, "library", "slice", str(lib), path, "--bars-per-exemplar", "8", "--label", "bad")
+    assert code == 1 and "'bwv27.6-bars-1-8', 'bwv27.6-bars-9-16', 'bwv27.6-bars-17-22' already exist; nothing was added" in err
+    code, _, err = run(capsys, "library", "slice", str(lib), path, "--bars-per-exemplar", "0", "--label", "bad")
+    assert code == 2 and "bars_per_exemplar=0 must be a whole number" in err
