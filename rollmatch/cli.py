@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace", type=float, default=defaults.SHUTDOWN_GRACE_S, metavar="SECONDS",
                        help=f"time calls in flight get after SIGTERM (default {defaults.SHUTDOWN_GRACE_S:g})")
     serve.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
+    serve.add_argument("--library-poll", type=float, default=defaults.LIBRARY_POLL_S, metavar="SECONDS",
+                       help=f"check the library for changes by other writers this often; 0: never (default {defaults.LIBRARY_POLL_S:g})")
     serve.set_defaults(handler=_serve)
 
     library = commands.add_parser("library", help="create and curate exemplar libraries")
@@ -170,6 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
         batch_max_fragments=args.batch_max,
         batch_max_wait_ms=args.batch_wait_ms,
         grace_s=args.grace,
+        library_poll_s=args.library_poll,
     )
     asyncio.run(serve(config, ready=lambda port: print(f"listening on {args.host}:{port}", flush=True)))
     return EXIT_OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +15,13 @@ from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.library import Library
 from rollmatch.readers import FORMATS
-from rollmatch.scoring import Scorer
 
 from . import convert
 from .batcher import Batcher
+from .state import LibraryState
 from .status import error_message, rich_status
 
 _SUFFIX = {fmt: suffix for suffix, fmt in reversed(list(FORMATS.items()))}  # format -> its first suffix
-
-
-class LibraryState:
-    """The library snapshot being served and its scorer; a change swaps in a new pair atomically, so scoring
-    in flight keeps the version it started with."""
-
-    def __init__(self, library: Library, *, backend: str) -> None:
-        self.backend = backend
-        self.scorer = Scorer(library, backend=backend)
-        self._changing = asyncio.Lock()
-
-    @property
-    def library(self) -> Library:
-        return self.scorer.library
-
-    async def change(self, edit: Callable[[Library], Library]) -> Library:
-        """Apply ``edit`` (a locked, atomic library write) off the event loop and serve the result."""
-        async with self._changing:
-            library = await asyncio.to_thread(edit, self.library)
-            self.scorer = await asyncio.to_thread(Scorer, library, backend=self.backend)
-            return library
 
 
 class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
