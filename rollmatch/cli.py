@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("dir", metavar="DIR")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_library_list)
+
+    thresholds = actions.add_parser("thresholds", help="show or set the library-wide thresholds")
+    thresholds.add_argument("dir", metavar="DIR")
+    thresholds.add_argument("--good", type=float, metavar="X", help="new good threshold")
+    thresholds.add_argument("--bad", type=float, metavar="Y", help="new bad threshold")
+    thresholds.set_defaults(handler=_library_thresholds)
     return parser
 
 
@@ -221,6 +227,15 @@ def _library_list(args: argparse.Namespace) -> int:
         beats = f"{e.start_beat or 0:g}-{'end' if e.end_beat is None else f'{e.end_beat:g}'}"
         extra = f"  threshold {e.threshold:g}" if e.threshold is not None else ""
         print(f"  {e.id:<28} {e.label.value:<4}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}")
+    return EXIT_OK
+
+
+def _library_thresholds(args: argparse.Namespace) -> int:
+    library = Library.open(args.dir)
+    if args.good is not None or args.bad is not None:
+        library = library.set_thresholds(good=args.good, bad=args.bad)
+    config = library.config
+    print(f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}; library version {library.version}")
     return EXIT_OK
 
 

@@ -116,12 +116,15 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
 
 
 def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
-    """Write the sent bytes to a temporary file named as the client named it, and add that file."""
+    """Write the sent bytes to a temporary file named as the client named it, and add that file, so the new
+    entry (file name, id, provenance) is the one ``rollmatch library add`` makes from the client's file."""
     file = request.file
-    suffix = _SUFFIX.get(file.format, "")
-    stem = Path(file.name).stem if file.name else (request.id or "exemplar")
+    name = Path(file.name).name if "\0" not in file.name else ""
+    if FORMATS.get(Path(name).suffix.lower()) != file.format:  # no name, or one that does not say the format
+        stem = Path(name).stem or request.id or "exemplar"
+        name = f"{stem}{_SUFFIX.get(file.format, '.' + (file.format or 'unknown'))}"
     with tempfile.TemporaryDirectory(prefix="rollmatch-add-") as tmp:
-        path = Path(tmp) / f"{stem}{suffix or '.' + (file.format or 'unknown')}"
+        path = Path(tmp) / name
         path.write_bytes(file.data)
         return library.add(
             path,
@@ -133,5 +136,5 @@ def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
             threshold=request.threshold if request.HasField("threshold") else None,
             tags=list(request.tags),
             description=request.description,
-            provenance=request.provenance or f"added over gRPC from {file.name or 'a client'}",
+            provenance=request.provenance or None,
         )

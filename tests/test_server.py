@@ -508,6 +508,61 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
+def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
+    from rollmatch.cli import main
+    from rollmatch.server import convert
+
+    by_cli, by_rpc = small_library(tmp_path / "cli"), small_library(tmp_path / "rpc")
+    assert Library.open(by_cli).version == Library.open(by_rpc).version
+    motif = creep(tmp_path / "creep.json")
+    loop = LoopThread()
+    running = loop.run(start(ServerConfig(library=by_rpc, port=0, curator_token=TOKEN, backend="cpu", library_poll_s=0)))
+    cli_versions: list[str] = []
+
+    def cli(*argv: str) -> None:
+        assert main(list(argv)) == 0
+        cli_versions.append(capsys.readouterr().out.split()[-1])
+
+    fragments, origins = chorale_windows()
+    fragments += [read_notes(chorale_path("bwv269"), tracks=["Bass"], end_beat=8), read_notes(motif)]
+    origins += [0.0, 0.0]
+    try:
+        with Client(f"127.0.0.1:{running.port}", timeout=60, token=TOKEN) as client:
+            cli("library", "add", str(by_cli), str(chorale_path("bwv269")), "--label", "bad", "--id", "bwv269-bass", "--start", "0",
+                "--end", "8", "--track", "Bass", "--threshold", "0.9", "--tag", "bach", "--tag", "bass", "--description", "the bass")
+            cli("library", "add", str(by_cli), str(motif), "--label", "bad")
+            cli("library", "add", str(by_cli), str(REPO / "examples" / "bwv269-opening.mid"), "--label", "good", "--track", "1",
+                "--provenance", "the shipped example")
+            cli("library", "remove", str(by_cli), "planing")
+            cli("library", "thresholds", str(by_cli), "--good", "0.8", "--bad", "0.75")
+            cli("library", "thresholds", str(by_cli), "--bad", "0.7")
+            rpc_versions = [
+                client.add_exemplar(chorale_path("bwv269"), label="bad", exemplar_id="bwv269-bass", start_beat=0, end_beat=8,
+                                    tracks=["Bass"], threshold=0.9, tags=["bach", "bass"], description="the bass").library_version,
+                client.add_exemplar(motif, label="bad").library_version,
+                client.add_exemplar(REPO / "examples" / "bwv269-opening.mid", label="good", tracks=[1],
+                                    provenance="the shipped example").library_version,
+                client.remove_exemplar("planing").library_version,
+                client.set_thresholds(good=0.8, bad=0.75).library_version,
+                client.set_thresholds(bad=0.7).library_version,
+            ]
+            listed, info = client.list_exemplars(), client.library()
+            remote = client.score(fragments, origin_beats=origins)
+    finally:
+        loop.run(running.stop(0))
+        loop.close()
+    assert rpc_versions == cli_versions
+    assert (by_rpc / "rollmatch.toml").read_bytes() == (by_cli / "rollmatch.toml").read_bytes()
+    assert sorted(p.name for p in (by_rpc / "files").iterdir()) == sorted(p.name for p in (by_cli / "files").iterdir())
+    made = Library.open(by_cli)
+    assert [e.id for e in made.exemplars] == ["bwv18.5-lz-opening", "bwv269-bass", "creep", "bwv269-opening"]
+    assert list(listed.exemplars) == [convert.exemplar(e) for e in made.exemplars] and listed.library_version == made.version
+    assert (info.version, info.thresholds.good, info.thresholds.bad) == (made.version, 0.8, 0.7)
+    expected = Scorer(made, backend="cpu").score(fragments, origin_beats=origins)
+    assert_same(remote, expected)
+    assert [v.bad.exemplar for v in expected[-2:]] == ["bwv269-bass", "creep"]
+
+
 def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsys):
     from rollmatch.cli import main
 
