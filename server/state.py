@@ -2,7 +2,7 @@
 
 Two things change it: the server's own curation calls, and any other writer of the directory (the CLI, another
 server, a hand edit), which :meth:`LibraryState.watch` notices by a stat of the manifest and of each exemplar
-file every few seconds. Either way a new :class:`~rollmatch.Scorer` is built on a worker thread, with its
+file (every second by default). Either way a new :class:`~rollmatch.Scorer` is built on a worker thread, with its
 template banks, and then swapped in by one assignment.
 
 - Scoring takes :attr:`LibraryState.scorer` once per call and keeps it to the end, so a swap never touches a
