@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace", type=float, default=defaults.SHUTDOWN_GRACE_S, metavar="SECONDS",
                        help=f"time calls in flight get after SIGTERM (default {defaults.SHUTDOWN_GRACE_S:g})")
     serve.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
+    serve.add_argument("--library-poll", type=float, default=defaults.LIBRARY_POLL_S, metavar="SECONDS",
+                       help=f"check the library for changes by other writers this often; 0: never (default {defaults.LIBRARY_POLL_S:g})")
     serve.set_defaults(handler=_serve)
 
     library = commands.add_parser("library", help="create and curate exemplar libraries")
@@ -138,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     cut.add_argument("--description", default="", help="what these exemplars show")
     cut.add_argument("--provenance", help="where they come from (default: the file name and bars)")
     cut.set_defaults(handler=_library_slice)
+
+    thresholds = actions.add_parser("thresholds", help="show or set the library-wide thresholds")
+    thresholds.add_argument("dir", metavar="DIR")
+    thresholds.add_argument("--good", type=float, metavar="X", help="new good threshold")
+    thresholds.add_argument("--bad", type=float, metavar="Y", help="new bad threshold")
+    thresholds.set_defaults(handler=_library_thresholds)
     return parser
 
 
@@ -193,6 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
         batch_max_fragments=args.batch_max,
         batch_max_wait_ms=args.batch_wait_ms,
         grace_s=args.grace,
+        library_poll_s=args.library_poll,
     )
     asyncio.run(serve(config, ready=lambda port: print(f"listening on {args.host}:{port}", flush=True)))
     return EXIT_OK
@@ -263,6 +272,15 @@ def _library_slice(args: argparse.Namespace) -> int:
         provenance=args.provenance,
     )
     _print_added(before, library)
+    return EXIT_OK
+
+
+def _library_thresholds(args: argparse.Namespace) -> int:
+    library = Library.open(args.dir)
+    if args.good is not None or args.bad is not None:
+        library = library.set_thresholds(good=args.good, bad=args.bad)
+    config = library.config
+    print(f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}; library version {library.version}")
     return EXIT_OK
 
 

@@ -51,6 +51,12 @@ SHUTDOWN_GRACE_S = 10.0
 #: UNAVAILABLE (after the transport starts closing, a call racing it can only be cancelled).
 SHUTDOWN_NOTICE_S = 1.0
 CURATOR_TOKEN_ENV = "ROLLMATCH_CURATOR_TOKEN"
+#: Seconds between the server's checks of its library directory for a new version written by another process
+#: (a stat of the manifest and of each exemplar file); 0 turns live reloading off.
+LIBRARY_POLL_S = 1.0
+#: Seconds after which a library version that failed to load is tried again even if nothing changed on disk
+#: (a change on disk retries it at the next check).
+LIBRARY_RETRY_S = 30.0
 
 #: Similarities within this of each other count as a tie; ties prefer stretch 1 and the smallest transposition.
 TIE_TOLERANCE = 1e-6

@@ -4,7 +4,11 @@ A :class:`Library` is an immutable snapshot of that directory at one version. Ch
 :meth:`Library.remove`) re-read the manifest under the directory's writer lock, write it back atomically and
 return a new snapshot, so concurrent writers never lose an acknowledged change and readers holding an older
 snapshot keep a consistent view. Parsed notes are cached in ``.rollmatch-cache/``, keyed by the file's
-content and the selection, so the cache rebuilds itself when a file changes and never needs committing.
+content and the selection, so the cache rebuilds itself when a file changes and never needs committing; each
+write deletes the entries its new manifest no longer uses.
+
+A snapshot also keeps the stat signature of every file it read (:attr:`Library.stamps`), so a long-lived
+reader such as the server can notice a new version with a few ``stat`` calls instead of reading everything.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,11 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LIBRARY_ENV = "ROLLMATCH_LIBRARY"
 
 Progress = Callable[[str], None]
+#: A file's stat signature: inode, size, modification and change times (ns). Writers replace files (a new
+#: inode) or write them (new times), so an equal signature means the same bytes.
+Stamp = tuple[int, int, int, int]
+#: Stat signatures of library files, by library-relative name; None where the file was missing.
+Stamps = tuple[tuple[str, Stamp | None], ...]
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,9 @@ class Library:
     config: LibraryConfig
     exemplars: tuple[Exemplar, ...]
     version: str  #: changes whenever the manifest or any exemplar file changes
+    #: The manifest's and each exemplar file's stat signature, each taken before the file was read.
+    stamps: Stamps = field(default=(), repr=False, compare=False)
+    _digests: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)  #: file -> sha256 of its bytes
     _notes: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     # --- reading -----------------------------------------------------------------------------------
@@ -132,9 +144,21 @@ class Library:
             raise LibraryError(f"{directory}: no such library directory")
         if not manifest.is_file():
             raise LibraryError(f"{directory}: not a rollmatch library (no {MANIFEST_NAME}; create one with 'rollmatch library init')")
-        text = manifest.read_bytes()
+        try:
+            text, stamp = _read_stamped(manifest)
+        except OSError as exc:
+            raise LibraryError(f"{manifest}: cannot read: {exc.strerror or exc}") from None
         config, exemplars = _parse_manifest(text, manifest)
-        return cls(directory, config, exemplars, _version(directory, text, exemplars))
+        digests, stamps = _read_files(directory, exemplars)
+        version = hashlib.sha256(text)
+        for exemplar in exemplars:
+            digest = digests.get(exemplar.file)
+            version.update(b"missing:" + exemplar.file.encode() if digest is None else digest)
+        return cls(directory, config, exemplars, version.hexdigest()[:12], ((MANIFEST_NAME, stamp), *stamps), digests)
+
+    def changed_on_disk(self) -> bool:
+        """Whether the manifest or an exemplar file changed since this snapshot read them (a stat of each)."""
+        return changed_since(self.path, self.stamps)
 
     @classmethod
     def init(cls, path: str | os.PathLike[str], *, name: str | None = None, description: str = "") -> Library:
@@ -337,7 +361,7 @@ class Library:
                 raise
             for exemplar, addition in zip(placed, additions, strict=True):
                 _store_cache(self.path, exemplar, addition.data, addition.notes)
-            return Library.open(self.path)
+            return _pruned(Library.open(self.path))
 
     def set_thresholds(self, *, good: float | None = None, bad: float | None = None) -> Library:
         """Change the library-wide thresholds (None keeps one) and return the new snapshot."""
@@ -350,7 +374,7 @@ class Library:
             current = Library.open(self.path)
             config = replace(current.config, **updates)
             atomic_write(self.path / MANIFEST_NAME, _render_manifest(config, current.exemplars).encode())
-            return Library.open(self.path)
+            return _pruned(Library.open(self.path))
 
     def remove(self, exemplar_id: str) -> Library:
         """Remove an exemplar and return the new snapshot; a file that ``add`` copied in goes with it."""
@@ -362,7 +386,7 @@ class Library:
             still_used = any(e.file == gone.file for e in kept)
             if not still_used and Path(gone.file).parts[:1] == (FILES_DIR,):
                 (self.path / gone.file).unlink(missing_ok=True)
-            return Library.open(self.path)
+            return _pruned(Library.open(self.path))
 
 
 # --- manifest ------------------------------------------------------------------------------------------
@@ -505,14 +529,49 @@ def _toml(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to the manifest")
 
 
-def _version(directory: Path, manifest: bytes, exemplars: Sequence[Exemplar]) -> str:
-    digest = hashlib.sha256(manifest)
-    for exemplar in exemplars:
+# --- change detection ---------------------------------------------------------------------------------
+
+
+def _stamp(stat: os.stat_result) -> Stamp:
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _read_stamped(path: Path) -> tuple[bytes, Stamp]:
+    """A file's bytes and its stat signature taken before reading, so any later change shows as a new one."""
+    with path.open("rb") as handle:
+        stamp = _stamp(os.fstat(handle.fileno()))
+        return handle.read(), stamp
+
+
+def _read_files(directory: Path, exemplars: Sequence[Exemplar]) -> tuple[dict[str, bytes], Stamps]:
+    """The sha256 digest and the stat signature of each distinct exemplar file; a missing or unreadable file
+    has no digest and a None signature."""
+    digests: dict[str, bytes] = {}
+    stamps: dict[str, Stamp | None] = {}
+    for name in dict.fromkeys(e.file for e in exemplars):
         try:
-            digest.update(hashlib.sha256((directory / exemplar.file).read_bytes()).digest())
+            data, stamps[name] = _read_stamped(directory / name)
         except OSError:
-            digest.update(b"missing:" + exemplar.file.encode())
-    return digest.hexdigest()[:12]
+            stamps[name] = None
+            continue
+        digests[name] = hashlib.sha256(data).digest()
+    return digests, tuple(stamps.items())
+
+
+def stamps_now(directory: Path, names: Iterable[str]) -> Stamps:
+    """The current stat signature of each library-relative file name; None for a file that cannot be stat'ed."""
+    out: list[tuple[str, Stamp | None]] = []
+    for name in names:
+        try:
+            out.append((name, _stamp((directory / name).stat())))
+        except OSError:
+            out.append((name, None))
+    return tuple(out)
+
+
+def changed_since(directory: Path, stamps: Stamps) -> bool:
+    """Whether any of these files changed (or appeared or vanished) since ``stamps`` were taken."""
+    return stamps_now(directory, (name for name, _ in stamps)) != stamps
 
 
 def _id_from_name(stem: str) -> str:
@@ -588,8 +647,13 @@ def _refuse_clashes(directory: Path, current: Library, planned: Sequence[tuple[s
 
 
 def _cache_key(exemplar: Exemplar, data: bytes) -> str:
+    return _cache_key_of_digest(exemplar, hashlib.sha256(data).digest())
+
+
+def _cache_key_of_digest(exemplar: Exemplar, digest: bytes) -> str:
+    """The cache entry name for an exemplar whose file has this sha256 digest."""
     selection = json.dumps([CACHE_FORMAT, exemplar.start_beat, exemplar.end_beat, exemplar.tracks, Path(exemplar.file).suffix])
-    return hashlib.sha256(hashlib.sha256(data).digest() + selection.encode()).hexdigest()[:24]
+    return hashlib.sha256(digest + selection.encode()).hexdigest()[:24]
 
 
 def _load_exemplar_notes(directory: Path, exemplar: Exemplar) -> np.ndarray:
@@ -621,3 +685,16 @@ def _store_cache(directory: Path, exemplar: Exemplar, data: bytes, notes: np.nda
         atomic_write(cache / f"{_cache_key(exemplar, data)}.npy", buffer.getvalue())
     except OSError:
         pass
+
+
+def _pruned(library: Library) -> Library:
+    """Delete the cache entries ``library`` does not use (left by removed exemplars, changed files or
+    selections, or an older cache format). Called by writers under the lock, on the manifest they wrote."""
+    used = {f"{_cache_key_of_digest(e, library._digests[e.file])}.npy" for e in library.exemplars if e.file in library._digests}
+    try:
+        for entry in (library.path / CACHE_DIR).glob("*.npy"):
+            if entry.name not in used:
+                entry.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only library keeps its cache as it is
+    return library

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ class Scorer:
         self.library = library
         self.xp = array_module(backend)
         self.backend = backend_name(self.xp)
-        self.engine = f"{self.backend} engine, {resolve_method('auto', self.xp)} path"  #: what scores, in words
+        self.method = resolve_method("auto", self.xp)  #: the engine computation used, 'sparse' or 'dense'
+        self.engine = f"{self.backend} engine, {self.method} path"  #: what scores, in words
         self._exemplar_notes = library.notes(progress=progress)
         self._banks: OrderedDict[tuple[float, ...], TemplateBank] = OrderedDict()
         self.ids = tuple(e.id for e in library.exemplars)
@@ -59,6 +60,19 @@ class Scorer:
         while len(self._banks) > BANK_CACHE_SIZE:
             self._banks.popitem(last=False)
         return self._banks[key]
+
+    @property
+    def stretch_sets(self) -> tuple[tuple[float, ...], ...]:
+        """The stretch sets whose template banks are built, least recently used first."""
+        return tuple(self._banks)
+
+    def warm(self, stretch_sets: Iterable[Sequence[float]] = (defaults.STRETCHES,)) -> None:
+        """Build the template banks of these stretch sets (and the sparse path's run tables) now, so that the
+        first fragments scored do not wait for them; e.g. before a server swaps this scorer in."""
+        for stretches in stretch_sets:
+            bank = self.bank(stretches)
+            if self.method == "sparse":
+                bank.runs()
 
     def score(
         self,

@@ -1,4 +1,5 @@
-"""Assemble and run the gRPC server: service, batching, health, reflection, auth, TLS, limits, shutdown."""
+"""Assemble and run the gRPC server: service, batching, live library reload, health, reflection, auth, TLS,
+limits, shutdown."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ class ServerConfig:
     batch_max_wait_ms: float = defaults.BATCH_MAX_WAIT_MS
     grace_s: float = defaults.SHUTDOWN_GRACE_S
     max_concurrent_rpcs: int = defaults.MAX_CONCURRENT_RPCS
+    library_poll_s: float = defaults.LIBRARY_POLL_S  #: 0: serve changes on disk only after a restart
+    library_retry_s: float = defaults.LIBRARY_RETRY_S
 
 
 class Gate(grpc.aio.ServerInterceptor):
@@ -87,10 +90,14 @@ class RunningServer:
     batcher: Batcher
     health: Any
     gate: Gate
+    watcher: asyncio.Task[None] | None  #: the library watch, when live reload is on
 
     async def stop(self, grace_s: float, *, notice_s: float = 0.0) -> None:
         """Health NOT_SERVING and new calls refused for ``notice_s`` seconds, then the transport closes and
         calls in flight get ``grace_s`` seconds to finish."""
+        if self.watcher is not None:
+            self.watcher.cancel()
+            await asyncio.gather(self.watcher, return_exceptions=True)
         await self.health.enter_graceful_shutdown()
         self.gate.draining = True
         await asyncio.sleep(notice_s)
@@ -105,7 +112,9 @@ async def start(config: ServerConfig) -> RunningServer:
     number(config.batch_max_wait_ms, "batch_max_wait_ms", at_least=0, at_most=10_000)
     number(config.grace_s, "grace_s", at_least=0)
     whole_number(config.max_concurrent_rpcs, "max_concurrent_rpcs", at_least=1, at_most=100_000)
-    state = LibraryState(Library.open(config.library), backend=config.backend)
+    number(config.library_poll_s, "library_poll_s", at_least=0)
+    number(config.library_retry_s, "library_retry_s", at_least=0)
+    state = LibraryState(Library.open(config.library), backend=config.backend, retry_s=config.library_retry_s)
     batcher = Batcher(max_fragments=config.batch_max_fragments, max_wait_s=config.batch_max_wait_ms / 1e3)
     gate = Gate(config.curator_token)
     server = grpc.aio.server(
@@ -145,7 +154,10 @@ async def start(config: ServerConfig) -> RunningServer:
         library.config.name, library.version, len(library.exemplars), config.host, port, state.scorer.backend,
         " over TLS" if config.tls_cert else "",
     )
-    return RunningServer(server, port, state, batcher, health_servicer, gate)
+    watcher = None
+    if config.library_poll_s > 0:
+        watcher = asyncio.get_running_loop().create_task(state.watch(config.library_poll_s), name="rollmatch-library-watch")
+    return RunningServer(server, port, state, batcher, health_servicer, gate, watcher)
 
 
 async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = None) -> None:

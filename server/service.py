@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +15,13 @@ from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.library import Library
 from rollmatch.readers import FORMATS
-from rollmatch.scoring import Scorer
 
 from . import convert
 from .batcher import Batcher
+from .state import LibraryState
 from .status import error_message, rich_status
 
 _SUFFIX = {fmt: suffix for suffix, fmt in reversed(list(FORMATS.items()))}  # format -> its first suffix
-
-
-class LibraryState:
-    """The library snapshot being served and its scorer; a change swaps in a new pair atomically, so scoring
-    in flight keeps the version it started with."""
-
-    def __init__(self, library: Library, *, backend: str) -> None:
-        self.backend = backend
-        self.scorer = Scorer(library, backend=backend)
-        self._changing = asyncio.Lock()
-
-    @property
-    def library(self) -> Library:
-        return self.scorer.library
-
-    async def change(self, edit: Callable[[Library], Library]) -> Library:
-        """Apply ``edit`` (a locked, atomic library write) off the event loop and serve the result."""
-        async with self._changing:
-            library = await asyncio.to_thread(edit, self.library)
-            self.scorer = await asyncio.to_thread(Scorer, library, backend=self.backend)
-            return library
 
 
 class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
@@ -137,12 +116,15 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
 
 
 def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
-    """Write the sent bytes to a temporary file named as the client named it, and add that file."""
+    """Write the sent bytes to a temporary file named as the client named it, and add that file, so the new
+    entry (file name, id, provenance) is the one ``rollmatch library add`` makes from the client's file."""
     file = request.file
-    suffix = _SUFFIX.get(file.format, "")
-    stem = Path(file.name).stem if file.name else (request.id or "exemplar")
+    name = Path(file.name).name if "\0" not in file.name else ""
+    if FORMATS.get(Path(name).suffix.lower()) != file.format:  # no name, or one that does not say the format
+        stem = Path(name).stem or request.id or "exemplar"
+        name = f"{stem}{_SUFFIX.get(file.format, '.' + (file.format or 'unknown'))}"
     with tempfile.TemporaryDirectory(prefix="rollmatch-add-") as tmp:
-        path = Path(tmp) / f"{stem}{suffix or '.' + (file.format or 'unknown')}"
+        path = Path(tmp) / name
         path.write_bytes(file.data)
         return library.add(
             path,
@@ -154,5 +136,5 @@ def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
             threshold=request.threshold if request.HasField("threshold") else None,
             tags=list(request.tags),
             description=request.description,
-            provenance=request.provenance or f"added over gRPC from {file.name or 'a client'}",
+            provenance=request.provenance or None,
         )

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from rollmatch import Library
+from rollmatch import Library, defaults
 from rollmatch.cli import main
 
 from .conftest import REPO, chorale_path
@@ -112,6 +112,20 @@ def test_library_commands_round_trip(tmp_path, capsys):
     assert code == 1 and "no exemplar with id 'planing'" in err
     code, _, err = run(capsys, "library", "add", str(lib), str(chorale_path("bwv269")), "--label", "good", "--id", "x", "--track", "9")
     assert code == 1 and "part 9 does not exist" in err
+
+
+def test_library_thresholds_shows_and_sets_them(tmp_path, capsys):
+    lib = tmp_path / "mine"
+    assert run(capsys, "library", "init", str(lib))[0] == 0
+    code, out, _ = run(capsys, "library", "thresholds", str(lib))
+    assert code == 0 and out.startswith(f"thresholds good {defaults.GOOD_THRESHOLD:g} / bad {defaults.BAD_THRESHOLD:g}; library version ")
+    code, out, _ = run(capsys, "library", "thresholds", str(lib), "--bad", "0.7")
+    assert code == 0 and out.startswith(f"thresholds good {defaults.GOOD_THRESHOLD:g} / bad 0.7; ")
+    config = Library.open(lib).config
+    assert (config.good_threshold, config.bad_threshold) == (defaults.GOOD_THRESHOLD, 0.7)
+    assert out.split()[-1] == Library.open(lib).version
+    code, _, err = run(capsys, "library", "thresholds", str(lib), "--good", "1.5")
+    assert code == 2 and "good_threshold=1.5 must be in" in err
 
 
 def test_real_entry_point_never_shows_a_traceback(tmp_path):

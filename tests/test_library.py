@@ -25,6 +25,7 @@ from rollmatch import (
 )
 from rollmatch import library as library_module
 from rollmatch.library import CACHE_DIR, MANIFEST_NAME
+from rollmatch.storage import atomic_write
 
 from .conftest import REPO, chorale_path, write_midi
 
@@ -131,6 +132,34 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path, library):
     (entry,) = (lib.path / CACHE_DIR).iterdir()
     entry.write_bytes(b"\x93NUMPY garbage")
     assert Library.open(lib.path).notes()[0]["pitch"].tolist() == [60, 64]
+
+
+def test_writes_delete_the_cache_entries_nothing_uses(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="good").add(motif(tmp_path, "other.json", pitch=70), label="bad")
+    cache = lib.path / CACHE_DIR
+    assert len(list(cache.glob("*.npy"))) == 2
+    (lib.path / "files/motif.json").write_text(json.dumps([{"pitch": 72, "start": 0, "end": 2}]))  # edited by hand
+    assert Library.open(lib.path).notes()[0]["pitch"].tolist() == [72]  # cached beside the old content's entry
+    (cache / "0123456789abcdef01234567.npy").write_bytes(b"an entry of an older cache format")
+    assert len(list(cache.glob("*.npy"))) == 4
+    after = Library.open(lib.path).remove("other")
+    (entry,) = cache.glob("*.npy")  # only the edited motif's entry is left
+    assert np.load(entry)["pitch"].tolist() == [72] and after.notes()[0]["pitch"].tolist() == [72]
+
+
+def test_a_snapshot_notices_changes_on_disk_by_stat(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="good")
+    assert not lib.changed_on_disk() and [name for name, _ in lib.stamps] == [MANIFEST_NAME, "files/motif.json"]
+    later = Library.open(lib.path).add(motif(tmp_path, "other.json", pitch=70), label="bad")  # another writer
+    assert lib.changed_on_disk() and not later.changed_on_disk()
+    (lib.path / "files/other.json").write_text(json.dumps([{"pitch": 71, "start": 0, "end": 3}]))  # in place
+    assert later.changed_on_disk() and Library.open(lib.path).version != later.version
+    current = Library.open(lib.path)
+    (lib.path / "files/motif.json").unlink()
+    assert current.changed_on_disk()
+    current = Library.open(lib.path)
+    atomic_write(lib.path / MANIFEST_NAME, (lib.path / MANIFEST_NAME).read_bytes())  # rewritten, same bytes
+    assert current.changed_on_disk() and Library.open(lib.path).version == current.version
 
 
 def test_manifest_text_round_trips_awkward_strings(tmp_path, library):

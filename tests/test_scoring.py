@@ -25,6 +25,17 @@ def test_shipped_examples_get_their_verdicts(scorer):
     assert (vetoed.bad.exemplar, vetoed.bad.transpose, vetoed.bad.stretch) == ("parallel-fifths", 5, 0.5)
 
 
+def test_warm_builds_the_banks_before_the_first_fragment(default_library):
+    warm = Scorer(default_library, backend="cpu")
+    assert warm.stretch_sets == ()
+    warm.warm([defaults.STRETCHES, (1.0,)])
+    assert warm.stretch_sets == (defaults.STRETCHES, (1.0,))
+    bank = warm.bank((1.0,))
+    fragment = read_notes(REPO / "examples" / "planing.mid")
+    assert warm.score([fragment], stretches=(1.0,)) == Scorer(default_library, backend="cpu").score([fragment], stretches=(1.0,))
+    assert warm.bank((1.0,)) is bank and warm.stretch_sets == (defaults.STRETCHES, (1.0,))
+
+
 def test_every_exemplar_is_judged_by_itself(scorer, default_library):
     verdicts = scorer.score(default_library.notes())
     for exemplar, v in zip(default_library.exemplars, verdicts, strict=True):

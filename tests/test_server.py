@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import math
 import os
 import shutil
@@ -26,6 +27,7 @@ from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.client import Client, fragment_message
 from rollmatch.errors import AlreadyExistsError, InputError, LimitError, NotFoundError, ParameterError, ServiceError
 from rollmatch.server.app import ServerConfig, start
+from rollmatch.storage import atomic_write
 
 from .conftest import REPO, chorale_path
 
@@ -481,3 +483,182 @@ def test_tls(tmp_path):
     finally:
         loop.run(running.stop(0))
         loop.close()
+
+
+# --- live reload and the CLI ---------------------------------------------------------------------------------
+
+
+def small_library(directory: Path) -> Path:
+    """One good and one bad shipped example: MIDI, so quick to load."""
+    Library.init(directory, name="live").add(REPO / "examples" / "bwv18.5-lz-opening.mid", label="good").add(
+        REPO / "examples" / "planing.mid", label="bad"
+    )
+    return directory
+
+
+def creep(path: Path) -> Path:
+    path.write_text(json.dumps([{"pitch": 60 + i, "start": i, "end": i + 1} for i in range(3)]))
+    return path
+
+
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
+    from rollmatch.cli import main
+    from rollmatch.server import convert
+
+    by_cli, by_rpc = small_library(tmp_path / "cli"), small_library(tmp_path / "rpc")
+    assert Library.open(by_cli).version == Library.open(by_rpc).version
+    motif = creep(tmp_path / "creep.json")
+    loop = LoopThread()
+    running = loop.run(start(ServerConfig(library=by_rpc, port=0, curator_token=TOKEN, backend="cpu", library_poll_s=0)))
+    cli_versions: list[str] = []
+
+    def cli(*argv: str) -> None:
+        assert main(list(argv)) == 0
+        cli_versions.append(capsys.readouterr().out.split()[-1])
+
+    fragments, origins = chorale_windows()
+    fragments += [read_notes(chorale_path("bwv269"), tracks=["Bass"], end_beat=8), read_notes(motif)]
+    origins += [0.0, 0.0]
+    try:
+        with Client(f"127.0.0.1:{running.port}", timeout=60, token=TOKEN) as client:
+            cli("library", "add", str(by_cli), str(chorale_path("bwv269")), "--label", "bad", "--id", "bwv269-bass", "--start", "0",
+                "--end", "8", "--track", "Bass", "--threshold", "0.9", "--tag", "bach", "--tag", "bass", "--description", "the bass")
+            cli("library", "add", str(by_cli), str(motif), "--label", "bad")
+            cli("library", "add", str(by_cli), str(REPO / "examples" / "bwv269-opening.mid"), "--label", "good", "--track", "1",
+                "--provenance", "the shipped example")
+            cli("library", "remove", str(by_cli), "planing")
+            cli("library", "thresholds", str(by_cli), "--good", "0.8", "--bad", "0.75")
+            cli("library", "thresholds", str(by_cli), "--bad", "0.7")
+            rpc_versions = [
+                client.add_exemplar(chorale_path("bwv269"), label="bad", exemplar_id="bwv269-bass", start_beat=0, end_beat=8,
+                                    tracks=["Bass"], threshold=0.9, tags=["bach", "bass"], description="the bass").library_version,
+                client.add_exemplar(motif, label="bad").library_version,
+                client.add_exemplar(REPO / "examples" / "bwv269-opening.mid", label="good", tracks=[1],
+                                    provenance="the shipped example").library_version,
+                client.remove_exemplar("planing").library_version,
+                client.set_thresholds(good=0.8, bad=0.75).library_version,
+                client.set_thresholds(bad=0.7).library_version,
+            ]
+            listed, info = client.list_exemplars(), client.library()
+            remote = client.score(fragments, origin_beats=origins)
+    finally:
+        loop.run(running.stop(0))
+        loop.close()
+    assert rpc_versions == cli_versions
+    assert (by_rpc / "rollmatch.toml").read_bytes() == (by_cli / "rollmatch.toml").read_bytes()
+    assert sorted(p.name for p in (by_rpc / "files").iterdir()) == sorted(p.name for p in (by_cli / "files").iterdir())
+    made = Library.open(by_cli)
+    assert [e.id for e in made.exemplars] == ["bwv18.5-lz-opening", "bwv269-bass", "creep", "bwv269-opening"]
+    assert list(listed.exemplars) == [convert.exemplar(e) for e in made.exemplars] and listed.library_version == made.version
+    assert (info.version, info.thresholds.good, info.thresholds.bad) == (made.version, 0.8, 0.7)
+    expected = Scorer(made, backend="cpu").score(fragments, origin_beats=origins)
+    assert_same(remote, expected)
+    assert [v.bad.exemplar for v in expected[-2:]] == ["bwv269-bass", "creep"]
+
+
+def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsys):
+    from rollmatch.cli import main
+
+    library = small_library(tmp_path / "lib")
+    motif = creep(tmp_path / "creep.json")
+    probe = fragment_message(read_notes(motif))
+    proc, target = launch(library, "--library-poll", "0.02")
+    answers: dict[str, list[tuple[str, str, str]]] = {}  # caller -> (response version, result version, best bad), in order
+    sent: dict[str, int] = {}
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def unary(name: str, stub) -> None:
+        while not stop.is_set():
+            sent[name] += 1
+            reply = stub.Score(pb.ScoreRequest(fragments=[probe]), timeout=60)
+            answers[name].append((reply.library_version, reply.results[0].library_version, reply.results[0].bad.exemplar))
+
+    def streamed(name: str, stub) -> None:
+        slots = threading.Semaphore(2)
+
+        def requests():
+            while not stop.is_set():
+                if slots.acquire(timeout=0.05):
+                    sent[name] += 1
+                    yield pb.ScoreStreamRequest(id=str(sent[name]), fragments=[probe])
+
+        for reply in stub.ScoreStream(requests(), timeout=120):
+            assert not reply.HasField("error"), reply.error
+            answers[name].append((reply.library_version, reply.results[0].library_version, reply.results[0].bad.exemplar))
+            slots.release()
+
+    def caller(work, name: str, stub) -> None:
+        try:
+            work(name, stub)
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        with grpc.insecure_channel(target) as channel:
+            stub = pb_grpc.RollmatchServiceStub(channel)
+            old = stub.GetLibrary(pb.GetLibraryRequest(), timeout=30).version
+            names = ["unary-0", "unary-1", "stream-0", "stream-1"]
+            for name in names:
+                answers[name], sent[name] = [], 0
+            threads = [threading.Thread(target=caller, args=(unary if n.startswith("unary") else streamed, n, stub)) for n in names]
+            for t in threads:
+                t.start()
+            wait_for(lambda: all(len(answers[n]) >= 5 for n in names) or errors, "every caller's first answers")
+            assert main(["library", "add", str(library), str(motif), "--label", "bad"]) == 0
+            new = capsys.readouterr().out.split()[-1]
+            wait_for(lambda: all([a[0] for a in answers[n][-5:]] == [new] * 5 for n in names) or errors, "5 answers of the new version each")
+            stop.set()
+            for t in threads:
+                t.join(60)
+            assert stub.GetLibrary(pb.GetLibraryRequest(), timeout=30).bad_count == 2
+    finally:
+        stop.set()
+        proc.terminate()
+        log = proc.communicate(timeout=30)[1]
+    assert not errors and new != old
+    for name in names:
+        assert len(answers[name]) == sent[name]  # every call answered
+        versions = [version for version, _, _ in answers[name]]
+        switch = versions.index(new)
+        assert switch > 0 and versions == [old] * switch + [new] * (len(versions) - switch)  # forward only
+        for version, result_version, bad in answers[name]:
+            assert result_version == version and (bad == "creep") == (version == new)  # scored with the version it names
+    assert f"library changed on disk: serving version {new} (3 exemplars), was {old}" in log
+
+
+def test_a_broken_change_on_disk_keeps_the_served_version(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="rollmatch.server")
+    library = small_library(tmp_path / "lib")
+    loop = LoopThread()
+    running = loop.run(start(ServerConfig(library=library, port=0, backend="cpu", library_poll_s=0.02)))
+    request = pb.ScoreRequest(fragments=[fragment_message(read_notes(REPO / "examples" / "planing.mid"))])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RollmatchServiceStub(channel)
+            before = stub.Score(request, timeout=60)
+            # By hand: an entry whose file cannot be read, saved the way editors save (a new file renamed over).
+            (library / "files" / "broken.mid").write_bytes(b"MThd garbage")
+            manifest = library / "rollmatch.toml"
+            atomic_write(manifest, manifest.read_bytes() + b'\n[[exemplar]]\nid = "broken"\nlabel = "good"\nfile = "files/broken.mid"\n')
+            wait_for(lambda: running.state.failure is not None, "the reload to fail")
+            assert "exemplar 'broken'" in running.state.failure and "not a readable MIDI file" in running.state.failure
+            assert stub.Score(request, timeout=60) == before
+            assert stub.GetLibrary(pb.GetLibraryRequest(), timeout=30).version == before.library_version
+            atomic_write(library / "files" / "broken.mid", (REPO / "examples" / "bwv269-opening.mid").read_bytes())  # mended
+            wait_for(lambda: stub.GetLibrary(pb.GetLibraryRequest(), timeout=30).version != before.library_version, "the mended version")
+            after = stub.Score(request, timeout=60)
+            assert after.library_version == Library.open(library).version and running.state.failure is None
+            assert [e.id for e in stub.ListExemplars(pb.ListExemplarsRequest(), timeout=30).exemplars][-1] == "broken"
+    finally:
+        loop.run(running.stop(0))
+        loop.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"still serving version {before.library_version}" in warnings[0] and "'broken'" in warnings[0]
