@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 import numpy as np
@@ -8,17 +7,9 @@ from rollmatch import Library, ParameterError, defaults, make_notes, read_notes,
 from rollmatch.library import MANIFEST_NAME
 from rollmatch.lint import CODES, Finding, check_directory, check_library, random_material
 
-from .conftest import REPO, chorale_path, write_midi
+from .conftest import REPO, chorale_path, note_list, write_midi
 
 SATB = ["Soprano", "Alto", "Tenor", "Bass"]
-
-
-def note_list(path: Path, notes: np.ndarray) -> Path:
-    """Write notes as a JSON note list."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    records = [{"pitch": int(n["pitch"]), "start": float(n["start"]), "end": float(n["end"])} for n in notes]
-    path.write_text(json.dumps(records))
-    return path
 
 
 @pytest.fixture
