@@ -15,6 +15,7 @@ from . import defaults
 from .engine import BestMatches, TemplateBank, match
 from .errors import (
     AlreadyExistsError,
+    EmptyInputError,
     InputError,
     LibraryError,
     LimitError,
@@ -33,6 +34,7 @@ __all__ = [
     "NOTE_DTYPE",
     "AlreadyExistsError",
     "BestMatches",
+    "EmptyInputError",
     "Exemplar",
     "FileResult",
     "InputError",

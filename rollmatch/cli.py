@@ -16,8 +16,10 @@ from typing import NoReturn
 
 from . import __version__, defaults
 from .backend import BACKENDS, DEFAULT_BACKEND
+from .calibrate import calibrate, report_lines
 from .errors import ParameterError, RollmatchError
 from .library import Exemplar, Library
+from .lint import check_directory
 from .readers import FORMATS, music_files
 from .scoring import FileResult, Scorer, score_files
 from .verdict import Match
@@ -146,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     thresholds.add_argument("--good", type=float, metavar="X", help="new good threshold")
     thresholds.add_argument("--bad", type=float, metavar="Y", help="new bad threshold")
     thresholds.set_defaults(handler=_library_thresholds)
+
+    check = actions.add_parser("check", help="lint a library: broken files, veto conflicts, near duplicates, ...")
+    check.add_argument("dir", metavar="DIR")
+    check.add_argument("--json", action="store_true", help="one JSON object per finding")
+    check.set_defaults(handler=_library_check)
+
+    calibrate = actions.add_parser("calibrate", help="choose the thresholds from labeled fragments by cross-validation")
+    calibrate.add_argument("dir", metavar="DIR")
+    calibrate.add_argument("labeled", metavar="LABELED", help="a folder with good/ and bad/ folders, or a CSV of file,label")
+    calibrate.add_argument("--folds", type=int, default=defaults.CALIBRATION_FOLDS, metavar="K",
+                           help=f"cross-validation folds (default {defaults.CALIBRATION_FOLDS})")
+    calibrate.add_argument("--write", action="store_true", help="write the chosen thresholds to the manifest")
+    calibrate.set_defaults(handler=_library_calibrate)
     return parser
 
 
@@ -281,6 +296,31 @@ def _library_thresholds(args: argparse.Namespace) -> int:
         library = library.set_thresholds(good=args.good, bad=args.bad)
     config = library.config
     print(f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}; library version {library.version}")
+    return EXIT_OK
+
+
+def _library_check(args: argparse.Namespace) -> int:
+    findings = check_directory(args.dir, progress=_progress)
+    _progress("")
+    for finding in findings:
+        print(json.dumps(finding.to_dict()) if args.json else f"{finding.code}: {finding.message}")
+    if not args.json:
+        count = len(findings)
+        print(f"{args.dir}: {count} problem{'' if count == 1 else 's'} found" if count else f"{args.dir}: no problems found")
+    return EXIT_FAILED if findings else EXIT_OK
+
+
+def _library_calibrate(args: argparse.Namespace) -> int:
+    library = Library.open(args.dir)
+    result = calibrate(library, args.labeled, folds=args.folds, progress=_progress)
+    _progress("")
+    print("\n".join(report_lines(result)))
+    good, bad = result.chosen
+    if args.write:
+        library = library.set_thresholds(good=good, bad=bad)
+        print(f"wrote good_threshold = {good:g}, bad_threshold = {bad:g} to {library.path}; library version {library.version}")
+    else:
+        print(f"not written: add --write to set good_threshold = {good:g}, bad_threshold = {bad:g}")
     return EXIT_OK
 
 

@@ -62,3 +62,21 @@ LIBRARY_RETRY_S = 30.0
 TIE_TOLERANCE = 1e-6
 #: Working-set budget of one engine block, in array elements (about 4 bytes each).
 ENGINE_BLOCK_ELEMENTS = 1 << 22
+
+# Library lint ('rollmatch library check').
+#: Two exemplars that each match the other at least this well are near duplicates. Noisy copies of an exemplar
+#: (10% of notes dropped, 10% added) score 0.84-0.95 against it; unrelated Bach phrases stay below 0.7.
+NEAR_DUPLICATE_SIMILARITY = 0.9
+#: Random fragments every exemplar is matched against (see rollmatch/lint.py), their length, and their seed.
+RANDOM_FRAGMENTS = 64
+RANDOM_FRAGMENT_BEATS = 8.0
+RANDOM_SEED = 2026
+#: An exemplar reaching its threshold on at least this fraction of the random fragments matches random material.
+RANDOM_MATCH_FRACTION = 0.05
+
+# Threshold calibration ('rollmatch library calibrate').
+#: Folds of the cross-validation, and the seed that deals the labeled fragments into them.
+CALIBRATION_FOLDS = 5
+CALIBRATION_SEED = 2026
+#: Candidate values per threshold searched at most; larger labeled sets are searched at quantiles.
+MAX_CALIBRATION_CANDIDATES = 512

@@ -20,6 +20,10 @@ class InputError(RollmatchError):
     """A fragment or file cannot be read: corrupt, empty, unknown format or invalid notes."""
 
 
+class EmptyInputError(InputError):
+    """A file, or the tracks and beats selected from it, holds no notes."""
+
+
 class LimitError(InputError):
     """An input exceeds a size cap (file bytes, notes, beats); raised before anything large is allocated."""
 

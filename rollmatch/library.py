@@ -191,6 +191,17 @@ class Library:
             self._notes[exemplar.id] = _load_exemplar_notes(self.path, exemplar)
         return [self._notes[e.id] for e in self.exemplars]
 
+    def exemplar_notes(self, exemplar_id: str) -> np.ndarray:
+        """One exemplar's notes (beats), parsed once and cached like :meth:`notes`.
+
+        Raises :class:`LibraryError` for this exemplar alone when its file is missing or unreadable or its
+        selection holds no notes; the reader's error, if any, is chained as ``__cause__``. This is the
+        lenient path for tools such as the lint that must go on past one broken exemplar.
+        """
+        if exemplar_id not in self._notes:
+            self._notes[exemplar_id] = _load_exemplar_notes(self.path, self.get(exemplar_id))
+        return self._notes[exemplar_id]
+
     # --- changing ------------------------------------------------------------------------------------
 
     def add(
@@ -670,7 +681,7 @@ def _load_exemplar_notes(directory: Path, exemplar: Exemplar) -> np.ndarray:
     try:
         notes = read_notes(path, tracks=exemplar.tracks, start_beat=exemplar.start_beat, end_beat=exemplar.end_beat)
     except InputError as exc:
-        raise LibraryError(f"exemplar {exemplar.id!r}: {exc}") from None
+        raise LibraryError(f"exemplar {exemplar.id!r}: {exc}") from exc
     _store_cache(directory, exemplar, data, notes)
     return notes
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults
-from .errors import InputError, LimitError, ParameterError
+from .errors import EmptyInputError, InputError, LimitError, ParameterError
 from .notes import make_notes, notes_from_records, select_beats, span_beats
 
 #: File suffix → format name.
@@ -110,7 +110,8 @@ def read_notes(
     """Read a file's notes (beats), optionally only some tracks/parts and a beat range [start, end).
 
     ``tracks`` picks MIDI tracks or score parts by 0-based index or by name. Drum tracks are left out.
-    Raises :class:`InputError` when the file is unreadable or holds no notes in the selection.
+    Raises :class:`InputError` when the file is unreadable, :class:`EmptyInputError` when it holds no notes in
+    the selection.
     """
     return read_piece(path, tracks=tracks).select(start_beat, end_beat)
 
@@ -204,7 +205,7 @@ def _select(notes: np.ndarray, name: str, start_beat: float | None, end_beat: fl
         notes = select_beats(notes, start_beat, end_beat)
     if notes.size == 0:
         where = f" in beats [{start_beat or 0:g}, {'end' if end_beat is None else f'{end_beat:g}'})" if ranged else ""
-        raise InputError(f"{name}: no notes{where} (drum tracks are left out)")
+        raise EmptyInputError(f"{name}: no notes{where} (drum tracks are left out)")
     return notes
 
 

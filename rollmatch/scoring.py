@@ -15,7 +15,7 @@ import numpy as np
 from . import defaults
 from .checks import number, whole_number
 from .backend import DEFAULT_BACKEND, array_module, backend_name
-from .engine import TemplateBank, check_stretches, check_transpose_range, match, resolve_method
+from .engine import BestMatches, TemplateBank, check_stretches, check_transpose_range, match, resolve_method
 from .errors import InputError, LibraryError, ParameterError
 from .library import Library
 from .notes import select_beats, span_beats
@@ -100,7 +100,7 @@ class Scorer:
             good_threshold=config.good_threshold if good_threshold is None else good_threshold,
             bad_threshold=config.bad_threshold if bad_threshold is None else bad_threshold,
         )
-        best = match(fragments, self.bank(stretches), transpose_range=transpose_range)
+        best = self.similarities(fragments, transpose_range=transpose_range, stretches=stretches)
         return judge(
             best,
             self.ids,
@@ -110,6 +110,16 @@ class Scorer:
             origin_beats=None if origin_beats is None else np.asarray(origin_beats, dtype=np.float64),
             top_k=top_k,
         )
+
+    def similarities(
+        self,
+        fragments: Sequence[np.ndarray],
+        *,
+        transpose_range: int = defaults.TRANSPOSE_RANGE,
+        stretches: Sequence[float] = defaults.STRETCHES,
+    ) -> BestMatches:
+        """Best alignment of each of B fragments against each of K exemplars, before any threshold: (B, K)."""
+        return match(fragments, self.bank(stretches), transpose_range=transpose_range)
 
 
 def windows(notes: np.ndarray, *, window_beats: float, hop_beats: float | None = None) -> list[tuple[float, float, np.ndarray]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import pretty_midi
 import pytest
 from music21 import corpus
 
-from rollmatch import Library, read_notes, select_beats
+from rollmatch import Library, read_notes, select_beats, transform_notes
+from rollmatch.notes import perturb_notes
 
 REPO = Path(__file__).resolve().parent.parent
 VOICES = ["Soprano", "Alto", "Tenor", "Bass"]
@@ -33,6 +35,14 @@ def write_midi(path: Path, notes: np.ndarray, *, tempo: float = 120.0, resolutio
             track.notes.append(pretty_midi.Note(int(n["velocity"]), int(n["pitch"]), n["start"] * seconds, n["end"] * seconds))
         midi.instruments.append(track)
     midi.write(str(path))
+    return path
+
+
+def note_list(path: Path, notes: np.ndarray) -> Path:
+    """Write notes (beats) as a JSON note list, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = [{"pitch": int(n["pitch"]), "start": float(n["start"]), "end": float(n["end"])} for n in notes]
+    path.write_text(json.dumps(records))
     return path
 
 
@@ -66,3 +76,42 @@ def chorale_excerpts() -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def default_library() -> Library:
     return Library.open(REPO / "exemplars")
+
+
+# A labeled set and a library with a mis-set threshold, for calibration (tests/test_calibrate.py, test_cli.py).
+GOOD_EXEMPLARS = (0, 2, 4, 6, 8, 10)  # chorale_excerpts indices: openings of six chorales
+UNRELATED = (41, 43, 45, 47, 49, 51, 53, 55)  # openings of eight other chorales
+BAD_EXEMPLARS = ("parallel-fifths", "parallel-octaves")
+
+
+@pytest.fixture(scope="session")
+def labeled_dir(tmp_path_factory, chorale_excerpts):
+    """good/: two noisy, transposed MIDI copies of each good exemplar; bad/: unrelated chorale openings and
+    noisy copies of the bad exemplars."""
+    root = tmp_path_factory.mktemp("labeled")
+    for label in ("good", "bad"):
+        (root / label).mkdir()
+    rng = np.random.default_rng(7)
+    for i in GOOD_EXEMPLARS:
+        for copy, transpose in enumerate((-2, 3)):
+            noisy = transform_notes(perturb_notes(chorale_excerpts[i], rng), transpose=transpose)
+            write_midi(root / "good" / f"phrase{i}-{copy}.mid", noisy)
+    for i in UNRELATED:
+        write_midi(root / "bad" / f"other{i}.mid", chorale_excerpts[i])
+    for name in BAD_EXEMPLARS:
+        notes = read_notes(REPO / "exemplars" / "bad" / f"{name}.json")
+        for copy in range(2):
+            note_list(root / "bad" / f"{name}-{copy}.json", transform_notes(perturb_notes(notes, rng), transpose=copy + 1))
+    return root
+
+
+@pytest.fixture
+def mis_set_library(tmp_path, chorale_excerpts) -> Library:
+    """Six Bach phrases as good exemplars, two voice-leading faults as bad ones, and a good threshold of 0.99
+    that nothing but an exact copy reaches."""
+    library = Library.init(tmp_path / "lib")
+    for i in GOOD_EXEMPLARS:
+        library = library.add(note_list(tmp_path / "src" / f"phrase{i}.json", chorale_excerpts[i]), label="good")
+    for name in BAD_EXEMPLARS:
+        library = library.add(REPO / "exemplars" / "bad" / f"{name}.json", label="bad")
+    return library.set_thresholds(good=0.99)

@@ -216,3 +216,51 @@ def test_library_slice_cuts_consecutive_exemplars(tmp_path, capsys):
     assert code == 1 and "'bwv27.6-bars-1-8', 'bwv27.6-bars-9-16', 'bwv27.6-bars-17-22' already exist; nothing was added" in err
     code, _, err = run(capsys, "library", "slice", str(lib), path, "--bars-per-exemplar", "0", "--label", "bad")
     assert code == 2 and "bars_per_exemplar=0 must be a whole number" in err
+
+
+def test_check_passes_the_default_library(capsys):
+    code, out, _ = run(capsys, "library", "check", str(REPO / "exemplars"))
+    assert code == 0 and out == f"{REPO / 'exemplars'}: no problems found\n"
+
+
+def test_check_lists_findings_and_exits_1(tmp_path, capsys):
+    lib = tmp_path / "lib"
+    assert run(capsys, "library", "init", str(lib))[0] == 0
+    (tmp_path / "lone.json").write_text('[{"pitch": 60, "start": 0, "end": 1}]')
+    (tmp_path / "gone.json").write_text('[{"pitch": 60, "start": 0, "end": 1}, {"pitch": 64, "start": 1, "end": 2}]')
+    for name in ("lone", "gone"):
+        assert run(capsys, "library", "add", str(lib), str(tmp_path / f"{name}.json"), "--label", "good")[0] == 0
+    (lib / "files" / "gone.json").unlink()
+    code, out, _ = run(capsys, "library", "check", str(lib))
+    assert code == 1
+    missing, single, summary = out.splitlines()
+    assert missing.startswith("file-missing: exemplar 'gone': file files/gone.json does not exist")
+    assert single.startswith("exemplar-single-note: exemplar 'lone' holds a single note")
+    assert summary == f"{lib}: 2 problems found"
+    code, out, _ = run(capsys, "library", "check", "--json", str(lib))
+    assert code == 1 and [json.loads(line)["code"] for line in out.splitlines()] == ["file-missing", "exemplar-single-note"]
+    assert json.loads(out.splitlines()[0])["exemplars"] == ["gone"]
+    code, out, _ = run(capsys, "library", "check", "--json", str(tmp_path / "nowhere"))
+    assert code == 1 and json.loads(out)["code"] == "library-unreadable"
+
+
+def test_calibrate_writes_only_with_write(mis_set_library, labeled_dir, capsys):
+    manifest = mis_set_library.path / "rollmatch.toml"
+    before = manifest.read_bytes()
+    code, out, _ = run(capsys, "library", "calibrate", str(mis_set_library.path), str(labeled_dir), "--folds", "3")
+    assert code == 0 and "after (3-fold CV)" in out and manifest.read_bytes() == before
+    suggested = out.splitlines()[-1]
+    assert suggested.startswith("not written: add --write to set good_threshold = ")
+    code, out, _ = run(capsys, "library", "calibrate", str(mis_set_library.path), str(labeled_dir), "--folds", "3", "--write")
+    assert code == 0 and out.splitlines()[-1].startswith("wrote good_threshold = ")
+    config = Library.open(mis_set_library.path).config
+    assert suggested.endswith(f"good_threshold = {config.good_threshold:g}, bad_threshold = {config.bad_threshold:g}")
+    assert config.good_threshold < 0.99
+
+
+def test_calibrate_errors_are_one_line(mis_set_library, labeled_dir, tmp_path, capsys):
+    code, _, err = run(capsys, "library", "calibrate", str(mis_set_library.path), str(labeled_dir), "--folds", "13")
+    assert code == 2 and err == ("rollmatch: error: folds=13 needs at least 13 fragments labeled good and 13 labeled bad; "
+                                 "the labeled set has 12 good and 12 bad\n")
+    code, _, err = run(capsys, "library", "calibrate", str(mis_set_library.path), str(tmp_path / "nowhere"))
+    assert code == 1 and err == f"rollmatch: error: {tmp_path / 'nowhere'}: no such file or directory\n"

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_default_library import held_out_chorales  # noqa: E402
 
 from rollmatch import Library, Scorer, read_notes, transform_notes  # noqa: E402
+from rollmatch.calibrate import best_of  # noqa: E402
 from rollmatch.defaults import STRETCHES, TRANSPOSE_RANGE  # noqa: E402
 from rollmatch.notes import perturb_notes, select_beats, sort_notes  # noqa: E402
 
@@ -52,17 +53,16 @@ def main() -> int:
     contexts = [read_notes(path, start_beat=end, end_beat=end + 8) for path, end in held_out]
 
     is_bad = np.tile(scorer.is_bad, VARIANTS)
-    labelled = list(library.exemplars) * VARIANTS
+    own_index = np.tile(np.arange(len(exemplar_notes)), VARIANTS)
     positives = [embedded_variant(n, contexts[i % len(contexts)], rng) for i, n in enumerate(exemplar_notes * VARIANTS)]
-    pos = scorer.score(positives)
-    neg = scorer.score(phrases)
-    # Own-exemplar similarity of each positive, best other-label similarity of each negative.
-    pos_good = np.array([v.good.similarity for v, bad in zip(pos, is_bad, strict=True) if not bad and v.good and v.good.exemplar])
-    pos_bad = np.array([v.bad.similarity for v, bad in zip(pos, is_bad, strict=True) if bad and v.bad])
-    neg_good = np.array([v.good.similarity if v.good else 0.0 for v in neg])
-    neg_bad = np.array([v.bad.similarity if v.bad else 0.0 for v in neg])
-    good_on_bad = np.array([v.bad.similarity if v.bad else 0.0 for v, bad in zip(pos, is_bad, strict=True) if not bad])
-    own = sum(1 for v, e in zip(pos, labelled, strict=True) if (v.bad if e.label.value == "bad" else v.good).exemplar == e.id)
+    pos = scorer.similarities(positives).similarity
+    neg = scorer.similarities(phrases).similarity
+    # The best similarity of every fragment to each label; a positive is judged by its own label.
+    pos_to_good, pos_to_bad = best_of(pos, ~scorer.is_bad), best_of(pos, scorer.is_bad)
+    pos_good, pos_bad, good_on_bad = pos_to_good[~is_bad], pos_to_bad[is_bad], pos_to_bad[~is_bad]
+    neg_good, neg_bad = best_of(neg, ~scorer.is_bad), best_of(neg, scorer.is_bad)
+    same_label = np.where(is_bad[:, None], scorer.is_bad[None, :], ~scorer.is_bad[None, :])
+    own = int(np.sum(np.argmax(np.where(same_label, pos, -1.0), axis=1) == own_index))
 
     print(f"library {library.path} version {library.version}: {len(exemplar_notes)} exemplars, {len(phrases)} held-out phrases")
     print(f"positives found their own exemplar as the best match: {own}/{len(positives)}")
