@@ -54,3 +54,6 @@ CURATOR_TOKEN_ENV = "ROLLMATCH_CURATOR_TOKEN"
 TIE_TOLERANCE = 1e-6
 #: Working-set budget of one engine block, in array elements (about 4 bytes each).
 ENGINE_BLOCK_ELEMENTS = 1 << 22
+
+#: Bar length in beats for drawings when a file states no time signature (a JSON note list) or none is asked for.
+BEATS_PER_BAR = 4.0
