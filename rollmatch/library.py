@@ -143,8 +143,15 @@ class Library:
         for i, exemplar in enumerate(missing):
             if progress and len(missing) > 1:
                 progress(f"preparing exemplar {i + 1}/{len(missing)}: {exemplar.id}")
-            self._notes[exemplar.id] = _load_exemplar_notes(self.path, exemplar)
+            self.exemplar_notes(exemplar.id)
         return [self._notes[e.id] for e in self.exemplars]
+
+    def exemplar_notes(self, exemplar_id: str) -> np.ndarray:
+        """One exemplar's notes (beats), parsed once and cached on disk; :class:`LibraryError` when its file
+        cannot be read, so that a caller going through exemplars one by one can report it and go on."""
+        if exemplar_id not in self._notes:
+            self._notes[exemplar_id] = _load_exemplar_notes(self.path, self.get(exemplar_id))
+        return self._notes[exemplar_id]
 
     # --- changing ------------------------------------------------------------------------------------
 
