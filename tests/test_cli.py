@@ -3,8 +3,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from rollmatch import draw
 from rollmatch.cli import main
 
 from .conftest import REPO, chorale_path
@@ -76,6 +79,9 @@ def test_unreadable_input_is_reported_and_the_rest_scored(tmp_path, capsys):
         (["score", "--backend", "tpu", "x.mid"], "invalid choice"),
         (["score"], "the following arguments are required: FILE"),
         (["library", "add", "dir", "f.mid"], "--label"),
+        (["score", "--png", "out.png", "x.mid"], "--png draws the window scores under the piano roll and needs --window BEATS"),
+        (["score", "--window", "8", "--png", "out.png", "a.mid", "b.mid"], "--png draws one file's timeline, but 2 files were given"),
+        (["explain"], "the following arguments are required: FRAGMENT"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(capsys, argv, message):
@@ -126,3 +132,52 @@ def test_real_entry_point_never_shows_a_traceback(tmp_path):
     assert "bomb.mid: track 0 runs past beat 8192" in lines[0] and "empty.mid: file is empty" in lines[1]
     proc = subprocess.run([sys.executable, "-m", "rollmatch", "score", "--stretches", "-1", "x.mid"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip() == "rollmatch: error: stretch=-1 must be > 0"
+
+
+def png_pixels(path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB")).astype(int)
+
+
+def coloured(image: np.ndarray, colour: str, tolerance: int = 12) -> int:
+    return int(np.all(np.abs(image - [int(colour[i : i + 2], 16) for i in (1, 3, 5)]) <= tolerance, axis=-1).sum())
+
+
+def test_library_show_summarizes_and_draws_an_exemplar(tmp_path, capsys):
+    out_png = tmp_path / "roll.png"
+    code, out, err = run(capsys, "library", "show", str(REPO / "exemplars"), "bwv165.6-phrase1", "--png", str(out_png))
+    assert code == 0
+    assert out.splitlines()[0] == "bwv165.6-phrase1  good exemplar"
+    assert "pitches G2 (43) to C5 (72)" in out and "8 beats, 3 bars (bars 0-2 of the piece)" in out and "provenance" in out
+    image = png_pixels(out_png)
+    assert f"drew its piano roll in {out_png} ({image.shape[1]}x{image.shape[0]})" in err
+    assert coloured(image, draw.NOTE_COLOUR) > 38 * 50  # 38 notes of at least a quarter beat
+    code, _, err = run(capsys, "library", "show", str(REPO / "exemplars"), "nope")
+    assert code == 1 and "no exemplar with id 'nope'" in err
+
+
+def test_explain_prints_why_and_draws_the_matches(tmp_path, capsys):
+    out_png = tmp_path / "why.png"
+    code, out, _ = run(capsys, "explain", str(EXAMPLES / "planing.mid"), "--png", str(out_png))
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "planing.mid: VETOED, score -0.623"
+    # the same alignments 'score' reports for this file
+    assert "best bad: parallel-fifths, similarity 0.968 (threshold 0.78, reached)" in out
+    assert "at t+5, shift 0 beats, stretch x1/2" in out and "at t+7, shift -1 beats, stretch x1" in out
+    image = png_pixels(out_png)
+    assert coloured(image, draw.NOTE_COLOUR) > 500
+    assert coloured(image, draw.GOOD_COLOUR, 40) > 200 and coloured(image, draw.BAD_COLOUR, 40) > 200
+    code, out, _ = run(capsys, "explain", "--stretches", "1", "--transpose", "1", str(EXAMPLES / "bwv18.5-lz-opening.mid"))
+    assert code == 0 and "UNMATCHED" in out.splitlines()[0]  # the options reach the verdict
+
+
+def test_score_window_png_draws_the_timeline(tmp_path, capsys):
+    out_png = tmp_path / "timeline.png"
+    code, out, err = run(capsys, "score", "--window", "8", "--hop", "4", "--png", str(out_png), str(chorale_path("bwv269")))
+    assert code == 0 and len(out.splitlines()) >= 10
+    image = png_pixels(out_png)
+    assert f"drew the window timeline in {out_png} ({image.shape[1]}x{image.shape[0]})" in err
+    assert image.shape[0] > draw.MIN_ROLL_HEIGHT_PX + 2 * draw.PANEL_HEIGHT_PX
+    assert coloured(image, draw.NOTE_COLOUR) > 1000
+    assert coloured(image, draw.UNMATCHED_COLOUR) > 100  # most windows of a held-out chorale are unmatched
