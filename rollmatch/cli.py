@@ -20,6 +20,8 @@ from .draw import Picture, explanation_picture, fraction_text, roll_picture
 from .errors import ParameterError, RollmatchError
 from .inspection import explain_file, explanation_lines, summarize_exemplar, summary_lines, timeline_file
 from .library import Library
+from .lint import check_library
+from .report import library_report
 from .scoring import FileResult, Scorer, score_files
 from .storage import write_output
 from .verdict import Match
@@ -120,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--png", metavar="OUT.png", help="draw its piano roll into this PNG file")
     _add_beats_per_bar(show)
     show.set_defaults(handler=_library_show)
+
+    report = actions.add_parser("report", help="write one self-contained HTML page showing every exemplar and the lint findings")
+    report.add_argument("dir", metavar="DIR")
+    report.add_argument("-o", "--output", required=True, metavar="OUT.html", help="the HTML file to write")
+    _add_beats_per_bar(report)
+    report.set_defaults(handler=_library_report)
 
     explain = commands.add_parser("explain", help="say why a fragment gets its verdict, and draw the matches over it")
     explain.add_argument("fragment", metavar="FRAGMENT", help="MIDI, MusicXML, kern, ABC or JSON note list")
@@ -266,6 +274,17 @@ def _library_show(args: argparse.Namespace) -> int:
     print("\n".join(summary_lines(summary)))
     if args.png is not None:
         _write_picture(args.png, roll_picture(summary.notes, bars=summary.bars, title=summary.title), "its piano roll")
+    return EXIT_OK
+
+
+def _library_report(args: argparse.Namespace) -> int:
+    library = Library.open(args.dir)
+    findings = check_library(library)
+    page = library_report(library, findings, beats_per_bar=args.beats_per_bar, progress=_progress)
+    _progress("")
+    write_output(args.output, page.encode("utf-8"))
+    count = len(library.exemplars)
+    print(f"wrote {args.output}: {count} exemplar{'' if count == 1 else 's'}, {len(findings)} finding{'' if len(findings) == 1 else 's'}")
     return EXIT_OK
 
 

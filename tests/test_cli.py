@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -81,6 +82,7 @@ def test_unreadable_input_is_reported_and_the_rest_scored(tmp_path, capsys):
         (["library", "add", "dir", "f.mid"], "--label"),
         (["score", "--png", "out.png", "x.mid"], "--png draws the window scores under the piano roll and needs --window BEATS"),
         (["score", "--window", "8", "--png", "out.png", "a.mid", "b.mid"], "--png draws one file's timeline, but 2 files were given"),
+        (["library", "report", "dir"], "the following arguments are required: -o/--output"),
         (["explain"], "the following arguments are required: FRAGMENT"),
     ],
 )
@@ -181,3 +183,15 @@ def test_score_window_png_draws_the_timeline(tmp_path, capsys):
     assert image.shape[0] > draw.MIN_ROLL_HEIGHT_PX + 2 * draw.PANEL_HEIGHT_PX
     assert coloured(image, draw.NOTE_COLOUR) > 1000
     assert coloured(image, draw.UNMATCHED_COLOUR) > 100  # most windows of a held-out chorale are unmatched
+
+
+def test_library_report_writes_a_page(tmp_path, capsys):
+    library = tmp_path / "lib"
+    assert run(capsys, "library", "init", str(library))[0] == 0
+    assert run(capsys, "library", "add", str(library), str(EXAMPLES / "planing.mid"), "--label", "bad")[0] == 0
+    page = tmp_path / "report.html"
+    code, out, _ = run(capsys, "library", "report", str(library), "-o", str(page))
+    assert code == 0 and re.fullmatch(rf"wrote {re.escape(str(page))}: 1 exemplar, \d+ findings?", out.strip())
+    assert page.read_text().count('src="data:image/png;base64,') == 1
+    code, _, err = run(capsys, "library", "report", str(library), "-o", str(tmp_path / "no" / "report.html"))
+    assert code == 1 and err.strip() == f"rollmatch: error: {tmp_path / 'no' / 'report.html'}: cannot write: No such file or directory"
