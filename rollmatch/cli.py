@@ -17,11 +17,15 @@ from typing import NoReturn
 from . import __version__, defaults
 from .backend import BACKENDS, DEFAULT_BACKEND
 from .calibrate import calibrate, report_lines
+from .draw import Picture, explanation_picture, fraction_text, roll_picture
 from .errors import ParameterError, RollmatchError
+from .inspection import explain_file, explanation_lines, summarize_exemplar, summary_lines, timeline_file
 from .library import Exemplar, Library
-from .lint import check_directory
+from .lint import check_directory, check_library
 from .readers import FORMATS, music_files
+from .report import library_report
 from .scoring import FileResult, Scorer, score_files
+from .storage import write_output
 from .verdict import Match
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -66,16 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="one JSON object per line")
     score.add_argument("--window", type=float, metavar="BEATS", help="score window by window")
     score.add_argument("--hop", type=float, metavar="BEATS", help="window hop (default: the window)")
-    score.add_argument("--transpose", type=int, default=defaults.TRANSPOSE_RANGE, metavar="R",
-                       help=f"search transpositions -R..+R semitones (default {defaults.TRANSPOSE_RANGE})")
-    score.add_argument("--stretches", type=_stretch_list, default=defaults.STRETCHES, metavar="LIST",
-                       help="time-stretch factors, e.g. 1/2,1,2 (default 1/2,2/3,3/4,1,4/3,3/2,2)")
-    score.add_argument("--good-threshold", type=float, metavar="X", help="replace the library's good threshold")
-    score.add_argument("--bad-threshold", type=float, metavar="Y", help="replace the library's bad threshold")
-    score.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
-    score.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
+    _add_judging_options(score)
     score.add_argument("--server", metavar="HOST:PORT", help="score through a running rollmatch server")
     score.add_argument("--tls-ca", metavar="PEM", help="with --server: trust this certificate for TLS")
+    score.add_argument("--png", metavar="OUT.png", help="with --window and one file: draw the window scores under its piano roll")
+    _add_beats_per_bar(score)
     score.set_defaults(handler=_score)
 
     serve = commands.add_parser("serve", help="serve scoring and curation over gRPC")
@@ -161,13 +160,55 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"cross-validation folds (default {defaults.CALIBRATION_FOLDS})")
     calibrate.add_argument("--write", action="store_true", help="write the chosen thresholds to the manifest")
     calibrate.set_defaults(handler=_library_calibrate)
+
+    show = actions.add_parser("show", help="summarize an exemplar's notes, and draw its piano roll")
+    show.add_argument("dir", metavar="DIR")
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--png", metavar="OUT.png", help="draw its piano roll into this PNG file")
+    _add_beats_per_bar(show)
+    show.set_defaults(handler=_library_show)
+
+    report = actions.add_parser("report", help="write one self-contained HTML page showing every exemplar and the lint findings")
+    report.add_argument("dir", metavar="DIR")
+    report.add_argument("-o", "--output", required=True, metavar="OUT.html", help="the HTML file to write")
+    _add_beats_per_bar(report)
+    report.set_defaults(handler=_library_report)
+
+    explain = commands.add_parser("explain", help="say why a fragment gets its verdict, and draw the matches over it")
+    explain.add_argument("fragment", metavar="FRAGMENT", help="MIDI, MusicXML, kern, ABC or JSON note list")
+    explain.add_argument("--library", metavar="DIR", help="exemplar library (default: the shipped exemplars/)")
+    _add_judging_options(explain)
+    explain.add_argument("--png", metavar="OUT.png", help="draw the fragment with its best good and best bad exemplar laid over it")
+    _add_beats_per_bar(explain)
+    explain.set_defaults(handler=_explain)
     return parser
+
+
+def _add_judging_options(parser: argparse.ArgumentParser) -> None:
+    """The options that decide a verdict, shared by the commands that judge fragments."""
+    parser.add_argument("--transpose", type=int, default=defaults.TRANSPOSE_RANGE, metavar="R",
+                        help=f"search transpositions -R..+R semitones (default {defaults.TRANSPOSE_RANGE})")
+    parser.add_argument("--stretches", type=_stretch_list, default=defaults.STRETCHES, metavar="LIST",
+                        help="time-stretch factors, e.g. 1/2,1,2 (default 1/2,2/3,3/4,1,4/3,3/2,2)")
+    parser.add_argument("--good-threshold", type=float, metavar="X", help="replace the library's good threshold")
+    parser.add_argument("--bad-threshold", type=float, metavar="Y", help="replace the library's bad threshold")
+    parser.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
+
+
+def _add_beats_per_bar(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--beats-per-bar", type=float, metavar="B",
+                        help=f"draw bar lines every B beats (default: the file's time signatures, else {defaults.BEATS_PER_BAR:g})")
 
 
 # --- handlers: one library call each, then print ----------------------------------------------------
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.png is not None and args.window is None:
+        raise ParameterError("--png draws the window scores under the piano roll and needs --window BEATS")
+    if args.png is not None and len(args.files) != 1:
+        raise ParameterError(f"--png draws one file's timeline, but {len(args.files)} files were given")
     if args.server:
         if args.library:
             raise ParameterError("--library and --server cannot be combined: the server scores with its own library")
@@ -176,7 +217,7 @@ def _score(args: argparse.Namespace) -> int:
         scorer = RemoteScorer(Client(args.server, tls_ca=args.tls_ca))
     else:
         scorer = Scorer(Library.open(args.library), backend=args.backend, progress=_progress)
-    failed, scored = False, 0
+    failed, scored, results = False, 0, []
     for result in score_files(
         args.files,
         scorer,
@@ -192,8 +233,14 @@ def _score(args: argparse.Namespace) -> int:
         _progress("")
         failed |= result.error is not None
         scored += result.error is None
+        results.append(result)
         print(json.dumps(result.to_dict()) if args.json else _score_line(result), flush=True)
     print(f"rollmatch: scored with the {scorer.engine} ({scored} result{'' if scored == 1 else 's'})", file=sys.stderr)
+    if args.png is not None and not failed:
+        good, bad = scorer.label_thresholds(good_threshold=args.good_threshold, bad_threshold=args.bad_threshold)
+        picture = timeline_file(args.files[0], results, good_threshold=good, bad_threshold=bad, tracks=args.track,
+                                beats_per_bar=args.beats_per_bar)
+        _write_picture(args.png, picture, "the window timeline")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -324,6 +371,49 @@ def _library_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _library_show(args: argparse.Namespace) -> int:
+    summary = summarize_exemplar(Library.open(args.dir), args.id, beats_per_bar=args.beats_per_bar)
+    print("\n".join(summary_lines(summary)))
+    if args.png is not None:
+        _write_picture(args.png, roll_picture(summary.notes, bars=summary.bars, title=summary.title), "its piano roll")
+    return EXIT_OK
+
+
+def _library_report(args: argparse.Namespace) -> int:
+    library = Library.open(args.dir)
+    findings = check_library(library)
+    page = library_report(library, findings, beats_per_bar=args.beats_per_bar, progress=_progress)
+    _progress("")
+    write_output(args.output, page.encode("utf-8"))
+    count = len(library.exemplars)
+    print(f"wrote {args.output}: {count} exemplar{'' if count == 1 else 's'}, {len(findings)} finding{'' if len(findings) == 1 else 's'}")
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    scorer = Scorer(Library.open(args.library), backend=args.backend, progress=_progress)
+    explanation = explain_file(
+        args.fragment,
+        scorer,
+        tracks=args.track,
+        beats_per_bar=args.beats_per_bar,
+        transpose_range=args.transpose,
+        stretches=args.stretches,
+        good_threshold=args.good_threshold,
+        bad_threshold=args.bad_threshold,
+    )
+    _progress("")
+    print("\n".join(explanation_lines(explanation)))
+    if args.png is not None:
+        _write_picture(args.png, explanation_picture(explanation), "the fragment with its matches")
+    return EXIT_OK
+
+
+def _write_picture(path: str, picture: Picture, what: str) -> None:
+    write_output(path, picture.png)
+    print(f"rollmatch: drew {what} in {path} ({picture.width}x{picture.height})", file=sys.stderr)
+
+
 # --- printing ------------------------------------------------------------------------------------------
 
 
@@ -341,16 +431,11 @@ def _beat_range(exemplar: Exemplar) -> str:
     return f"{exemplar.start_beat or 0:g}-{'end' if exemplar.end_beat is None else f'{exemplar.end_beat:g}'}"
 
 
-
-def _fraction(value: float) -> str:
-    return str(Fraction(value).limit_denominator(64))
-
-
 def _match_text(match: Match | None) -> str:
     if match is None:
         return "-"
     return (f"{match.exemplar} {match.similarity:.3f} (t{match.transpose:+d}, "
-            f"beat {match.shift_beats:g}, x{_fraction(match.stretch)})")
+            f"beat {match.shift_beats:g}, x{fraction_text(match.stretch)})")
 
 
 def _score_line(result: FileResult) -> str:

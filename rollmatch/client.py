@@ -30,7 +30,7 @@ from .errors import (
     ServiceError,
 )
 from .readers import format_of
-from .verdict import Match, Outcome, Verdict
+from .verdict import Match, Outcome, Verdict, check_threshold
 
 _ERRORS: dict[grpc.StatusCode, type[RollmatchError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InputError,
@@ -353,3 +353,11 @@ class RemoteScorer:
 
     def score(self, fragments: Sequence[np.ndarray], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
         return self.client.score(fragments, origin_beats=origin_beats, **{k: v for k, v in options.items() if v is not None})
+
+    def label_thresholds(self, *, good_threshold: float | None = None, bad_threshold: float | None = None) -> tuple[float, float]:
+        """The good and bad thresholds in force for exemplars without their own: the given ones, else the server's."""
+        if good_threshold is None or bad_threshold is None:
+            served = self.client.library().thresholds
+            good_threshold = served.good if good_threshold is None else good_threshold
+            bad_threshold = served.bad if bad_threshold is None else bad_threshold
+        return check_threshold(good_threshold, "good_threshold"), check_threshold(bad_threshold, "bad_threshold")

@@ -80,3 +80,6 @@ CALIBRATION_FOLDS = 5
 CALIBRATION_SEED = 2026
 #: Candidate values per threshold searched at most; larger labeled sets are searched at quantiles.
 MAX_CALIBRATION_CANDIDATES = 512
+
+#: Bar length in beats for drawings when a file states no time signature (a JSON note list) or none is asked for.
+BEATS_PER_BAR = 4.0

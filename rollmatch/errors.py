@@ -42,3 +42,7 @@ class AlreadyExistsError(LibraryError):
 
 class ServiceError(RollmatchError):
     """The scoring service could not be reached, refused the call or failed."""
+
+
+class OutputError(RollmatchError):
+    """An output file (a picture, a report) cannot be written."""

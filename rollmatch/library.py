@@ -188,7 +188,7 @@ class Library:
         for i, exemplar in enumerate(missing):
             if progress and len(missing) > 1:
                 progress(f"preparing exemplar {i + 1}/{len(missing)}: {exemplar.id}")
-            self._notes[exemplar.id] = _load_exemplar_notes(self.path, exemplar)
+            self.exemplar_notes(exemplar.id)
         return [self._notes[e.id] for e in self.exemplars]
 
     def exemplar_notes(self, exemplar_id: str) -> np.ndarray:

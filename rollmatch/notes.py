@@ -174,3 +174,11 @@ def perturb_notes(notes: np.ndarray, rng: np.random.Generator, *, drop: float = 
     extra["end"] = extra["start"] + rng.choice(notes["end"] - notes["start"], n_add)
     extra["velocity"] = rng.choice(notes["velocity"], n_add)
     return sort_notes(np.concatenate([kept, extra]))
+
+
+_PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def pitch_name(pitch: int) -> str:
+    """Scientific pitch name of a MIDI pitch, sharps for black keys: 60 -> 'C4', 61 -> 'C#4', 21 -> 'A0'."""
+    return f"{_PITCH_CLASSES[int(pitch) % 12]}{int(pitch) // 12 - 1}"

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults
+from .checks import number
 from .errors import EmptyInputError, InputError, LimitError, ParameterError
 from .notes import make_notes, notes_from_records, select_beats, span_beats
 
@@ -75,6 +76,28 @@ class Bars:
     def last(self) -> int:
         """The number of the last bar."""
         return self.first + self.bounds.size - 2
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Where each bar begins (beats), shape (n,)."""
+        return self.bounds[:-1]
+
+    @property
+    def numbers(self) -> np.ndarray:
+        """The number of each bar, shape (n,)."""
+        return self.first + np.arange(self.bounds.size - 1)
+
+    def window(self, start_beat: float, end_beat: float) -> Bars:
+        """The bars sounding in [start_beat, end_beat), with beats counted from start_beat. The bar already
+        running at start_beat is kept, starting at or before 0, so that numbering and counting stay right."""
+        running = max(int(np.searchsorted(self.starts, start_beat, side="right")) - 1, 0)
+        stop = max(int(np.searchsorted(self.starts, end_beat, side="left")), running + 1)
+        return Bars(self.bounds[running : stop + 1] - start_beat, self.first + running)
+
+    def count(self, end_beat: float) -> int:
+        """How many bars overlap [0, end_beat)."""
+        starts = self.starts
+        return int(np.count_nonzero(starts < end_beat) - max(np.count_nonzero(starts <= 0) - 1, 0))
 
     def describe(self) -> str:
         """'8 bars', or '8 bars after a pickup bar 0'."""
@@ -427,15 +450,24 @@ def bars_from_measures(measures: Sequence[tuple[int, float, float]], first_bar_b
     kept = [m for m in measures if m[2] > 0]
     if not kept:
         raise InputError(f"{name}: holds no measures, so it has no bars; give a beat range instead")
-    numbered = any(number for number, _, _ in kept)
+    numbered = any(measure_number for measure_number, _, _ in kept)
     starts = [kept[0][1]]
-    for (previous, _, _), (number, offset, _) in itertools.pairwise(kept):
-        if offset <= starts[-1] or (numbered and (number == 0 or number == previous)):
+    for (previous, _, _), (measure_number, offset, _) in itertools.pairwise(kept):
+        if offset <= starts[-1] or (numbered and (measure_number == 0 or measure_number == previous)):
             continue
         starts.append(offset)
     end = max(offset + length for _, offset, length in kept)
     pickup = kept[0][2] < first_bar_beats - BAR_TOLERANCE and len(starts) > 1
     return Bars(np.asarray([*starts, end], dtype=np.float64), first=0 if pickup else 1)
+
+
+def regular_bars(beats_per_bar: float, end_beat: float) -> Bars:
+    """Bars of ``beats_per_bar`` beats from beat 0 until ``end_beat`` (at least one), for music without metre."""
+    length = number(beats_per_bar, "beats_per_bar", above=0, at_most=defaults.MAX_BEATS)
+    count = max(1, math.ceil(number(end_beat, "end_beat", at_least=0) / length))
+    if count > defaults.MAX_BARS:
+        raise LimitError(f"beats_per_bar={length:g} cuts {end_beat:g} beats into {count} bars; at most {defaults.MAX_BARS} are allowed")
+    return Bars(np.arange(count + 1) * length)
 
 
 def check_bar_range(bars: Sequence[int]) -> BarRange:

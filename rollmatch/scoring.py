@@ -93,20 +93,14 @@ class Scorer:
         ``top_k`` adds that many best matches of any label to each verdict.
         """
         top_k = whole_number(top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K)
-        config = self.library.config
-        thresholds = exemplar_thresholds(
-            self.is_bad,
-            self.overrides,
-            good_threshold=config.good_threshold if good_threshold is None else good_threshold,
-            bad_threshold=config.bad_threshold if bad_threshold is None else bad_threshold,
-        )
+        thresholds = self.thresholds(good_threshold=good_threshold, bad_threshold=bad_threshold)
         best = self.similarities(fragments, transpose_range=transpose_range, stretches=stretches)
         return judge(
             best,
             self.ids,
             self.is_bad,
             thresholds,
-            steps_per_beat=config.steps_per_beat,
+            steps_per_beat=self.library.config.steps_per_beat,
             origin_beats=None if origin_beats is None else np.asarray(origin_beats, dtype=np.float64),
             top_k=top_k,
         )
@@ -120,6 +114,19 @@ class Scorer:
     ) -> BestMatches:
         """Best alignment of each of B fragments against each of K exemplars, before any threshold: (B, K)."""
         return match(fragments, self.bank(stretches), transpose_range=transpose_range)
+
+    def label_thresholds(self, *, good_threshold: float | None = None, bad_threshold: float | None = None) -> tuple[float, float]:
+        """The good and bad thresholds in force for exemplars without their own: the given ones, else the library's."""
+        config = self.library.config
+        return (
+            check_threshold(config.good_threshold if good_threshold is None else good_threshold, "good_threshold"),
+            check_threshold(config.bad_threshold if bad_threshold is None else bad_threshold, "bad_threshold"),
+        )
+
+    def thresholds(self, *, good_threshold: float | None = None, bad_threshold: float | None = None) -> np.ndarray:
+        """The threshold in force for each exemplar, shape (K,): its own, else that of its label."""
+        good, bad = self.label_thresholds(good_threshold=good_threshold, bad_threshold=bad_threshold)
+        return exemplar_thresholds(self.is_bad, self.overrides, good_threshold=good, bad_threshold=bad)
 
 
 def windows(notes: np.ndarray, *, window_beats: float, hop_beats: float | None = None) -> list[tuple[float, float, np.ndarray]]:

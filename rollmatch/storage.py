@@ -16,16 +16,20 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import OutputError
+
 LOCK_NAME = ".rollmatch.lock"
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically and durably; ``mode`` sets its permissions (else 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -35,6 +39,18 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     fsync_directory(path.parent)
+
+
+def write_output(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write an output file (a picture, a report) atomically, readable as the umask allows like any file a
+    program creates, or :class:`OutputError` naming the path."""
+    target = Path(path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    try:
+        atomic_write(target, data, mode=0o666 & ~umask)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
 
 
 def fsync_directory(path: Path) -> None:

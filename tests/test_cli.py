@@ -1,11 +1,14 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from rollmatch import Library, defaults
+from rollmatch import Library, defaults, draw
 from rollmatch.cli import main
 
 from .conftest import REPO, chorale_path
@@ -77,6 +80,10 @@ def test_unreadable_input_is_reported_and_the_rest_scored(tmp_path, capsys):
         (["score", "--backend", "tpu", "x.mid"], "invalid choice"),
         (["score"], "the following arguments are required: FILE"),
         (["library", "add", "dir", "f.mid"], "--label"),
+        (["score", "--png", "out.png", "x.mid"], "--png draws the window scores under the piano roll and needs --window BEATS"),
+        (["score", "--window", "8", "--png", "out.png", "a.mid", "b.mid"], "--png draws one file's timeline, but 2 files were given"),
+        (["library", "report", "dir"], "the following arguments are required: -o/--output"),
+        (["explain"], "the following arguments are required: FRAGMENT"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(capsys, argv, message):
@@ -264,3 +271,64 @@ def test_calibrate_errors_are_one_line(mis_set_library, labeled_dir, tmp_path, c
                                  "the labeled set has 12 good and 12 bad\n")
     code, _, err = run(capsys, "library", "calibrate", str(mis_set_library.path), str(tmp_path / "nowhere"))
     assert code == 1 and err == f"rollmatch: error: {tmp_path / 'nowhere'}: no such file or directory\n"
+
+
+def png_pixels(path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB")).astype(int)
+
+
+def coloured(image: np.ndarray, colour: str, tolerance: int = 12) -> int:
+    return int(np.all(np.abs(image - [int(colour[i : i + 2], 16) for i in (1, 3, 5)]) <= tolerance, axis=-1).sum())
+
+
+def test_library_show_summarizes_and_draws_an_exemplar(tmp_path, capsys):
+    out_png = tmp_path / "roll.png"
+    code, out, err = run(capsys, "library", "show", str(REPO / "exemplars"), "bwv165.6-phrase1", "--png", str(out_png))
+    assert code == 0
+    assert out.splitlines()[0] == "bwv165.6-phrase1  good exemplar"
+    assert "pitches G2 (43) to C5 (72)" in out and "8 beats, 3 bars (bars 0-2 of the piece)" in out and "provenance" in out
+    image = png_pixels(out_png)
+    assert f"drew its piano roll in {out_png} ({image.shape[1]}x{image.shape[0]})" in err
+    assert coloured(image, draw.NOTE_COLOUR) > 38 * 50  # 38 notes of at least a quarter beat
+    code, _, err = run(capsys, "library", "show", str(REPO / "exemplars"), "nope")
+    assert code == 1 and "no exemplar with id 'nope'" in err
+
+
+def test_explain_prints_why_and_draws_the_matches(tmp_path, capsys):
+    out_png = tmp_path / "why.png"
+    code, out, _ = run(capsys, "explain", str(EXAMPLES / "planing.mid"), "--png", str(out_png))
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "planing.mid: VETOED, score -0.623"
+    # the same alignments 'score' reports for this file
+    assert "best bad: parallel-fifths, similarity 0.968 (threshold 0.78, reached)" in out
+    assert "at t+5, shift 0 beats, stretch x1/2" in out and "at t+7, shift -1 beats, stretch x1" in out
+    image = png_pixels(out_png)
+    assert coloured(image, draw.NOTE_COLOUR) > 500
+    assert coloured(image, draw.GOOD_COLOUR, 40) > 200 and coloured(image, draw.BAD_COLOUR, 40) > 200
+    code, out, _ = run(capsys, "explain", "--stretches", "1", "--transpose", "1", str(EXAMPLES / "bwv18.5-lz-opening.mid"))
+    assert code == 0 and "UNMATCHED" in out.splitlines()[0]  # the options reach the verdict
+
+
+def test_score_window_png_draws_the_timeline(tmp_path, capsys):
+    out_png = tmp_path / "timeline.png"
+    code, out, err = run(capsys, "score", "--window", "8", "--hop", "4", "--png", str(out_png), str(chorale_path("bwv269")))
+    assert code == 0 and len(out.splitlines()) >= 10
+    image = png_pixels(out_png)
+    assert f"drew the window timeline in {out_png} ({image.shape[1]}x{image.shape[0]})" in err
+    assert image.shape[0] > draw.MIN_ROLL_HEIGHT_PX + 2 * draw.PANEL_HEIGHT_PX
+    assert coloured(image, draw.NOTE_COLOUR) > 1000
+    assert coloured(image, draw.UNMATCHED_COLOUR) > 100  # most windows of a held-out chorale are unmatched
+
+
+def test_library_report_writes_a_page(tmp_path, capsys):
+    library = tmp_path / "lib"
+    assert run(capsys, "library", "init", str(library))[0] == 0
+    assert run(capsys, "library", "add", str(library), str(EXAMPLES / "planing.mid"), "--label", "bad")[0] == 0
+    page = tmp_path / "report.html"
+    code, out, _ = run(capsys, "library", "report", str(library), "-o", str(page))
+    assert code == 0 and re.fullmatch(rf"wrote {re.escape(str(page))}: 1 exemplar, \d+ findings?", out.strip())
+    assert page.read_text().count('src="data:image/png;base64,') == 1
+    code, _, err = run(capsys, "library", "report", str(library), "-o", str(tmp_path / "no" / "report.html"))
+    assert code == 1 and err.strip() == f"rollmatch: error: {tmp_path / 'no' / 'report.html'}: cannot write: No such file or directory"

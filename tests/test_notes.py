@@ -3,7 +3,7 @@ import pytest
 
 from rollmatch import InputError, LimitError, ParameterError, make_notes, notes_from_records, select_beats, transform_notes
 from rollmatch import defaults
-from rollmatch.notes import perturb_notes
+from rollmatch.notes import perturb_notes, pitch_name
 
 
 def test_make_notes_sorts_by_start_then_pitch():
@@ -76,3 +76,7 @@ def test_perturb_drops_and_adds_the_requested_share(chorale_excerpts):
     assert len(kept) >= notes.size - round(0.1 * notes.size)
     assert noisy.size == notes.size  # as many dropped as added
     assert noisy["pitch"].min() >= notes["pitch"].min() and noisy["pitch"].max() <= notes["pitch"].max()
+
+
+def test_pitch_names_are_scientific_with_sharps():
+    assert [pitch_name(p) for p in (0, 21, 59, 60, 61, 70, 127)] == ["C-1", "A0", "B3", "C4", "C#4", "A#4", "G9"]

@@ -21,6 +21,7 @@ from rollmatch.readers import (
     music_files,
     read_piece,
     read_piece_bytes,
+    regular_bars,
 )
 
 from .conftest import VOICES, chorale_path, write_midi
@@ -406,3 +407,27 @@ def test_music_files_expands_folders_sorted(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"empty: holds no music files \(.abc .json .krn"):
         music_files([tmp_path / "empty"])
+
+
+# --- bars for drawing: regular bars, windows ----------------------------------------------------------------
+
+
+def test_regular_bars_cover_the_piece():
+    bars = regular_bars(3, 10)
+    assert bars.starts.tolist() == [0, 3, 6, 9] and bars.numbers.tolist() == [1, 2, 3, 4]
+    assert regular_bars(4, 0).starts.tolist() == [0]  # an empty piece still has its first bar
+
+
+@pytest.mark.parametrize(("value", "message"), [(0, "beats_per_bar=0 must be"), (float("nan"), "beats_per_bar=nan must be")])
+def test_regular_bars_refuse_a_bad_length(value, message):
+    with pytest.raises(ParameterError, match=message):
+        regular_bars(value, 8)
+
+
+def test_window_keeps_the_running_bar_and_counts_from_the_window():
+    bars = Bars(np.array([0.0, 1.0, 4.0, 7.0, 10.0, 13.0]), first=0)  # a one-beat pickup, then 3/4
+    window = bars.window(5.0, 11.0)
+    assert window.starts.tolist() == [-1.0, 2.0, 5.0] and window.numbers.tolist() == [2, 3, 4]
+    assert window.count(6.0) == 3
+    assert window.count(5.0) == 2  # bar 4 starts where the window ends
+    assert bars.window(0.0, 4.0).starts.tolist() == [0.0, 1.0] and bars.window(0.0, 4.0).count(4.0) == 2

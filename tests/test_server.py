@@ -182,6 +182,20 @@ def test_cli_scores_through_the_server_with_the_same_output(target, served, caps
     assert main(["score", "--server", target, "--library", "x", *files]) == 2
 
 
+def test_cli_draws_a_timeline_through_the_server(target, served, tmp_path, capsys):
+    from rollmatch.cli import main
+    from rollmatch.client import RemoteScorer
+
+    config = Library.open(served.state.library.path).config
+    with Client(target, timeout=60) as client:
+        remote = RemoteScorer(client)
+        assert remote.label_thresholds() == (config.good_threshold, config.bad_threshold)
+        assert remote.label_thresholds(bad_threshold=0.5) == (config.good_threshold, 0.5)
+    out_png = tmp_path / "timeline.png"
+    assert main(["score", "--server", target, "--window", "4", "--png", str(out_png), str(REPO / "examples" / "planing.mid")]) == 0
+    assert "drew the window timeline" in capsys.readouterr().err and out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # --- bad input ---------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,256 @@
+"""What a curator looks at: an exemplar's summary, why a fragment was judged as it was, a piece's timeline.
+
+These gather what the pictures in :mod:`rollmatch.draw` and the lines the CLI prints need: notes, bars,
+thresholds in force and matches placed where they matched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import defaults
+from .draw import Picture, alignment_text, fraction_text, placed_text, timeline_picture
+from .library import Exemplar, Library
+from .notes import pitch_name, span_beats, transform_notes
+from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
+from .scoring import FileResult, Scorer
+from .verdict import Label, Match, Outcome, Verdict
+
+def bars_of(piece: Piece, end_beat: float, *, beats_per_bar: float | None = None) -> Bars:
+    """The bars to draw for a piece: regular bars of ``beats_per_bar`` when given, else the piece's own, else
+    (a JSON note list states no metre) regular bars of :data:`~rollmatch.defaults.BEATS_PER_BAR`."""
+    if beats_per_bar is not None:
+        return regular_bars(beats_per_bar, end_beat)
+    if format_of(piece.name) == "json":
+        return regular_bars(defaults.BEATS_PER_BAR, end_beat)
+    return piece.bars
+
+
+# --- an exemplar ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExemplarSummary:
+    """One exemplar's notes with what a curator wants to know about them."""
+
+    exemplar: Exemplar
+    notes: np.ndarray  #: (n,) notes in beats from the exemplar's own beat 0
+    bars: Bars  #: the piece's bars over the exemplar, beats counted from its beat 0
+    length_beats: float  #: the selection's length, else the notes' span
+    threshold: float  #: similarity threshold in force for it
+    own_threshold: bool  #: whether that threshold is its own rather than its label's
+
+    @property
+    def title(self) -> str:
+        return f"{self.exemplar.id} ({self.exemplar.label.value}): {self.notes.size} notes, {self.length_beats:g} beats"
+
+
+def summarize_exemplar(library: Library, exemplar_id: str, *, beats_per_bar: float | None = None) -> ExemplarSummary:
+    """Read one exemplar's notes and its piece's bars (regular bars of ``beats_per_bar`` when given).
+
+    Raises :class:`~rollmatch.errors.NotFoundError` for an unknown id and
+    :class:`~rollmatch.errors.LibraryError` when its file cannot be read.
+    """
+    exemplar = library.get(exemplar_id)
+    notes = library.exemplar_notes(exemplar_id)
+    start = exemplar.start_beat or 0.0
+    length = exemplar.end_beat - start if exemplar.end_beat is not None else span_beats(notes)
+    bars = bars_of(read_piece(library.path / exemplar.file, tracks=exemplar.tracks), start + length, beats_per_bar=beats_per_bar)
+    config = library.config
+    label_threshold = config.bad_threshold if exemplar.label is Label.BAD else config.good_threshold
+    return ExemplarSummary(
+        exemplar=exemplar,
+        notes=notes,
+        bars=bars.window(start, start + length),
+        length_beats=length,
+        threshold=label_threshold if exemplar.threshold is None else exemplar.threshold,
+        own_threshold=exemplar.threshold is not None,
+    )
+
+
+def summary_rows(summary: ExemplarSummary) -> list[tuple[str, str]]:
+    """The summary as (field, value) pairs: file, notes, length, threshold, tags, description, provenance."""
+    e, notes = summary.exemplar, summary.notes
+    selection = f"beats {e.start_beat or 0:g}-{'end' if e.end_beat is None else f'{e.end_beat:g}'}"
+    tracks = "all tracks" if e.tracks is None else "tracks " + ", ".join(str(t) for t in e.tracks)
+    if notes.size:
+        low, high = int(notes["pitch"].min()), int(notes["pitch"].max())
+        pitches = f"{notes.size}, pitches {pitch_name(low)} ({low}) to {pitch_name(high)} ({high}), {high - low} semitones"
+    else:
+        pitches = "none"
+    count = summary.bars.count(summary.length_beats)
+    numbers = summary.bars.numbers[:count]
+    bar_range = f" (bars {numbers[0]}-{numbers[-1]} of the piece)" if numbers.size else ""
+    source = "its own" if summary.own_threshold else f"the library's {e.label.value} threshold"
+    return [
+        ("file", f"{e.file}, {selection}, {tracks}"),
+        ("notes", pitches),
+        ("length", f"{summary.length_beats:g} beats, {count} bar{'' if count == 1 else 's'}{bar_range}"),
+        ("threshold", f"{summary.threshold:g} ({source})"),
+        ("tags", " ".join(e.tags) or "-"),
+        ("description", e.description or "-"),
+        ("provenance", e.provenance or "-"),
+    ]
+
+
+def summary_lines(summary: ExemplarSummary) -> list[str]:
+    """The summary as aligned 'field  value' lines for people."""
+    e = summary.exemplar
+    return [f"{e.id}  {e.label.value} exemplar", *(f"  {name:<12} {value}" for name, value in summary_rows(summary))]
+
+
+# --- a fragment's verdict ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An exemplar laid over the fragment where it matched."""
+
+    match: Match
+    label: Label
+    threshold: float  #: the threshold in force for this exemplar
+    notes: np.ndarray  #: (n,) its notes transposed, stretched and shifted into fragment beats (may start before 0)
+
+    @property
+    def reached(self) -> bool:
+        return self.match.similarity >= self.threshold - defaults.TIE_TOLERANCE
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A fragment's verdict with its best good and best bad exemplar placed where they matched."""
+
+    name: str
+    fragment: np.ndarray  #: (n,) notes in beats
+    verdict: Verdict
+    good: Placed | None
+    bad: Placed | None
+    bars: Bars  #: the fragment's bars
+
+
+def place(exemplar: np.ndarray, match: Match) -> np.ndarray:
+    """Exemplar notes as the match lays them on the fragment: transposed by ``match.transpose`` semitones,
+    stretched by ``match.stretch`` from the first onset, which lands on fragment beat ``match.shift_beats``
+    (negative when the fragment is a piece from inside a longer exemplar), as the engine aligns them."""
+    placed = transform_notes(exemplar, transpose=match.transpose, stretch=match.stretch)
+    first = float(placed["start"].min()) if placed.size else 0.0
+    placed["start"] += match.shift_beats - first
+    placed["end"] += match.shift_beats - first
+    return placed
+
+
+def explain(
+    notes: np.ndarray,
+    scorer: Scorer,
+    *,
+    name: str = "fragment",
+    bars: Bars | None = None,
+    transpose_range: int = defaults.TRANSPOSE_RANGE,
+    stretches: Sequence[float] = defaults.STRETCHES,
+    good_threshold: float | None = None,
+    bad_threshold: float | None = None,
+) -> Explanation:
+    """Judge one fragment (notes in beats) and place its best good and best bad exemplar where they matched.
+
+    ``bars`` default to regular bars of :data:`~rollmatch.defaults.BEATS_PER_BAR`.
+    """
+    verdict = scorer.score(
+        [notes], transpose_range=transpose_range, stretches=stretches, good_threshold=good_threshold, bad_threshold=bad_threshold
+    )[0]
+    thresholds = dict(zip(scorer.ids, scorer.thresholds(good_threshold=good_threshold, bad_threshold=bad_threshold).tolist(), strict=True))
+
+    def placed(found: Match | None, label: Label) -> Placed | None:
+        if found is None:
+            return None
+        exemplar = scorer.library.exemplar_notes(found.exemplar)
+        return Placed(found, label, thresholds[found.exemplar], place(exemplar, found))
+
+    return Explanation(
+        name=name,
+        fragment=notes,
+        verdict=verdict,
+        good=placed(verdict.good, Label.GOOD),
+        bad=placed(verdict.bad, Label.BAD),
+        bars=bars if bars is not None else regular_bars(defaults.BEATS_PER_BAR, span_beats(notes)),
+    )
+
+
+def explain_file(
+    path: str | os.PathLike[str],
+    scorer: Scorer,
+    *,
+    tracks: TrackSelector = None,
+    beats_per_bar: float | None = None,
+    transpose_range: int = defaults.TRANSPOSE_RANGE,
+    stretches: Sequence[float] = defaults.STRETCHES,
+    good_threshold: float | None = None,
+    bad_threshold: float | None = None,
+) -> Explanation:
+    """:func:`explain` for a file, with the file's own bars (regular bars of ``beats_per_bar`` when given)."""
+    piece = read_piece(path, tracks=tracks)
+    notes = piece.select()
+    return explain(
+        notes,
+        scorer,
+        name=Path(path).name,
+        bars=bars_of(piece, span_beats(notes), beats_per_bar=beats_per_bar),
+        transpose_range=transpose_range,
+        stretches=stretches,
+        good_threshold=good_threshold,
+        bad_threshold=bad_threshold,
+    )
+
+
+_RULES = {
+    Outcome.GOOD: "a good exemplar reaches its threshold and no bad one reaches its own",
+    Outcome.VETOED: "a bad exemplar reaches its threshold, which vetoes whatever else matches",
+    Outcome.UNMATCHED: "no exemplar reaches its threshold",
+}
+
+
+def explanation_lines(explanation: Explanation) -> list[str]:
+    """The verdict, the rule that gave it and where each best exemplar matched, for people."""
+    verdict = explanation.verdict
+    lines = [f"{explanation.name}: {verdict.verdict.value}, score {verdict.score:.3f}", f"  why: {_RULES[verdict.verdict]}"]
+    for label, found in ((Label.GOOD, explanation.good), (Label.BAD, explanation.bad)):
+        if found is None:
+            lines.append(f"  best {label.value}: none (no {label.value} exemplar overlaps the fragment)")
+            continue
+        lines.append(f"  {placed_text(found)}")
+        m = found.match
+        lines.append(f"    at {alignment_text(m)}: the exemplar moved {m.transpose:+d} semitones and played at "
+                     f"x{fraction_text(m.stretch)} its length, its first onset on fragment beat {m.shift_beats:g}")
+    return lines
+
+
+# --- a piece window by window -------------------------------------------------------------------------------
+
+
+def timeline_file(
+    path: str | os.PathLike[str],
+    windows: Sequence[FileResult],
+    *,
+    good_threshold: float,
+    bad_threshold: float,
+    tracks: TrackSelector = None,
+    beats_per_bar: float | None = None,
+) -> Picture:
+    """The window-score timeline of a file (see :func:`rollmatch.draw.timeline_picture`) under its roll, with
+    the file's own bars (regular bars of ``beats_per_bar`` when given)."""
+    piece = read_piece(path, tracks=tracks)
+    notes = piece.select()
+    ends = [w.end_beat for w in windows if w.end_beat is not None]
+    bars = bars_of(piece, max([span_beats(notes), *ends]), beats_per_bar=beats_per_bar)
+    return timeline_picture(
+        notes,
+        windows,
+        good_threshold=good_threshold,
+        bad_threshold=bad_threshold,
+        bars=bars,
+        title=f"{Path(path).name}: {len(windows)} window{'' if len(windows) == 1 else 's'}",
+    )
