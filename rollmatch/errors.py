@@ -38,3 +38,15 @@ class AlreadyExistsError(LibraryError):
 
 class ServiceError(RollmatchError):
     """The scoring service could not be reached, refused the call or failed."""
+
+
+class GeneratorError(RollmatchError):
+    """A phrase generator could not be loaded, failed, or returned something that is not candidate bars."""
+
+
+class SearchError(RollmatchError):
+    """A phrase search gave up: no candidate survived, even after backtracking, within the budget."""
+
+
+class OutputError(RollmatchError):
+    """A result file cannot be written (no such directory, no permission, disk full)."""

@@ -174,3 +174,13 @@ def perturb_notes(notes: np.ndarray, rng: np.random.Generator, *, drop: float = 
     extra["end"] = extra["start"] + rng.choice(notes["end"] - notes["start"], n_add)
     extra["velocity"] = rng.choice(notes["velocity"], n_add)
     return sort_notes(np.concatenate([kept, extra]))
+
+
+def snap_notes(notes: np.ndarray, ticks_per_beat: int = defaults.MIDI_TICKS_PER_BEAT) -> np.ndarray:
+    """Notes with start and end rounded to a grid of ``ticks_per_beat`` (a MIDI file's resolution), each at
+    least one tick long, sorted: written to MIDI at that resolution and read back, they are the same floats."""
+    out = notes.copy()
+    start = np.round(notes["start"] * ticks_per_beat)
+    out["start"] = start / ticks_per_beat
+    out["end"] = np.maximum(np.round(notes["end"] * ticks_per_beat), start + 1) / ticks_per_beat
+    return sort_notes(out)

@@ -3,7 +3,7 @@ import pytest
 
 from rollmatch import InputError, LimitError, ParameterError, make_notes, notes_from_records, select_beats, transform_notes
 from rollmatch import defaults
-from rollmatch.notes import perturb_notes
+from rollmatch.notes import perturb_notes, snap_notes
 
 
 def test_make_notes_sorts_by_start_then_pitch():
@@ -76,3 +76,10 @@ def test_perturb_drops_and_adds_the_requested_share(chorale_excerpts):
     assert len(kept) >= notes.size - round(0.1 * notes.size)
     assert noisy.size == notes.size  # as many dropped as added
     assert noisy["pitch"].min() >= notes["pitch"].min() and noisy["pitch"].max() <= notes["pitch"].max()
+
+
+def test_snap_notes_rounds_to_ticks_and_keeps_every_note_at_least_a_tick_long():
+    notes = make_notes([60, 62, 64], [0.0, 1 / 3 + 1e-9, 2.0004], [0.0, 2 / 3, 2.0006], source="test")
+    out = snap_notes(notes, 480)
+    assert (out["start"] * 480).tolist() == [0, 160, 960] and (out["end"] * 480).tolist() == [1, 320, 961]
+    assert np.array_equal(snap_notes(out, 480), out)  # already on the grid: unchanged
