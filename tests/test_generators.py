@@ -1,11 +1,12 @@
 """Generators: the interface's checks, the loader, the bar transformations and the built-ins."""
 
 import itertools
+import re
 
 import numpy as np
 import pytest
 
-from rollmatch import make_notes
+from rollmatch import make_notes, select_beats
 from rollmatch.errors import GeneratorError, ParameterError
 from rollmatch.generators import (
     BUILTINS,
@@ -24,6 +25,8 @@ from rollmatch.generators import (
     variation,
 )
 from rollmatch.notes import NOTE_DTYPE, empty_notes
+
+from .conftest import REPO
 
 # An 8-beat, two-bar "exemplar": C-D-E-F in quarters, then a G half note over a held C3 and a whole-bar E.
 EXEMPLAR = make_notes([60, 62, 64, 65, 67, 48, 64], [0, 1, 2, 3, 4, 4, 6], [1, 2, 3, 4, 6, 8, 8])
@@ -226,3 +229,14 @@ def test_random_walk_fills_the_bar_with_one_line_on_the_scale():
         assert np.array_equal(bar["start"][1:], bar["end"][:-1])  # one note at a time, no gaps
         assert set((bar["pitch"] - 7) % 12) <= {0, 2, 4, 5, 7, 9, 11}
     assert check_candidates(bars, name="random-walk", count=8, beats_per_bar=4)
+
+
+def test_the_readmes_generator_example_plugs_in(tmp_path, default_library):
+    readme = (REPO / "README.md").read_text()
+    source = re.search(r"```python\n(# intervals\.py.+?)```", readme, re.S).group(1)
+    (tmp_path / "intervals.py").write_text(source)
+    generator = load_generator(f"{tmp_path / 'intervals.py'}:propose")
+    piece = select_beats(default_library.notes()[0], 0, 4)
+    ctx = Context(piece, 1, 8, 4, 8, Material.from_library(default_library))
+    bars = propose(generator, "intervals.py:propose", ctx, np.random.default_rng(0))
+    assert len(bars) == 8 and all(bar.size == 4 and bar["end"].max() == 4 for bar in bars)
