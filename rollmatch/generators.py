@@ -180,6 +180,8 @@ def propose(generator: BarGenerator, name: str, context: Context, rng: np.random
     sorted, without empty ones; raises :class:`GeneratorError` naming the generator otherwise."""
     try:
         raw = generator(context, rng)
+    except GeneratorError:
+        raise
     except Exception as exc:  # the generator's own failure, whatever it is, is reported as the generator's
         raise GeneratorError(f"generator {name!r} raised {type(exc).__name__}: {exc}") from exc
     return check_candidates(raw, name=name, count=context.count, beats_per_bar=context.beats_per_bar)

@@ -240,3 +240,9 @@ def test_the_readmes_generator_example_plugs_in(tmp_path, default_library):
     ctx = Context(piece, 1, 8, 4, 8, Material.from_library(default_library))
     bars = propose(generator, "intervals.py:propose", ctx, np.random.default_rng(0))
     assert len(bars) == 8 and all(bar.size == 4 and bar["end"].max() == 4 for bar in bars)
+
+
+def test_a_generators_own_generator_error_is_not_wrapped_again():
+    empty = Context(empty_notes(), 0, 4, 4, 8, Material([], beats_per_bar=4))
+    with pytest.raises(GeneratorError, match="^the library has no good exemplars"):
+        propose(variation, "variation", empty, np.random.default_rng(0))
