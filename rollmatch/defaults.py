@@ -81,10 +81,14 @@ SEARCH_MAX_SECONDS = 600.0
 SEARCH_IN_FLIGHT = 48
 #: Generator that proposes candidate bars when none is named.
 GENERATOR = "variation"
-#: Largest search accepted, in bars, and the most candidates and beams.
+#: Largest search accepted, in bars, and the most candidates, beams, draws and evaluations.
 MAX_SEARCH_BARS = 512
 MAX_BEAM_WIDTH = 256
 MAX_CANDIDATES_PER_BEAM = 1_024
+MAX_DRAWS_PER_BEAM = 1_000
+MAX_SEARCH_EVALUATIONS = 1_000_000_000
+#: Largest window, in bars: with MAX_BEATS_PER_BAR it stays within the service's MAX_BEATS_PER_FRAGMENT.
+MAX_WINDOW_BARS = 32
 #: Notes one proposed bar may hold.
 MAX_NOTES_PER_BAR = 1_000
 #: Letters (sections) of a --form such as AABA.

@@ -33,7 +33,6 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,19 +47,16 @@ from .generators import BarGenerator, Context, Material, load_generator, propose
 from .library import Library
 from .notes import NOTE_DTYPE, select_beats, snap_notes, span_beats
 from .readers import read_notes
-from .scoring import windows
+from .scoring import Progress, windows
 from .storage import atomic_write
 from .verdict import Outcome, Verdict
 from .writers import write_midi
 
-Progress = Callable[[str], None]
 #: Scores are ranked rounded to this many decimals, so that float noise of the engine can never reorder
 #: candidates that tie in exact arithmetic.
 SCORE_DECIMALS = 6
 #: Transpositions (semitones) a repeat of a form section is tried at, the exact repeat first.
 FORM_TRANSPOSITIONS = (0, 5, -5, 7, -7, 12, -12)
-#: Largest window, in bars (a window's beats must stay within the service's per-fragment limit).
-MAX_WINDOW_BARS = 32
 #: Where a bar in a repeat departs from the bar it repeats: transposed (first bar of the section only), or new.
 TRANSPOSED_DEVIATION, VARIED_DEVIATION = 1, 2
 
@@ -277,15 +273,15 @@ class PhraseSearch:
         self.material = material
         self.name = name
         self.bars = whole_number(bars, "bars", at_least=1, at_most=defaults.MAX_SEARCH_BARS)
-        self.window_bars = whole_number(window_bars, "window_bars", at_least=1, at_most=MAX_WINDOW_BARS)
+        self.window_bars = whole_number(window_bars, "window_bars", at_least=1, at_most=defaults.MAX_WINDOW_BARS)
         self.beats_per_bar = whole_number(beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR)
         if material.beats_per_bar != self.beats_per_bar:
             raise ParameterError(f"material cut into bars of {material.beats_per_bar} beats, but beats_per_bar={beats_per_bar}")
         self.beam = whole_number(beam, "beam", at_least=1, at_most=defaults.MAX_BEAM_WIDTH)
         self.candidates = whole_number(candidates, "candidates", at_least=1, at_most=defaults.MAX_CANDIDATES_PER_BEAM)
         self.seed = whole_number(seed, "seed", at_least=0, at_most=2**63 - 1)
-        self.draws = whole_number(draws, "draws", at_least=1, at_most=1_000)
-        self.max_evaluations = whole_number(max_evaluations, "max_evaluations", at_least=1, at_most=10**9)
+        self.draws = whole_number(draws, "draws", at_least=1, at_most=defaults.MAX_DRAWS_PER_BEAM)
+        self.max_evaluations = whole_number(max_evaluations, "max_evaluations", at_least=1, at_most=defaults.MAX_SEARCH_EVALUATIONS)
         self.max_seconds = number(max_seconds, "max_seconds", above=0)
         self.in_flight = whole_number(in_flight, "in_flight", at_least=1, at_most=defaults.MAX_IN_FLIGHT_PER_STREAM)
         self.sections = parse_form(form, self.bars)

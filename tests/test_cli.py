@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from rollmatch.cli import main
+from rollmatch.server.app import BackgroundServer, ServerConfig
 
 from .conftest import REPO, chorale_path
 
@@ -160,6 +161,16 @@ def test_search_writes_a_phrase_whose_every_window_score_finds_good(tmp_path, ca
     assert [(w["verdict"], w["score"], w["good"]) for w in report["windows"]] == [(x["verdict"], x["score"], x["good"]) for x in lines]
     assert sum(report["exemplars_matched"].values()) == 4 and report["evaluations"] > 0
     assert set(report["seconds"]) == {"total", "generation", "scoring"}
+
+
+def test_search_through_a_running_server(tmp_path, capsys):
+    with BackgroundServer(ServerConfig(library=REPO / "exemplars", port=0, backend="cpu")) as server:
+        code, printed, _ = run(capsys, "search", "--server", server.target, "--bars", "3", "--beam", "2", "--candidates", "6",
+                               "--form", "ABA", "-o", str(tmp_path / "aba.mid"))
+    assert code == 0 and "(3 bars; 3 of 3 windows GOOD)" in printed
+    report = json.loads((tmp_path / "aba.json").read_text())
+    assert report["server"] == server.target and report["settings"]["form"] == "ABA"
+    assert [o["source"] for o in report["bar_origins"]][2] in ("repeat", "variation")
 
 
 def test_search_that_finds_nothing_says_what_it_tried(tmp_path, capsys):

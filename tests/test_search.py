@@ -158,6 +158,8 @@ def test_the_evaluation_budget_stops_a_search(client, material, bad_bar):
     partial = PhraseSearch(client, variation, material=material, name="variation", max_evaluations=30, **{**SMALL, "bars": 8}).run()
     assert not partial.complete and partial.stopped == "evaluation budget of 30"
     assert 1 <= partial.bars < 8 and partial.evaluations <= 30
+    with pytest.raises(SearchError, match=r"the time budget of 1e-09 s ran out before any bar survived"):
+        PhraseSearch(client, variation, material=material, max_seconds=1e-9, **SMALL).run()
 
 
 def test_a_form_repeats_or_varies_its_sections_and_checks_every_window(client, material):
