@@ -233,7 +233,7 @@ def test_random_walk_fills_the_bar_with_one_line_on_the_scale():
 
 def test_the_readmes_generator_example_plugs_in(tmp_path, default_library):
     readme = (REPO / "README.md").read_text()
-    source = re.search(r"```python\n(# intervals\.py.+?)```", readme, re.S).group(1)
+    source = re.search(r"```python\n(# intervals\.py.+?)```", readme, re.DOTALL).group(1)
     (tmp_path / "intervals.py").write_text(source)
     generator = load_generator(f"{tmp_path / 'intervals.py'}:propose")
     piece = select_beats(default_library.notes()[0], 0, 4)
