@@ -304,8 +304,8 @@ def variation(context: Context, rng: np.random.Generator) -> list[np.ndarray]:
     First the Markov step: where the last bar is an exemplar's bar (up to transposition), the bar that
     follows it in that exemplar, at the same transposition. Then bars drawn at random from the exemplars
     (mostly bars that their exemplar goes on from), placed near the previous bar's register; some get one
-    mutation: a transposition, an inversion, a
-    rhythmic displacement or a note substitution. Inside a repeat, mutations of the repeated bar come first.
+    mutation: a transposition, an inversion, a rhythmic displacement or a note substitution. Inside a
+    repeat, mutations of the repeated bar are proposed too.
     """
     material = context.material
     if not material.bars:
