@@ -181,6 +181,35 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--png", metavar="OUT.png", help="draw the fragment with its best good and best bad exemplar laid over it")
     _add_beats_per_bar(explain)
     explain.set_defaults(handler=_explain)
+
+    search = commands.add_parser("search", help="grow a phrase bar by bar, every window GOOD, scored through the service")
+    search.add_argument("-o", "--output", required=True, metavar="FILE.mid", help="MIDI file to write; the JSON report goes beside it")
+    search.add_argument("--bars", type=int, default=defaults.SEARCH_BARS, metavar="N",
+                        help=f"length of the result in bars, the start included (default {defaults.SEARCH_BARS})")
+    search.add_argument("--server", metavar="HOST:PORT", help="score through this server (default: a local one for the run)")
+    search.add_argument("--tls-ca", metavar="PEM", help="with --server: trust this certificate for TLS")
+    search.add_argument("--library", metavar="DIR",
+                        help="library the generator draws on, and the local server scores with (default: the shipped exemplars/)")
+    search.add_argument("--generator", default=defaults.GENERATOR, metavar="NAME|MODULE:FUNCTION",
+                        help=f"variation, random-walk, module:function or file.py:function (default {defaults.GENERATOR})")
+    search.add_argument("--beam", type=int, default=defaults.BEAM_WIDTH, metavar="B",
+                        help=f"partial phrases kept after each bar (default {defaults.BEAM_WIDTH})")
+    search.add_argument("--candidates", type=int, default=defaults.CANDIDATES_PER_BEAM, metavar="M",
+                        help=f"candidate bars asked for per beam (default {defaults.CANDIDATES_PER_BEAM})")
+    search.add_argument("--seed", type=int, default=defaults.SEARCH_SEED, metavar="S",
+                        help=f"random seed; the same seed gives the same result (default {defaults.SEARCH_SEED})")
+    search.add_argument("--start", metavar="FILE", help="continue this piece (any input format); its bars count toward --bars")
+    search.add_argument("--form", metavar="LETTERS", help="sections such as AABA: a repeated letter reuses or varies its section")
+    search.add_argument("--window-bars", type=int, default=defaults.WINDOW_BARS, metavar="W",
+                        help=f"bars in each window that must be GOOD (default {defaults.WINDOW_BARS})")
+    search.add_argument("--beats-per-bar", type=int, default=defaults.BEATS_PER_BAR, metavar="N",
+                        help=f"quarter-note beats per bar (default {defaults.BEATS_PER_BAR})")
+    search.add_argument("--max-evaluations", type=int, default=defaults.SEARCH_MAX_EVALUATIONS, metavar="N",
+                        help=f"stop after scoring this many windows (default {defaults.SEARCH_MAX_EVALUATIONS})")
+    search.add_argument("--max-seconds", type=float, default=defaults.SEARCH_MAX_SECONDS, metavar="S",
+                        help=f"stop after this long (default {defaults.SEARCH_MAX_SECONDS:g})")
+    search.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="the local server's array backend (default auto)")
+    search.set_defaults(handler=_search)
     return parser
 
 
@@ -412,6 +441,39 @@ def _explain(args: argparse.Namespace) -> int:
 def _write_picture(path: str, picture: Picture, what: str) -> None:
     write_output(path, picture.png)
     print(f"rollmatch: drew {what} in {path} ({picture.width}x{picture.height})", file=sys.stderr)
+
+
+def _search(args: argparse.Namespace) -> int:
+    if args.server is None and args.tls_ca:
+        raise ParameterError("--tls-ca needs --server")
+    from .search import report_path, run_search  # noqa: PLC0415  (imports grpc)
+
+    result = run_search(
+        args.output,
+        server=args.server,
+        tls_ca=args.tls_ca,
+        library=args.library,
+        generator=args.generator,
+        start=args.start,
+        backend=args.backend,
+        beats_per_bar=args.beats_per_bar,
+        progress=_progress,
+        bars=args.bars,
+        window_bars=args.window_bars,
+        beam=args.beam,
+        candidates=args.candidates,
+        seed=args.seed,
+        form=args.form,
+        max_evaluations=args.max_evaluations,
+        max_seconds=args.max_seconds,
+    )
+    print(f"wrote {args.output} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD) and {report_path(args.output)}; "
+          f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, {result.seconds:.1f} s")
+    if not result.complete:
+        print(f"rollmatch: error: the {result.stopped} ran out at {result.bars} of {args.bars} bars; "
+              "the file holds the best phrase found so far", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 # --- printing ------------------------------------------------------------------------------------------

@@ -81,5 +81,46 @@ CALIBRATION_SEED = 2026
 #: Candidate values per threshold searched at most; larger labeled sets are searched at quantiles.
 MAX_CALIBRATION_CANDIDATES = 512
 
-#: Bar length in beats for drawings when a file states no time signature (a JSON note list) or none is asked for.
-BEATS_PER_BAR = 4.0
+# Phrase search ('rollmatch search' and rollmatch.search).
+#: Quarter-note beats per bar where none is stated: the bars a search grows (the default library's chorales are
+#: in 4/4, 22 of its 24 good exemplars), and the bars drawn for a file without a time signature (a JSON note list).
+BEATS_PER_BAR = 4
+MAX_BEATS_PER_BAR = 16
+#: Bars a search grows when no length is given.
+SEARCH_BARS = 8
+#: Bars in the sliding window that must stay GOOD as a phrase grows. A window is GOOD when it holds a close
+#: copy of a good exemplar (notes outside the exemplar's box do not count) and nothing vetoed; the default
+#: library's phrases are two bars long, so a four-bar window leaves room for a free bar between phrases.
+WINDOW_BARS = 4
+#: Beams (partial phrases) kept after each bar, best first.
+BEAM_WIDTH = 4
+#: Candidate next bars asked of the generator for each beam.
+CANDIDATES_PER_BEAM = 16
+#: Seed of a search when none is given, so that two runs give the same phrase.
+SEARCH_SEED = 0
+#: Times a beam may ask the generator for fresh candidates, when backtracking reaches it again.
+DRAWS_PER_BEAM = 3
+#: Candidates a search may score before it stops.
+SEARCH_MAX_EVALUATIONS = 20_000
+#: Seconds a search may run before it stops.
+SEARCH_MAX_SECONDS = 600.0
+#: Streamed requests (one candidate each) awaiting an answer at once.
+SEARCH_IN_FLIGHT = 48
+#: Generator that proposes candidate bars when none is named.
+GENERATOR = "variation"
+#: Largest search accepted, in bars, and the most candidates, beams, draws and evaluations.
+MAX_SEARCH_BARS = 512
+MAX_BEAM_WIDTH = 256
+MAX_CANDIDATES_PER_BEAM = 1_024
+MAX_DRAWS_PER_BEAM = 1_000
+MAX_SEARCH_EVALUATIONS = 1_000_000_000
+#: Largest window, in bars: with MAX_BEATS_PER_BAR it stays within the service's MAX_BEATS_PER_FRAGMENT.
+MAX_WINDOW_BARS = 32
+#: Notes one proposed bar may hold.
+MAX_NOTES_PER_BAR = 1_000
+#: Letters (sections) of a --form such as AABA.
+MAX_FORM_SECTIONS = 26
+#: MIDI files written by rollmatch: ticks per beat (a multiple of STEPS_PER_BEAT, so every grid step is
+#: whole ticks and notes read back exactly) and tempo.
+MIDI_TICKS_PER_BEAT = 480
+MIDI_TEMPO_BPM = 100.0

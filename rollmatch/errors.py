@@ -44,5 +44,13 @@ class ServiceError(RollmatchError):
     """The scoring service could not be reached, refused the call or failed."""
 
 
+class GeneratorError(RollmatchError):
+    """A phrase generator could not be loaded, failed, or returned something that is not candidate bars."""
+
+
+class SearchError(RollmatchError):
+    """A phrase search gave up: no candidate survived, even after backtracking, within the budget."""
+
+
 class OutputError(RollmatchError):
-    """An output file (a picture, a report) cannot be written."""
+    """A result file (a picture, a report, a MIDI file) cannot be written: no such directory, no permission, disk full."""

@@ -182,3 +182,13 @@ _PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B
 def pitch_name(pitch: int) -> str:
     """Scientific pitch name of a MIDI pitch, sharps for black keys: 60 -> 'C4', 61 -> 'C#4', 21 -> 'A0'."""
     return f"{_PITCH_CLASSES[int(pitch) % 12]}{int(pitch) // 12 - 1}"
+
+
+def snap_notes(notes: np.ndarray, ticks_per_beat: int = defaults.MIDI_TICKS_PER_BEAT) -> np.ndarray:
+    """Notes with start and end rounded to a grid of ``ticks_per_beat`` (a MIDI file's resolution), each at
+    least one tick long, sorted: written to MIDI at that resolution and read back, they are the same floats."""
+    out = notes.copy()
+    start = np.round(notes["start"] * ticks_per_beat)
+    out["start"] = start / ticks_per_beat
+    out["end"] = np.maximum(np.round(notes["end"] * ticks_per_beat), start + 1) / ticks_per_beat
+    return sort_notes(out)

@@ -7,6 +7,7 @@ import asyncio
 import hmac
 import logging
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,3 +175,44 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
     log.info("shutting down: calls in flight get %.0f s", config.grace_s)
     await running.stop(config.grace_s, notice_s=defaults.SHUTDOWN_NOTICE_S)
     log.info("stopped")
+
+
+class BackgroundServer:
+    """A server on an event loop of its own, in a background thread, for the length of a ``with`` block:
+    what ``rollmatch search`` runs on a free loopback port when it is given no ``--server``."""
+
+    #: Seconds to wait for the server to start or to stop.
+    TIMEOUT_S = 120.0
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rollmatch-local-server", daemon=True)
+        self.running: RunningServer | None = None
+
+    @property
+    def target(self) -> str:
+        """``host:port`` to connect to."""
+        assert self.running is not None, "the server runs only inside the with block"
+        return f"{self.config.host}:{self.running.port}"
+
+    def __enter__(self) -> BackgroundServer:
+        self._thread.start()
+        try:
+            self.running = asyncio.run_coroutine_threadsafe(start(self.config), self._loop).result(self.TIMEOUT_S)
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.running is not None:
+                asyncio.run_coroutine_threadsafe(self.running.stop(0), self._loop).result(self.TIMEOUT_S)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(self.TIMEOUT_S)
+        self._loop.close()

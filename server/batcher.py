@@ -45,12 +45,14 @@ class BatchStats:
     batches: int = 0
     fragments: int = 0
     largest: int = 0
+    engine_seconds: float = 0.0  #: wall time spent in engine calls, all batches together
     sizes: list[int] = field(default_factory=list)  # since the last log line
 
-    def add(self, size: int) -> None:
+    def add(self, size: int, seconds: float) -> None:
         self.batches += 1
         self.fragments += size
         self.largest = max(self.largest, size)
+        self.engine_seconds += seconds
         self.sizes.append(size)
 
 
@@ -109,14 +111,14 @@ class Batcher:
             origins = [o for job in jobs for o in job.origins]
             first = jobs[0]
             try:
-                call = functools.partial(first.scorer.score, fragments, origin_beats=origins, **first.options)
-                verdicts = await loop.run_in_executor(self._engine, call)
+                call = functools.partial(_timed, first.scorer.score, fragments, origin_beats=origins, **first.options)
+                verdicts, seconds = await loop.run_in_executor(self._engine, call)
             except Exception as exc:  # reaches each caller, which maps it to a status
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(exc)
                 continue
-            self.stats.add(len(fragments))
+            self.stats.add(len(fragments), seconds)
             start = 0
             for job in jobs:
                 if not job.future.done():
@@ -130,8 +132,17 @@ class Batcher:
             return
         sizes = self.stats.sizes
         log.info(
-            "batches: %d in the last %.0f s, %.1f fragments on average, largest %d; %d batches, %d fragments in all",
+            "batches: %d in the last %.0f s, %.1f fragments on average, largest %d; %d batches, %d fragments in all, "
+            "%.3f s in the engine",
             len(sizes), now - self._last_log, sum(sizes) / len(sizes), max(sizes), self.stats.batches, self.stats.fragments,
+            self.stats.engine_seconds,
         )
         self.stats.sizes = []
         self._last_log = now
+
+
+def _timed(score: Any, *args: Any, **kwargs: Any) -> tuple[list[Verdict], float]:
+    """``score(*args, **kwargs)`` and the seconds it took, measured on the engine thread itself."""
+    began = time.perf_counter()
+    verdicts = score(*args, **kwargs)
+    return verdicts, time.perf_counter() - began

@@ -1,6 +1,7 @@
 """Batching: size and wait limits, results back to the right caller, cancelled work skipped."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -94,3 +95,22 @@ def test_cancelled_requests_are_skipped_and_errors_reach_every_caller():
 
     assert run(main())[0][0] == "kept"
     assert scorer.batches == [1]  # only "kept" was scored
+
+
+def test_the_time_spent_in_the_engine_is_counted():
+    class SlowScorer(RecordingScorer):
+        def score(self, fragments, *, origin_beats, **options):
+            time.sleep(0.05)
+            return super().score(fragments, origin_beats=origin_beats, **options)
+
+    async def main():
+        batcher = Batcher(max_fragments=2, max_wait_s=0.5)
+        batcher.start()
+        scorer = SlowScorer()
+        await asyncio.gather(*(batcher.score(scorer, [f"f{i}"], [0.0], {}) for i in range(4)))
+        await batcher.stop()
+        return batcher.stats
+
+    stats = run(main())
+    assert stats.batches == 2 and stats.fragments == 4
+    assert stats.engine_seconds >= 2 * 0.05

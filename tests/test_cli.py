@@ -10,6 +10,7 @@ from PIL import Image
 
 from rollmatch import Library, defaults, draw
 from rollmatch.cli import main
+from rollmatch.server.app import BackgroundServer, ServerConfig
 
 from .conftest import REPO, chorale_path
 
@@ -332,3 +333,80 @@ def test_library_report_writes_a_page(tmp_path, capsys):
     assert page.read_text().count('src="data:image/png;base64,') == 1
     code, _, err = run(capsys, "library", "report", str(library), "-o", str(tmp_path / "no" / "report.html"))
     assert code == 1 and err.strip() == f"rollmatch: error: {tmp_path / 'no' / 'report.html'}: cannot write: No such file or directory"
+
+
+# --- search ---------------------------------------------------------------------------------------------
+
+VETOED_GENERATOR = """
+import numpy as np
+from rollmatch import Library
+from rollmatch.generators import transpose_bar
+
+_library = Library.open()
+FIFTHS = dict(zip((e.id for e in _library.exemplars), _library.notes()))["parallel-fifths-inner"]
+
+
+def propose(context, rng):
+    return [transpose_bar(FIFTHS, int(t)) for t in rng.choice(np.arange(-6, 7), size=context.count, replace=False)]
+"""
+
+
+def test_search_writes_a_phrase_whose_every_window_score_finds_good(tmp_path, capsys):
+    out = tmp_path / "phrase.mid"
+    code, printed, err = run(capsys, "search", "--bars", "4", "--beam", "2", "--candidates", "6", "--seed", "3", "-o", str(out))
+    assert code == 0 and "Traceback" not in err
+    assert printed.startswith(f"wrote {out} (4 bars; 4 of 4 windows GOOD) and {tmp_path / 'phrase.json'}")
+    # scored independently, window by window, from the MIDI file on disk
+    code, printed, _ = run(capsys, "score", "--json", "--window", "16", "--hop", "4", str(out))
+    lines = [json.loads(line) for line in printed.splitlines()]
+    assert code == 0 and [x["verdict"] for x in lines] == ["GOOD"] * 4
+    assert [(x["start_beat"], x["end_beat"]) for x in lines] == [(0, 16), (4, 20), (8, 24), (12, 28)]
+    report = json.loads((tmp_path / "phrase.json").read_text())
+    assert report["complete"] and report["all_windows_good"] and report["settings"]["bars"] == 4
+    assert report["server"] == "local" and report["library"]["name"] == "rollmatch-default"
+    assert [(w["verdict"], w["score"], w["good"]) for w in report["windows"]] == [(x["verdict"], x["score"], x["good"]) for x in lines]
+    assert sum(report["exemplars_matched"].values()) == 4 and report["evaluations"] > 0
+    assert set(report["seconds"]) == {"total", "generation", "scoring"}
+
+
+def test_search_through_a_running_server(tmp_path, capsys):
+    with BackgroundServer(ServerConfig(library=REPO / "exemplars", port=0, backend="cpu")) as server:
+        code, printed, _ = run(capsys, "search", "--server", server.target, "--bars", "3", "--beam", "2", "--candidates", "6",
+                               "--form", "ABA", "-o", str(tmp_path / "aba.mid"))
+    assert code == 0 and "(3 bars; 3 of 3 windows GOOD)" in printed
+    report = json.loads((tmp_path / "aba.json").read_text())
+    assert report["server"] == server.target and report["settings"]["form"] == "ABA"
+    assert [o["source"] for o in report["bar_origins"]][2] in ("repeat", "variation")
+
+
+def test_search_that_finds_nothing_says_what_it_tried(tmp_path, capsys):
+    generator = tmp_path / "fifths.py"
+    generator.write_text(VETOED_GENERATOR)
+    out = tmp_path / "none.mid"
+    code, _, err = run(capsys, "search", "--bars", "4", "--beam", "2", "--candidates", "6", "--generator", f"{generator}:propose", "-o", str(out))
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"rollmatch: error: the search gave up: no candidate survived; generator '{generator}:propose'")
+    assert "vetoed most often by parallel-fifths-inner" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["--generator", "markov"], 2, "generator='markov' must be a built-in (variation, random-walk) or module:function"),
+        (["--generator", "no_such_module_xyz:propose"], 1, "generator module 'no_such_module_xyz' not found"),
+        (["--form", "AABA", "--bars", "6"], 2, "bars=6 does not split into the 4 sections of form='AABA'"),
+        (["--tls-ca", "ca.pem"], 2, "--tls-ca needs --server"),
+        (["--beam", "0"], 2, "beam=0 must be a whole number"),
+    ],
+)
+def test_search_refuses_bad_options_in_one_line(tmp_path, capsys, argv, code, message):
+    got, _, err = run(capsys, "search", "-o", str(tmp_path / "x.mid"), *argv)
+    assert got == code and err.startswith(f"rollmatch: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_search_output_must_be_a_midi_file_in_an_existing_directory(tmp_path, capsys):
+    assert run(capsys, "search", "-o", str(tmp_path / "phrase.txt"))[2].startswith(f"rollmatch: error: output='{tmp_path / 'phrase.txt'}' must end in .mid")
+    code, _, err = run(capsys, "search", "-o", str(tmp_path / "missing" / "phrase.mid"))
+    assert code == 1 and err == f"rollmatch: error: {tmp_path / 'missing'}: no such directory for the output\n"

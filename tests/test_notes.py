@@ -3,7 +3,7 @@ import pytest
 
 from rollmatch import InputError, LimitError, ParameterError, make_notes, notes_from_records, select_beats, transform_notes
 from rollmatch import defaults
-from rollmatch.notes import perturb_notes, pitch_name
+from rollmatch.notes import perturb_notes, pitch_name, snap_notes
 
 
 def test_make_notes_sorts_by_start_then_pitch():
@@ -80,3 +80,10 @@ def test_perturb_drops_and_adds_the_requested_share(chorale_excerpts):
 
 def test_pitch_names_are_scientific_with_sharps():
     assert [pitch_name(p) for p in (0, 21, 59, 60, 61, 70, 127)] == ["C-1", "A0", "B3", "C4", "C#4", "A#4", "G9"]
+
+
+def test_snap_notes_rounds_to_ticks_and_keeps_every_note_at_least_a_tick_long():
+    notes = make_notes([60, 62, 64], [0.0, 1 / 3 + 1e-9, 2.0004], [0.0, 2 / 3, 2.0006], source="test")
+    out = snap_notes(notes, 480)
+    assert (out["start"] * 480).tolist() == [0, 160, 960] and (out["end"] * 480).tolist() == [1, 320, 961]
+    assert np.array_equal(snap_notes(out, 480), out)  # already on the grid: unchanged

@@ -1,0 +1,214 @@
+"""The phrase search: its pure parts by hand, then small real searches through a server on 127.0.0.1."""
+
+import numpy as np
+import pytest
+from rollmatch.server.app import BackgroundServer, ServerConfig
+
+from rollmatch import Scorer, make_notes, select_beats, windows
+from rollmatch.client import Client
+from rollmatch.errors import ParameterError, SearchError
+from rollmatch.generators import Material, transpose_bar, variation
+from rollmatch.search import PhraseSearch, _Level, append_bar, parse_form, window_spans
+from rollmatch.verdict import Outcome
+
+from .conftest import REPO
+
+# Small searches, so that each takes seconds.
+SMALL = {"bars": 4, "beam": 2, "candidates": 6, "seed": 3}
+
+
+# --- pure parts -------------------------------------------------------------------------------------------
+
+
+def spans(bar, bars, window_bars):
+    return [(s.start, s.end, s.strict) for s in window_spans(bar, bars, window_bars)]
+
+
+def test_window_spans_are_the_windows_a_bar_completes():
+    assert spans(0, 8, 3) == [(0, 3, False)]  # still short: only must not be vetoed
+    assert spans(1, 8, 3) == [(0, 3, False)]
+    assert spans(2, 8, 3) == [(0, 3, True)]
+    assert spans(5, 8, 3) == [(3, 6, True)]
+    assert spans(7, 8, 3) == [(5, 8, True), (6, 9, True), (7, 10, True)]  # the last bar completes the tail windows
+    assert spans(1, 2, 4) == [(0, 4, True), (1, 5, True)]
+
+
+def test_window_spans_cover_exactly_the_windows_score_cuts():
+    bars, window_bars = 7, 3
+    piece = make_notes(range(60, 60 + bars), [4 * i for i in range(bars)], [4 * i + 1 for i in range(bars)])
+    cut = {(int(s) // 4, int(e) // 4) for s, e, _ in windows(piece, window_beats=4 * window_bars, hop_beats=4)}
+    checked = {(s.start, s.end) for bar in range(bars) for s in window_spans(bar, bars, window_bars) if s.strict}
+    assert checked == cut
+
+
+def test_parse_form_cuts_equal_sections_and_finds_repeats():
+    sections = parse_form("aaba", 8)
+    assert [(s.letter, s.start, s.bars, s.first, s.repeat) for s in sections] == [
+        ("A", 0, 2, 0, False), ("A", 2, 2, 0, True), ("B", 4, 2, 4, False), ("A", 6, 2, 0, True),
+    ]
+    assert [(s.letter, s.start, s.bars) for s in parse_form(None, 5)] == [("A", 0, 5)]
+
+
+@pytest.mark.parametrize(
+    ("form", "bars", "message"),
+    [
+        ("AABA", 6, "bars=6 does not split into the 4 sections of form='AABA'; give a multiple of 4"),
+        ("A-B", 6, "form='A-B' must be letters"),
+        ("", 6, "must be letters"),
+        ("A" * 27, 27, "has 27 sections; at most 26"),
+    ],
+)
+def test_parse_form_refuses_what_it_cannot_cut(form, bars, message):
+    with pytest.raises(ParameterError, match=message):
+        parse_form(form, bars)
+
+
+def test_append_bar_places_the_bar_and_snaps_to_the_midi_grid():
+    piece = make_notes([60], [0], [4])
+    bar = make_notes([62, 64], [0, 1 / 3], [1 / 3, 4])
+    out = append_bar(piece, bar, 1, 4)
+    assert out["start"].tolist() == [0, 4, 4 + 160 / 480] and out["end"].tolist() == [4, 4 + 160 / 480, 8]
+
+
+def test_levels_hand_out_every_beams_first_draw_before_any_second():
+    level = _Level(["a", "b", "c"])
+    assert level.next_group(2, 2) == [("a", 0), ("b", 0)]
+    assert level.next_group(2, 2) == [("c", 0), ("a", 1)]
+    assert level.next_group(2, 2) == [("b", 1), ("c", 1)]
+    assert level.next_group(2, 2) == []
+
+
+# --- searches through a real server ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client():
+    with BackgroundServer(ServerConfig(library=REPO / "exemplars", port=0, backend="cpu")) as server, Client(server.target) as connected:
+        yield connected
+
+
+@pytest.fixture(scope="module")
+def material(default_library):
+    return Material.from_library(default_library)
+
+
+@pytest.fixture(scope="module")
+def bad_bar(default_library):
+    """The default library's one-bar 'parallel-fifths-inner' exemplar."""
+    return dict(zip((e.id for e in default_library.exemplars), default_library.notes(), strict=True))["parallel-fifths-inner"]
+
+
+class ReversedStream:
+    """A client whose streamed answers arrive in the reverse of the order they were asked in."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def score_stream(self, batches, **options):
+        return reversed(list(self.client.score_stream(batches, **options)))
+
+    def score(self, fragments, **options):
+        return self.client.score(fragments, **options)
+
+
+def test_a_search_grows_a_phrase_whose_every_window_is_good(client, material, default_library):
+    result = PhraseSearch(client, variation, material=material, name="variation", **SMALL).run()
+    assert result.complete and result.stopped == "length reached" and result.bars == 4
+    assert result.evaluations > 0 and result.to_dict()["evaluations"] == result.evaluations
+    assert float(result.notes["end"].max()) > 12  # the last bar sounds
+    # scored again here, by a local engine, window by window
+    cut = windows(result.notes, window_beats=16, hop_beats=4)
+    assert len(cut) == 4 == len(result.windows)
+    verdicts = Scorer(default_library, backend="cpu").score([w for _, _, w in cut])
+    assert [v.verdict for v in verdicts] == [Outcome.GOOD] * 4
+    assert [w.verdict.verdict for w in result.windows] == [Outcome.GOOD] * 4
+    assert result.to_dict()["exemplars_matched"]
+
+
+def test_the_same_seed_gives_the_same_phrase_whatever_order_answers_arrive_in(client, material):
+    first = PhraseSearch(client, variation, material=material, name="variation", **SMALL).run()
+    again = PhraseSearch(ReversedStream(client), variation, material=material, name="variation", **SMALL).run()
+    assert first.notes.tobytes() == again.notes.tobytes()
+    assert (first.evaluations, first.origins) == (again.evaluations, again.origins)
+
+
+def test_a_generator_of_vetoed_material_ends_with_a_clear_message(client, material, bad_bar):
+    def vetoed(context, rng):
+        return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-6, 7), size=context.count, replace=False)]
+
+    search = PhraseSearch(client, vetoed, material=material, name="fifths", max_evaluations=500, **SMALL)
+    with pytest.raises(SearchError) as caught:
+        search.run()
+    message = str(caught.value)
+    assert message.startswith("the search gave up: no candidate survived; generator 'fifths'")
+    assert "VETOED" in message and "vetoed most often by parallel-fifths-inner" in message
+    assert "UNMATCHED" not in message
+    assert 0 < search.evaluations <= 500
+
+
+def test_the_evaluation_budget_stops_a_search(client, material, bad_bar):
+    def vetoed(context, rng):
+        return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-6, 7), size=context.count, replace=False)]
+
+    search = PhraseSearch(client, vetoed, material=material, name="fifths", max_evaluations=10, **SMALL)
+    with pytest.raises(SearchError, match="the evaluation budget of 10 ran out before any bar survived: .*'fifths'"):
+        search.run()
+    assert search.evaluations <= 10
+    # with material that can grow, the budget leaves the best phrase so far, marked incomplete
+    partial = PhraseSearch(client, variation, material=material, name="variation", max_evaluations=30, **{**SMALL, "bars": 8}).run()
+    assert not partial.complete and partial.stopped == "evaluation budget of 30"
+    assert 1 <= partial.bars < 8 and partial.evaluations <= 30
+    with pytest.raises(SearchError, match=r"the time budget of 1e-09 s ran out before any bar survived"):
+        PhraseSearch(client, variation, material=material, max_seconds=1e-9, **SMALL).run()
+
+
+def test_a_form_repeats_or_varies_its_sections_and_checks_every_window(client, material):
+    result = PhraseSearch(client, variation, material=material, name="variation", form="AABA", **{**SMALL, "seed": 1}).run()
+    assert result.complete and [w.verdict.verdict for w in result.windows] == [Outcome.GOOD] * 4
+    report = result.to_dict()
+    assert [(s["letter"], s["start_bar"], s.get("repeats_bar")) for s in report["sections"]] == [("A", 0, None), ("A", 1, 0), ("B", 2, None), ("A", 3, 0)]
+    sources = [o.source for o in result.origins]
+    assert sources[0] == sources[2] == "generated" and {sources[1], sources[3]} <= {"repeat", "variation"}
+    assert "repeat" in sources
+    for bar in (1, 3):
+        origin = result.origins[bar]
+        assert origin.of_bar == 0
+        if origin.source == "repeat":  # a repeat is the earlier bar, transposed by what it says
+            earlier, here = select_beats(result.notes, 0, 4), select_beats(result.notes, 4 * bar, 4 * bar + 4)
+            assert np.array_equal(here["pitch"], earlier["pitch"] + origin.transpose)
+            assert np.array_equal(here["start"], earlier["start"]) and np.array_equal(here["end"], earlier["end"])
+
+
+def test_a_search_continues_its_start(client, material, default_library):
+    opening = dict(zip((e.id for e in default_library.exemplars), default_library.notes(), strict=True))["bwv101.7-phrase1"]
+    result = PhraseSearch(client, variation, material=material, name="variation", start=opening, **SMALL).run()
+    assert result.complete and result.bars == 4
+    assert [o.source for o in result.origins] == ["start", "start", "generated", "generated"]
+    assert select_beats(result.notes, 0, 8).tobytes() == select_beats(opening, 0, 8).tobytes()
+    with pytest.raises(ParameterError, match="the start is 2 bars long; bars=2 must be more"):
+        PhraseSearch(client, variation, material=material, start=opening, bars=2)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"bars": 0}, "bars=0 must be a whole number within 1-512"),
+        ({"beam": 0}, "beam=0"),
+        ({"candidates": 5000}, "candidates=5000"),
+        ({"window_bars": 0}, "window_bars=0"),
+        ({"seed": -1}, "seed=-1"),
+        ({"max_seconds": 0}, "max_seconds=0 must be > 0"),
+        ({"beats_per_bar": 3}, "material cut into bars of 4 beats, but beats_per_bar=3"),
+    ],
+)
+def test_settings_are_checked_before_searching(material, option, message):
+    with pytest.raises(ParameterError, match=message):
+        PhraseSearch(None, variation, material=material, **option)
+
+
+def test_the_material_is_the_libraries_good_exemplars_in_bars(material, default_library):
+    good = [e.id for e in default_library.exemplars if e.label.value == "good"]
+    assert [e for e, _ in material.exemplars] == good
+    assert {b.exemplar for b in material.bars} == set(good)
+    assert all(b.notes["end"].max() <= 4 for b in material.bars)
+
