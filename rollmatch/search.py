@@ -48,7 +48,7 @@ from .library import Library
 from .notes import NOTE_DTYPE, select_beats, snap_notes, span_beats
 from .readers import read_notes
 from .scoring import Progress, windows
-from .storage import atomic_write
+from .storage import write_output
 from .verdict import Outcome, Verdict
 from .writers import write_midi
 
@@ -536,8 +536,5 @@ def run_search(
         "start": None if start is None else str(start),
         **result.to_dict(),
     }
-    try:
-        atomic_write(report_path(path), (json.dumps(report, indent=2) + "\n").encode())
-    except OSError as exc:
-        raise OutputError(f"{report_path(path)}: cannot write: {exc.strerror or exc}") from None
+    write_output(report_path(path), (json.dumps(report, indent=2) + "\n").encode())
     return result

@@ -10,8 +10,7 @@ import numpy as np
 
 from . import defaults
 from .checks import number, whole_number
-from .errors import OutputError
-from .storage import atomic_write
+from .storage import write_output
 
 
 def write_midi(
@@ -44,8 +43,5 @@ def write_midi(
     midi.instruments.append(track)
     buffer = io.BytesIO()
     midi.write(buffer)
-    try:
-        atomic_write(target, buffer.getvalue())
-    except OSError as exc:
-        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    write_output(target, buffer.getvalue())
     return target
