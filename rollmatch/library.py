@@ -139,16 +139,7 @@ class Library:
     def open(cls, path: str | os.PathLike[str] | None = None) -> Library:
         """Load the library at ``path`` (default: :func:`default_library_path`)."""
         directory = Path(path) if path is not None else default_library_path()
-        manifest = directory / MANIFEST_NAME
-        if not directory.is_dir():
-            raise LibraryError(f"{directory}: no such library directory")
-        if not manifest.is_file():
-            raise LibraryError(f"{directory}: not a rollmatch library (no {MANIFEST_NAME}; create one with 'rollmatch library init')")
-        try:
-            text, stamp = _read_stamped(manifest)
-        except OSError as exc:
-            raise LibraryError(f"{manifest}: cannot read: {exc.strerror or exc}") from None
-        config, exemplars = _parse_manifest(text, manifest)
+        text, stamp, config, exemplars = _load_manifest(directory)
         digests, stamps = _read_files(directory, exemplars)
         version = hashlib.sha256(text)
         for exemplar in exemplars:
@@ -177,10 +168,7 @@ class Library:
 
     def get(self, exemplar_id: str) -> Exemplar:
         """The exemplar with this id, or :class:`NotFoundError`."""
-        for exemplar in self.exemplars:
-            if exemplar.id == exemplar_id:
-                return exemplar
-        raise NotFoundError(f"{self.path}: no exemplar with id {exemplar_id!r}")
+        return _find(self.path, self.exemplars, exemplar_id)
 
     def notes(self, *, progress: Progress | None = None) -> list[np.ndarray]:
         """Every exemplar's notes (beats), in manifest order, parsed once and cached on disk."""
@@ -199,7 +187,8 @@ class Library:
         lenient path for tools such as the lint that must go on past one broken exemplar.
         """
         if exemplar_id not in self._notes:
-            self._notes[exemplar_id] = _load_exemplar_notes(self.path, self.get(exemplar_id))
+            exemplar = self.get(exemplar_id)
+            self._notes[exemplar_id] = _load_exemplar_notes(self.path, exemplar, self._digests.get(exemplar.file))
         return self._notes[exemplar_id]
 
     # --- changing ------------------------------------------------------------------------------------
@@ -290,7 +279,7 @@ class Library:
             )
             for i, source in enumerate(sources)
         ]
-        _refuse_clashes(self.path, Library.open(self.path), [(e.id, str(s)) for e, s in zip(planned, sources, strict=True)])
+        _refuse_clashes(self.path, _load_manifest(self.path)[3], [(e.id, str(s)) for e, s in zip(planned, sources, strict=True)])
         additions: list[_Addition] = []
         for i, (exemplar, source) in enumerate(zip(planned, sources, strict=True)):
             if progress and len(sources) > 1:
@@ -351,8 +340,8 @@ class Library:
     def _write_additions(self, additions: Sequence[_Addition]) -> Library:
         """Append read and checked exemplars in one manifest write, under the lock; all or nothing."""
         with exclusive_lock(self.path):
-            current = Library.open(self.path)
-            _refuse_clashes(self.path, current, [(a.exemplar.id, str(a.source)) for a in additions])
+            _, _, config, exemplars = _load_manifest(self.path)
+            _refuse_clashes(self.path, exemplars, [(a.exemplar.id, str(a.source)) for a in additions])
             created: list[Path] = []
             manifest, text = self.path / MANIFEST_NAME, b""
             try:
@@ -362,7 +351,7 @@ class Library:
                     if new_file:
                         created.append(self.path / relative)
                     placed.append(replace(addition.exemplar, file=relative))
-                text = _render_manifest(current.config, (*current.exemplars, *placed)).encode()
+                text = _render_manifest(config, (*exemplars, *placed)).encode()
                 atomic_write(manifest, text)
             except BaseException:
                 # The files copied in go again, unless the manifest naming them got written after all.
@@ -382,18 +371,17 @@ class Library:
         if bad is not None:
             updates["bad_threshold"] = check_threshold(bad, "bad_threshold")
         with exclusive_lock(self.path):
-            current = Library.open(self.path)
-            config = replace(current.config, **updates)
-            atomic_write(self.path / MANIFEST_NAME, _render_manifest(config, current.exemplars).encode())
+            _, _, config, exemplars = _load_manifest(self.path)
+            atomic_write(self.path / MANIFEST_NAME, _render_manifest(replace(config, **updates), exemplars).encode())
             return _pruned(Library.open(self.path))
 
     def remove(self, exemplar_id: str) -> Library:
         """Remove an exemplar and return the new snapshot; a file that ``add`` copied in goes with it."""
         with exclusive_lock(self.path):
-            current = Library.open(self.path)
-            gone = current.get(exemplar_id)
-            kept = tuple(e for e in current.exemplars if e.id != exemplar_id)
-            atomic_write(self.path / MANIFEST_NAME, _render_manifest(current.config, kept).encode())
+            _, _, config, exemplars = _load_manifest(self.path)
+            gone = _find(self.path, exemplars, exemplar_id)
+            kept = tuple(e for e in exemplars if e.id != exemplar_id)
+            atomic_write(self.path / MANIFEST_NAME, _render_manifest(config, kept).encode())
             still_used = any(e.file == gone.file for e in kept)
             if not still_used and Path(gone.file).parts[:1] == (FILES_DIR,):
                 (self.path / gone.file).unlink(missing_ok=True)
@@ -404,6 +392,29 @@ class Library:
 
 _CONFIG_KEYS = {"name", "description", "good_threshold", "bad_threshold", "steps_per_beat", "velocity"}
 _EXEMPLAR_KEYS = {"id", "label", "file", "start_beat", "end_beat", "tracks", "threshold", "tags", "description", "provenance"}
+
+
+def _load_manifest(directory: Path) -> tuple[bytes, Stamp, LibraryConfig, tuple[Exemplar, ...]]:
+    """The manifest of the library at ``directory``: its bytes, its stat signature (taken before the read),
+    its settings and its exemplars. Exemplar files are not read."""
+    manifest = directory / MANIFEST_NAME
+    if not directory.is_dir():
+        raise LibraryError(f"{directory}: no such library directory")
+    if not manifest.is_file():
+        raise LibraryError(f"{directory}: not a rollmatch library (no {MANIFEST_NAME}; create one with 'rollmatch library init')")
+    try:
+        text, stamp = _read_stamped(manifest)
+    except OSError as exc:
+        raise LibraryError(f"{manifest}: cannot read: {exc.strerror or exc}") from None
+    return (text, stamp, *_parse_manifest(text, manifest))
+
+
+def _find(directory: Path, exemplars: Sequence[Exemplar], exemplar_id: str) -> Exemplar:
+    """The exemplar with this id, or :class:`NotFoundError`."""
+    for exemplar in exemplars:
+        if exemplar.id == exemplar_id:
+            return exemplar
+    raise NotFoundError(f"{directory}: no exemplar with id {exemplar_id!r}")
 
 
 def _parse_manifest(text: bytes, manifest: Path) -> tuple[LibraryConfig, tuple[Exemplar, ...]]:
@@ -597,7 +608,6 @@ def _place_file(directory: Path, source: Path, data: bytes) -> tuple[str, bool]:
         return source.resolve().relative_to(directory.resolve()).as_posix(), False
     except ValueError:
         pass
-    format_of(source)
     target_dir = directory / FILES_DIR
     target_dir.mkdir(exist_ok=True)
     target = target_dir / source.name
@@ -636,9 +646,9 @@ def _derived_id(source: Path, bar_range: BarRange | None) -> str:
     return (stem[: 64 - len(suffix)].rstrip("-._") or "exemplar") + suffix
 
 
-def _refuse_clashes(directory: Path, current: Library, planned: Sequence[tuple[str, str]]) -> None:
+def _refuse_clashes(directory: Path, current: Sequence[Exemplar], planned: Sequence[tuple[str, str]]) -> None:
     """:class:`AlreadyExistsError` naming every planned id (with its source name) that exists or repeats."""
-    existing = {e.id for e in current.exemplars}
+    existing = {e.id for e in current}
     sources: dict[str, list[str]] = {}  # in planned order
     for exemplar_id, name in planned:
         sources.setdefault(exemplar_id, []).append(name)
@@ -667,17 +677,19 @@ def _cache_key_of_digest(exemplar: Exemplar, digest: bytes) -> str:
     return hashlib.sha256(digest + selection.encode()).hexdigest()[:24]
 
 
-def _load_exemplar_notes(directory: Path, exemplar: Exemplar) -> np.ndarray:
+def _load_exemplar_notes(directory: Path, exemplar: Exemplar, digest: bytes | None) -> np.ndarray:
+    """The exemplar's notes: from the cache entry of the file ``digest`` the snapshot read (None: the file
+    was missing then), else parsed from the file and cached."""
     path = directory / exemplar.file
+    if digest is not None:
+        try:
+            return np.load(directory / CACHE_DIR / f"{_cache_key_of_digest(exemplar, digest)}.npy", allow_pickle=False)
+        except (OSError, ValueError):
+            pass  # absent or unreadable: parse again
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LibraryError(f"{directory}: exemplar {exemplar.id!r}: cannot read {exemplar.file}: {exc.strerror or exc}") from None
-    cached = directory / CACHE_DIR / f"{_cache_key(exemplar, data)}.npy"
-    try:
-        return np.load(cached, allow_pickle=False)
-    except (OSError, ValueError):
-        pass  # absent or unreadable: parse again
     try:
         notes = read_notes(path, tracks=exemplar.tracks, start_beat=exemplar.start_beat, end_beat=exemplar.end_beat)
     except InputError as exc:
