@@ -35,7 +35,7 @@ from .errors import InputError, LibraryError, LimitError, ParameterError
 from .library import Library
 from .readers import FORMATS, read_notes
 from .scoring import Scorer
-from .verdict import Label, Outcome
+from .verdict import Label, Outcome, reaches
 
 Progress = Callable[[str], None]
 
@@ -166,7 +166,7 @@ def evidence(similarity: np.ndarray, is_bad: np.ndarray, overrides: np.ndarray) 
     """Evidence from (N, K) similarities, (K,) ``is_bad`` and (K,) exemplar thresholds (NaN for none)."""
     free = np.isnan(overrides)
     with np.errstate(invalid="ignore"):
-        own = similarity >= overrides[None, :] - defaults.TIE_TOLERANCE  # False where NaN
+        own = reaches(similarity, overrides[None, :])  # False where NaN
     return Evidence(
         good=best_of(similarity, ~is_bad & free),
         bad=best_of(similarity, is_bad & free),
@@ -177,8 +177,8 @@ def evidence(similarity: np.ndarray, is_bad: np.ndarray, overrides: np.ndarray) 
 
 def outcomes(ev: Evidence, good_threshold: float, bad_threshold: float) -> np.ndarray:
     """(N,) verdict codes (GOOD, UNMATCHED, VETOED) by the veto rule at these library thresholds."""
-    accepted = ev.good_pinned | (ev.good >= good_threshold - defaults.TIE_TOLERANCE)
-    vetoed = ev.bad_pinned | (ev.bad >= bad_threshold - defaults.TIE_TOLERANCE)
+    accepted = ev.good_pinned | reaches(ev.good, good_threshold)
+    vetoed = ev.bad_pinned | reaches(ev.bad, bad_threshold)
     return np.where(vetoed, VETOED, np.where(accepted, GOOD, UNMATCHED))
 
 

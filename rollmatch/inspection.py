@@ -19,7 +19,7 @@ from .library import Exemplar, Library
 from .notes import pitch_name, span_beats, transform_notes
 from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
 from .scoring import FileResult, Scorer
-from .verdict import Label, Match, Outcome, Verdict
+from .verdict import Label, Match, Outcome, Verdict, reaches
 
 def bars_of(piece: Piece, end_beat: float, *, beats_per_bar: float | None = None) -> Bars:
     """The bars to draw for a piece: regular bars of ``beats_per_bar`` when given, else the piece's own, else
@@ -118,7 +118,7 @@ class Placed:
 
     @property
     def reached(self) -> bool:
-        return self.match.similarity >= self.threshold - defaults.TIE_TOLERANCE
+        return bool(reaches(self.match.similarity, self.threshold))
 
 
 @dataclass(frozen=True)

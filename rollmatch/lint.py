@@ -35,7 +35,7 @@ from .engine import BestMatches, TemplateBank, check_stretches, check_transpose_
 from .errors import EmptyInputError, LibraryError
 from .library import Exemplar, Library
 from .notes import NOTE_DTYPE, sort_notes
-from .verdict import Label, check_threshold, exemplar_thresholds
+from .verdict import Label, check_threshold, exemplar_thresholds, label_arrays, reaches
 
 Progress = Callable[[str], None]
 
@@ -160,8 +160,7 @@ def check_library(
         best = match([notes for _, notes in usable] + noise, bank, transpose_range=transpose_range)
         exemplars = [e for e, _ in usable]
         thresholds = exemplar_thresholds(
-            np.array([e.label is Label.BAD for e in exemplars]),
-            np.array([np.nan if e.threshold is None else e.threshold for e in exemplars]),
+            *label_arrays(exemplars),
             good_threshold=library.config.good_threshold,
             bad_threshold=library.config.bad_threshold,
         )
@@ -228,7 +227,7 @@ def _where(best: BestMatches, fragment: int, template: int) -> str:
 def _cross_label(exemplars: Sequence[Exemplar], best: BestMatches, thresholds: np.ndarray) -> list[Finding]:
     """Good exemplars a bad one would veto, and bad exemplars that reach a good one's threshold."""
     sims = best.similarity[: len(exemplars)]
-    reached = sims >= thresholds[None, :] - defaults.TIE_TOLERANCE
+    reached = reaches(sims, thresholds[None, :])
     findings = []
     for code, fragment_label, template_label, verb in (
         ("good-vetoed", Label.GOOD, Label.BAD, "would be vetoed by"),
@@ -252,7 +251,7 @@ def _near_duplicates(exemplars: Sequence[Exemplar], best: BestMatches, similarit
     sims = best.similarity[: len(exemplars)]
     mutual = np.minimum(sims, sims.T)
     findings = []
-    for i, j in zip(*np.nonzero(np.triu(mutual >= similarity - defaults.TIE_TOLERANCE, k=1)), strict=True):
+    for i, j in zip(*np.nonzero(np.triu(reaches(mutual, similarity), k=1)), strict=True):
         a, b = exemplars[i], exemplars[j]
         findings.append(Finding(
             "near-duplicate",
@@ -270,7 +269,7 @@ def _matches_random(
     """Exemplars reaching their threshold on at least ``fraction`` of the random fragments (rows of ``noise_sims``)."""
     if noise_sims.shape[0] == 0:
         return []
-    hits = (noise_sims >= thresholds[None, :] - defaults.TIE_TOLERANCE).sum(axis=0)
+    hits = reaches(noise_sims, thresholds[None, :]).sum(axis=0)
     count = noise_sims.shape[0]
     return [
         Finding(

@@ -20,7 +20,7 @@ from .errors import InputError, LibraryError, ParameterError
 from .library import Library
 from .notes import select_beats, span_beats
 from .readers import TrackSelector, read_notes
-from .verdict import Label, Verdict, check_threshold, exemplar_thresholds, judge
+from .verdict import Verdict, check_threshold, exemplar_thresholds, judge, label_arrays
 
 Progress = Callable[[str], None]
 #: Windows one ``score --window`` run may cut a piece into.
@@ -43,8 +43,7 @@ class Scorer:
         self._exemplar_notes = library.notes(progress=progress)
         self._banks: OrderedDict[tuple[float, ...], TemplateBank] = OrderedDict()
         self.ids = tuple(e.id for e in library.exemplars)
-        self.is_bad = np.array([e.label is Label.BAD for e in library.exemplars])
-        self.overrides = np.array([np.nan if e.threshold is None else e.threshold for e in library.exemplars])
+        self.is_bad, self.overrides = label_arrays(library.exemplars)
 
     def bank(self, stretches: Sequence[float]) -> TemplateBank:
         """The template bank for a stretch set, built on first use; the least recently used of more than

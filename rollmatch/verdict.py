@@ -12,14 +12,18 @@ close they come to the good exemplars and how far they stay from the bad ones.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import defaults
 from .engine import BestMatches
 from .checks import number
+
+if TYPE_CHECKING:
+    from .library import Exemplar
 
 
 class Label(enum.StrEnum):
@@ -83,6 +87,20 @@ class Verdict:
         return out
 
 
+def reaches(similarity: Any, threshold: Any) -> Any:
+    """Whether ``similarity`` reaches ``threshold``, scalars or broadcasting arrays: within TIE_TOLERANCE
+    counts as reached, so that float noise never decides a tie; a NaN threshold is never reached."""
+    return similarity >= threshold - defaults.TIE_TOLERANCE
+
+
+def label_arrays(exemplars: Sequence[Exemplar]) -> tuple[np.ndarray, np.ndarray]:
+    """For K exemplars: (K,) True for the bad ones, and (K,) each one's own threshold, NaN for none."""
+    return (
+        np.array([e.label is Label.BAD for e in exemplars], dtype=bool),
+        np.array([np.nan if e.threshold is None else e.threshold for e in exemplars], dtype=np.float64),
+    )
+
+
 def exemplar_thresholds(
     labels: np.ndarray,
     overrides: np.ndarray,
@@ -117,7 +135,7 @@ def judge(
     similar one; None when the library has no exemplar of that label or nothing overlapped at all.
     """
     sims = best.similarity
-    reached = sims >= thresholds[None, :] - defaults.TIE_TOLERANCE
+    reached = reaches(sims, thresholds[None, :])
     origins = np.zeros(sims.shape[0]) if origin_beats is None else np.asarray(origin_beats, dtype=np.float64)
     verdicts = []
     for b in range(sims.shape[0]):
