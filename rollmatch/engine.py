@@ -22,6 +22,7 @@ import importlib.util
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from types import ModuleType
 from typing import Any
 
@@ -135,14 +136,18 @@ class TemplateBank:
             rolls[i] = render(rows, on, off, values, (self.band, self.max_length))
         self.norm = np.sqrt((rolls.astype(np.float64) ** 2).sum(axis=(1, 2)))
         self._rolls = rolls
-        squares = rolls * rolls
-        rows_cumsum = np.zeros((self.n_templates, self.band + 1, self.max_length), dtype=np.float32)
-        rows_cumsum[:, 1:] = squares.cumsum(axis=1)
-        self.rows_cumsum = to_device(xp, rows_cumsum)  # (M, P+1, T_E) energy of the rows below each row, per step
         # Half the energy of the faintest possible cell: a box with less than this holds no note.
         self.min_energy = 0.5 * (1 / 127) ** 2 if velocity else 0.5
         self._spectra: OrderedDict[int, list[Any]] = OrderedDict()
         self._runs: dict[str, np.ndarray] | None = None
+
+    @cached_property
+    def rows_cumsum(self) -> Any:
+        """(M, P+1, T_E) energy of the rows below each row, per step, on the bank's device (dense path only,
+        so built on first use)."""
+        rows_cumsum = np.zeros((self.n_templates, self.band + 1, self.max_length), dtype=np.float32)
+        rows_cumsum[:, 1:] = (self._rolls * self._rolls).cumsum(axis=1)
+        return to_device(self.xp, rows_cumsum)
 
     def runs(self) -> dict[str, np.ndarray]:
         """The templates as runs of constant value plus energy prefix sums, for the sparse path (built once)."""
@@ -210,6 +215,12 @@ def _prepare_fragment(notes: np.ndarray, steps_per_beat: int, velocity: bool) ->
     pitch = notes["pitch"].astype(np.int64)
     roll = render(pitch, on - first, off - first, note_values(notes, velocity=velocity), (N_PITCHES, int(off.max()) - first))
     return _Fragment(roll, first, int(pitch.min()), int(pitch.max()) + 1, float(np.sqrt((roll.astype(np.float64) ** 2).sum())))
+
+
+def _transpositions(transpose_range: int) -> np.ndarray:
+    """Transpositions -R..+R ordered 0, -1, +1, -2, ...: both paths take the first maximum they find, so a tie
+    goes to the smallest |t|."""
+    return np.array(sorted(range(-transpose_range, transpose_range + 1), key=lambda t: (abs(t), t)), dtype=np.int64)
 
 
 def _fft_length(needed: int) -> int:
@@ -295,7 +306,7 @@ def _match_sparse(
     squares = np.zeros((len(frags), N_PITCHES, longest))
     for j, f in enumerate(frags):
         squares[j, :, : f.roll.shape[1]] = f.roll.astype(np.float64) ** 2
-    t_values = np.array(sorted(range(-transpose_range, transpose_range + 1), key=lambda t: (abs(t), t)), dtype=np.int64)
+    t_values = _transpositions(transpose_range)
     t_index = np.empty(t_values.size, dtype=np.int64)
     t_index[t_values + transpose_range] = np.arange(t_values.size)
     template = bank.runs()
@@ -311,7 +322,7 @@ def _match_sparse(
         np.array([f.norm for f in frags]), sparse.prefix_sums(squares),
         template["start"], template["row"], template["on"], template["off"], template["value"],
         bank.length, bank.pitch_lo, bank.pitch_hi, bank.norm, bank.shape_of.astype(np.int64), template["sat"],
-        bank.band_lo, bank.band, transpose_range, t_values, t_index, bank.min_energy,
+        bank.band_lo, bank.band, transpose_range, t_values, t_index, bank.min_energy, 10.0**SIMILARITY_DECIMALS,
         out_sim, out_t, out_d,
     )
     columns = bank.template_of
@@ -369,10 +380,10 @@ def _match_group(
     fft = fft_module(xp)
     spectra = bank.spectra(fft_length)
     n_t = 2 * transpose_range + 1
-    # Transpositions ordered 0, -1, +1, -2, ... so that the first maximum found prefers the smallest |t|.
-    t_values = np.array(sorted(range(-transpose_range, transpose_range + 1), key=lambda t: (abs(t), t)))
+    t_values = _transpositions(transpose_range)
+    row_offset = t_values + transpose_range  # data row of band row 0 at each transposition, (n_t,)
     rows = bank.band + 2 * transpose_range  # fragment rows band_lo - R .. band_hi + R - 1
-    toeplitz = to_device(xp, (t_values + transpose_range)[:, None] + np.arange(bank.band)[None, :])  # (n_t, P)
+    toeplitz = to_device(xp, row_offset[:, None] + np.arange(bank.band)[None, :])  # (n_t, P)
     local_shift = np.arange(fft_length) - (bank.max_length - 1)  # shift d of output k (see TemplateBank.spectra)
     src_lo = bank.band_lo - transpose_range  # MIDI pitch of data row 0
     lo, hi = max(src_lo, 0), min(src_lo + rows, N_PITCHES)
@@ -386,7 +397,8 @@ def _match_group(
             piece = frag.roll[lo:hi, seg.offset : seg.offset + fft_length - bank.max_length + 1]
             data[j, lo - src_lo : hi - src_lo, : piece.shape[1]] = piece
         data_dev = to_device(xp, data)
-        energies = _FragmentEnergies(xp, data_dev, t_values + transpose_range)
+        squares = data_dev * data_dev
+        rows_cumsum = xp.concatenate([xp.zeros_like(squares[:, :1]), xp.cumsum(squares, axis=1)], axis=1)  # (Bs, rows+1, L)
         spectrum = fft.rfft(data_dev, axis=-1, **fft_workers(xp)).astype(xp.complex64)  # (Bs, rows, F)
         # (F, Bs * n_t, P): for each frequency bin, every segment's pitch rows at every transposition.
         stack = spectrum[:, toeplitz, :].transpose(3, 0, 1, 2).reshape(spectrum.shape[-1], len(block) * n_t, bank.band)
@@ -398,7 +410,7 @@ def _match_group(
             product = xp.matmul(stack, chunk)  # (F, Bs * n_t, Mc)
             product = product.reshape(product.shape[0], len(block), n_t, -1).transpose(1, 3, 2, 0)
             sim = fft.irfft(product, n=fft_length, axis=-1, **fft_workers(xp))  # (Bs, Mc, n_t, L), over |E|
-            sim *= _normalizers(xp, energies, frags, frag_len, owned, bank, m0, m1, fft_length, t_values)
+            sim *= _normalizers(xp, rows_cumsum, row_offset, frags, frag_len, owned, bank, m0, m1, fft_length, t_values)
             flat = sim.reshape(len(block), m1 - m0, -1)
             # Chosen on rounded values, so that alignments tied in exact arithmetic tie here too, whatever the
             # float noise, and the order of the axes decides: the smallest transposition, then the earliest shift.
@@ -417,15 +429,6 @@ def _match_group(
                 shifts[b, columns] = np.where(better, first + seg.offset + best_shift[j], shifts[b, columns])
 
 
-class _FragmentEnergies:
-    """Row energies of a block of segments, cumulated over pitch rows, for boxes of any height."""
-
-    def __init__(self, xp: ModuleType, data: Any, row_offset: np.ndarray) -> None:
-        squares = data * data
-        self.rows_cumsum = xp.concatenate([xp.zeros_like(squares[:, :1]), xp.cumsum(squares, axis=1)], axis=1)  # (Bs, rows+1, L)
-        self.row_offset = row_offset  # data row of band row 0 at each transposition, (n_t,)
-
-
 def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
     """Cumulative sums along the last axis, with ``left`` zeros before and the total repeated ``right`` times
     after, so that a window that starts before step 0 or ends past the last step needs no clipping."""
@@ -439,7 +442,8 @@ def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
 
 def _normalizers(
     xp: ModuleType,
-    energies: _FragmentEnergies,
+    rows_cumsum: Any,
+    row_offset: np.ndarray,
     frags: list[_Fragment],
     frag_len: np.ndarray,
     owned: Any,
@@ -466,10 +470,10 @@ def _normalizers(
     usable = np.flatnonzero(shapes[:, 2] <= frag_len.max())
     inverse = xp.zeros((n_b, len(shapes), n_t, n_l), dtype=xp.float32)
     if usable.size:
-        r0 = to_device(xp, (shapes[usable, 0, None] + energies.row_offset[None, :]).ravel())
-        r1 = to_device(xp, (shapes[usable, 1, None] + energies.row_offset[None, :]).ravel())
-        rows = energies.rows_cumsum[:, r1]
-        rows -= energies.rows_cumsum[:, r0]
+        r0 = to_device(xp, (shapes[usable, 0, None] + row_offset[None, :]).ravel())
+        r1 = to_device(xp, (shapes[usable, 1, None] + row_offset[None, :]).ravel())
+        rows = rows_cumsum[:, r1]
+        rows -= rows_cumsum[:, r0]
         cum = _time_cumsum(xp, rows.reshape(n_b, usable.size, n_t, -1), lead, bank.max_length)
         windows = xp.lib.stride_tricks.sliding_window_view(cum, n_l, axis=-1)  # (Bs, U, n_t, offsets, L), a view
         box = windows[:, to_device(xp, np.arange(usable.size)), :, to_device(xp, shapes[usable, 2]), :].transpose(1, 0, 2, 3)

@@ -72,6 +72,8 @@ class Scorer:
             bank = self.bank(stretches)
             if self.method == "sparse":
                 bank.runs()
+            else:
+                bank.rows_cumsum  # built now, not on the first request
 
     def score(
         self,
@@ -112,7 +114,7 @@ class Scorer:
         stretches: Sequence[float] = defaults.STRETCHES,
     ) -> BestMatches:
         """Best alignment of each of B fragments against each of K exemplars, before any threshold: (B, K)."""
-        return match(fragments, self.bank(stretches), transpose_range=transpose_range)
+        return match(fragments, self.bank(stretches), transpose_range=transpose_range, method=self.method)
 
     def label_thresholds(self, *, good_threshold: float | None = None, bad_threshold: float | None = None) -> tuple[float, float]:
         """The good and bad thresholds in force for exemplars without their own: the given ones, else the library's."""

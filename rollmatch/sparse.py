@@ -5,9 +5,9 @@ constant value in each pitch row: every exemplar run meets every fragment run wi
 range and adds its overlap at each shift: a trapezoid, written as the four spikes of its second difference
 and summed back while the shifts are scanned (exactly: on binary rolls the values are integers). Window
 energies come from prefix sums and are computed once per (fragment, template shape). Ties are broken by the
-dense engine's rule (values rounded to 1e-5; the smallest transposition, then the earliest shift). Compiled
-with numba; the engine imports this module only when it takes this path, so ``import rollmatch`` never
-loads numba.
+dense engine's rule (values rounded to the decimals that ``similarity_scale`` gives; the smallest
+transposition, then the earliest shift). Compiled with numba; the engine imports this module only when it
+takes this path, so ``import rollmatch`` never loads numba.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ import math
 
 import numba
 import numpy as np
-
-SIMILARITY_SCALE = 1e5  # the dense engine's SIMILARITY_DECIMALS = 5
-
 
 def runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Runs of constant nonzero value in each row of ``rows`` (R, T): (row, on, off, value), row-major."""
@@ -44,7 +41,7 @@ def prefix_sums(squares: np.ndarray) -> np.ndarray:
 def match_runs(
     f_start, f_row_first, f_on, f_off, f_val, f_len, f_lo, f_hi, f_norm, f_sat,
     t_start, t_row, t_on, t_off, t_val, t_len, t_plo, t_phi, t_norm, t_shape, e_sat,
-    band_lo, band, transpose_range, t_values, t_index, min_energy,
+    band_lo, band, transpose_range, t_values, t_index, min_energy, similarity_scale,
     out_sim, out_t, out_d,
 ):
     """Best (similarity, transposition, shift) of every fragment against every template; see the module."""
@@ -103,7 +100,7 @@ def match_runs(
             best_key = 0.0
             best_i = 0
             best_k = 0
-            scale = SIMILARITY_SCALE / t_norm[m] if exemplar_is_template else SIMILARITY_SCALE / f_norm[b]
+            scale = similarity_scale / t_norm[m] if exemplar_is_template else similarity_scale / f_norm[b]
             for i in range(n_t):
                 if not exemplar_is_template:
                     q0 = min(max(f_lo[b] - t_values[i] - band_lo, 0), band)
@@ -117,7 +114,7 @@ def match_runs(
                     if c <= 0.0:
                         continue
                     if exemplar_is_template:
-                        x = c * inv[i, k] * scale  # the similarity times SIMILARITY_SCALE
+                        x = c * inv[i, k] * scale  # the similarity times similarity_scale
                     else:
                         d = k - (length - 1)
                         j0 = min(max(-d, 0), length)
@@ -129,7 +126,7 @@ def match_runs(
                     key = math.floor(x + 0.5)
                     if key > best_key:
                         best_key = key
-                        best = x / SIMILARITY_SCALE
+                        best = x / similarity_scale
                         best_i = i
                         best_k = k
             for i in range(n_t):
