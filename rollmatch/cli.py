@@ -17,16 +17,16 @@ from typing import NoReturn
 from . import __version__, defaults
 from .backend import BACKENDS, DEFAULT_BACKEND
 from .calibrate import calibrate, report_lines
-from .draw import Picture, explanation_picture, fraction_text, roll_picture
+from .draw import Picture, explanation_picture, roll_picture
 from .errors import ParameterError, RollmatchError
 from .inspection import explain_file, explanation_lines, summarize_exemplar, summary_lines, timeline_file
-from .library import Exemplar, Library
+from .library import Library
 from .lint import check_directory, check_library
 from .readers import FORMATS, music_files
 from .report import library_report
 from .scoring import FileResult, Scorer, score_files
 from .storage import write_output
-from .verdict import Match
+from .verdict import Match, fraction_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -344,7 +344,7 @@ def _library_list(args: argparse.Namespace) -> int:
     print(f"{config.name}: {len(library.exemplars)} exemplars, version {library.version}, "
           f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}")
     for e in library.exemplars:
-        beats = _beat_range(e)
+        beats = e.beat_range
         extra = f"  threshold {e.threshold:g}" if e.threshold is not None else ""
         print(f"  {e.id:<28} {e.label.value:<4}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}")
     return EXIT_OK
@@ -484,13 +484,9 @@ def _print_added(before: Library, after: Library) -> None:
     known = {e.id for e in before.exemplars}
     added = [e for e in after.exemplars if e.id not in known]
     for e in added:
-        beats = "" if e.start_beat is None and e.end_beat is None else f", beats {_beat_range(e)}"
+        beats = "" if e.start_beat is None and e.end_beat is None else f", beats {e.beat_range}"
         print(f"added {e.label.value} exemplar {e.id!r} ({e.file}{beats})")
     print(f"{len(added)} exemplar{'' if len(added) == 1 else 's'} added; library version {after.version}")
-
-
-def _beat_range(exemplar: Exemplar) -> str:
-    return f"{exemplar.start_beat or 0:g}-{'end' if exemplar.end_beat is None else f'{exemplar.end_beat:g}'}"
 
 
 def _match_text(match: Match | None) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 from . import defaults
 from .readers import Bars, regular_bars
 from .notes import pitch_name
-from .verdict import Match, Outcome
+from .verdict import Match, Outcome, fraction_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -163,13 +163,6 @@ def alignment_text(match: Match) -> str:
     return f"t{match.transpose:+d}, shift {match.shift_beats:g} beats, stretch x{fraction_text(match.stretch)}"
 
 
-def fraction_text(value: float) -> str:
-    """A stretch factor as a short fraction: 0.5 -> '1/2', 1.0 -> '1'."""
-    from fractions import Fraction  # noqa: PLC0415
-
-    return str(Fraction(value).limit_denominator(64))
-
-
 def timeline_picture(
     notes: np.ndarray,
     windows: Sequence[FileResult],
@@ -177,7 +170,6 @@ def timeline_picture(
     good_threshold: float,
     bad_threshold: float,
     bars: Bars | None = None,
-    beats_per_bar: float = defaults.BEATS_PER_BAR,
     title: str = "",
 ) -> Picture:
     """A piece's roll with, under it, each window's score coloured by its verdict, and the similarity of
@@ -190,7 +182,7 @@ def timeline_picture(
               if w.verdict is not None and w.start_beat is not None and w.end_beat is not None]
     beats, pitches = _extent([notes])
     beats = (beats[0], max([beats[1], *(end for _, end, _ in scored)]))
-    bars = bars if bars is not None else regular_bars(beats_per_bar, beats[1])
+    bars = bars if bars is not None else regular_bars(defaults.BEATS_PER_BAR, beats[1])
     width, roll_height = _roll_size(beats, pitches)
     panels_px = 2 * (PANEL_HEIGHT_PX + PANEL_GAP_PX)
     figure, roll = _figure(width, roll_height, below_px=MARGIN_BOTTOM_PX + panels_px, title=title, right_px=TIMELINE_MARGIN_RIGHT_PX)

@@ -14,21 +14,31 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults
-from .draw import Picture, alignment_text, fraction_text, placed_text, timeline_picture
+from .draw import Picture, alignment_text, placed_text, timeline_picture
 from .library import Exemplar, Library
 from .notes import pitch_name, span_beats, transform_notes
 from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
 from .scoring import FileResult, Scorer
-from .verdict import Label, Match, Outcome, Verdict, reaches
+from .verdict import Label, Match, Outcome, Verdict, fraction_text, reaches
 
-def bars_of(piece: Piece, end_beat: float, *, beats_per_bar: float | None = None) -> Bars:
+def bars_of(
+    source: Piece | Path,
+    end_beat: float,
+    *,
+    beats_per_bar: float | None = None,
+    tracks: TrackSelector = None,
+) -> Bars:
     """The bars to draw for a piece: regular bars of ``beats_per_bar`` when given, else the piece's own, else
-    (a JSON note list states no metre) regular bars of :data:`~rollmatch.defaults.BEATS_PER_BAR`."""
+    (a JSON note list states no metre) regular bars of :data:`~rollmatch.defaults.BEATS_PER_BAR`.
+
+    ``source`` is a piece already read, or the path of one, read (with ``tracks``) only if its own bars are
+    needed."""
+    name = source.name
     if beats_per_bar is not None:
         return regular_bars(beats_per_bar, end_beat)
-    if format_of(piece.name) == "json":
+    if format_of(name) == "json":
         return regular_bars(defaults.BEATS_PER_BAR, end_beat)
-    return piece.bars
+    return (source if isinstance(source, Piece) else read_piece(source, tracks=tracks)).bars
 
 
 # --- an exemplar ------------------------------------------------------------------------------------------
@@ -43,7 +53,11 @@ class ExemplarSummary:
     bars: Bars  #: the piece's bars over the exemplar, beats counted from its beat 0
     length_beats: float  #: the selection's length, else the notes' span
     threshold: float  #: similarity threshold in force for it
-    own_threshold: bool  #: whether that threshold is its own rather than its label's
+
+    @property
+    def own_threshold(self) -> bool:
+        """Whether the threshold in force is the exemplar's own rather than its label's."""
+        return self.exemplar.threshold is not None
 
     @property
     def title(self) -> str:
@@ -60,7 +74,7 @@ def summarize_exemplar(library: Library, exemplar_id: str, *, beats_per_bar: flo
     notes = library.exemplar_notes(exemplar_id)
     start = exemplar.start_beat or 0.0
     length = exemplar.end_beat - start if exemplar.end_beat is not None else span_beats(notes)
-    bars = bars_of(read_piece(library.path / exemplar.file, tracks=exemplar.tracks), start + length, beats_per_bar=beats_per_bar)
+    bars = bars_of(library.path / exemplar.file, start + length, beats_per_bar=beats_per_bar, tracks=exemplar.tracks)
     config = library.config
     label_threshold = config.bad_threshold if exemplar.label is Label.BAD else config.good_threshold
     return ExemplarSummary(
@@ -69,14 +83,13 @@ def summarize_exemplar(library: Library, exemplar_id: str, *, beats_per_bar: flo
         bars=bars.window(start, start + length),
         length_beats=length,
         threshold=label_threshold if exemplar.threshold is None else exemplar.threshold,
-        own_threshold=exemplar.threshold is not None,
     )
 
 
 def summary_rows(summary: ExemplarSummary) -> list[tuple[str, str]]:
     """The summary as (field, value) pairs: file, notes, length, threshold, tags, description, provenance."""
     e, notes = summary.exemplar, summary.notes
-    selection = f"beats {e.start_beat or 0:g}-{'end' if e.end_beat is None else f'{e.end_beat:g}'}"
+    selection = f"beats {e.beat_range}"
     tracks = "all tracks" if e.tracks is None else "tracks " + ", ".join(str(t) for t in e.tracks)
     if notes.size:
         low, high = int(notes["pitch"].min()), int(notes["pitch"].max())

@@ -77,6 +77,11 @@ class Exemplar:
     description: str = ""
     provenance: str = ""
 
+    @property
+    def beat_range(self) -> str:
+        """The selected beats as text: '4-12', '0-end'."""
+        return f"{self.start_beat or 0:g}-{'end' if self.end_beat is None else f'{self.end_beat:g}'}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -22,7 +22,6 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from .engine import BestMatches, TemplateBank, check_stretches, check_transpose_
 from .errors import EmptyInputError, LibraryError
 from .library import Exemplar, Library
 from .notes import NOTE_DTYPE, sort_notes
-from .verdict import Label, check_threshold, exemplar_thresholds, label_arrays, reaches
+from .verdict import Label, check_threshold, exemplar_thresholds, fraction_text, label_arrays, reaches
 
 Progress = Callable[[str], None]
 
@@ -220,8 +219,7 @@ def _clashes(exemplars: Sequence[Exemplar]) -> list[Finding]:
 
 
 def _where(best: BestMatches, fragment: int, template: int) -> str:
-    stretch = Fraction(float(best.stretch[fragment, template])).limit_denominator(64)
-    return f"t{int(best.transpose[fragment, template]):+d}, x{stretch}"
+    return f"t{int(best.transpose[fragment, template]):+d}, x{fraction_text(best.stretch[fragment, template])}"
 
 
 def _cross_label(exemplars: Sequence[Exemplar], best: BestMatches, thresholds: np.ndarray) -> list[Finding]:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from . import __version__
 from .draw import roll_picture
 from .errors import RollmatchError
 from .inspection import summarize_exemplar, summary_rows
-from .library import Library
+from .library import Exemplar, Library
 from .lint import Finding
+from .scoring import Progress
 from .verdict import Label
-
-Progress = Callable[[str], None]
 
 #: The page may load its own inline style and data: images, nothing else.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -66,7 +65,7 @@ def library_report(
         if progress:
             progress(f"drawing exemplar {i + 1}/{len(library.exemplars)}: {exemplar.id}")
         concerning = [f for f in findings if exemplar.id in f.exemplars]
-        cards.append(_card(library, exemplar.id, concerning, beats_per_bar))
+        cards.append(_card(library, exemplar, concerning, beats_per_bar))
     listed = "\n".join(f"<li>{_finding(f)}</li>" for f in findings)
     finding_section = (f'<ul class="findings">\n{listed}\n</ul>' if findings
                        else '<p class="clean">No findings: the library passes its checks.</p>')
@@ -108,9 +107,9 @@ def _finding(finding: Finding) -> str:
     return f"<code>{html.escape(finding.code)}</code> {html.escape(finding.message)}" + (f" ({links})" if links else "")
 
 
-def _card(library: Library, exemplar_id: str, findings: Sequence[Finding], beats_per_bar: float | None) -> str:
+def _card(library: Library, exemplar: Exemplar, findings: Sequence[Finding], beats_per_bar: float | None) -> str:
     e = html.escape
-    exemplar = library.get(exemplar_id)
+    exemplar_id = exemplar.id
     label = exemplar.label.value
     try:
         summary = summarize_exemplar(library, exemplar_id, beats_per_bar=beats_per_bar)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from fractions import Fraction
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,11 @@ class Verdict:
         if self.top:
             out["top"] = [m.to_dict() for m in self.top]
         return out
+
+
+def fraction_text(value: float) -> str:
+    """A stretch factor as a short fraction: 0.5 -> '1/2', 1.0 -> '1'."""
+    return str(Fraction(float(value)).limit_denominator(64))
 
 
 def reaches(similarity: Any, threshold: Any) -> Any:
