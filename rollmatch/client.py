@@ -352,7 +352,7 @@ class RemoteScorer:
         self.engine = "the server's engine"
 
     def score(self, fragments: Sequence[np.ndarray], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
-        return self.client.score(fragments, origin_beats=origin_beats, **{k: v for k, v in options.items() if v is not None})
+        return self.client.score(fragments, origin_beats=origin_beats, **options)
 
     def label_thresholds(self, *, good_threshold: float | None = None, bad_threshold: float | None = None) -> tuple[float, float]:
         """The good and bad thresholds in force for exemplars without their own: the given ones, else the server's."""

@@ -45,6 +45,7 @@ from .notes import (
     snap_notes,
     sort_notes,
 )
+from .scoring import windows
 from .verdict import Label
 
 
@@ -66,12 +67,11 @@ class Material:
         bars: list[SourceBar] = []
         following: list[int | None] = []
         for exemplar, notes in self.exemplars:
-            count = math.ceil(float(notes["end"].max()) / beats_per_bar) if notes.size else 0
-            cut = [snap_notes(select_beats(notes, k * beats_per_bar, (k + 1) * beats_per_bar)) for k in range(count)]
+            cut = [snap_notes(bar) for _, _, bar in windows(notes, window_beats=beats_per_bar)]
             for k, bar in enumerate(cut):
                 if bar.size:
                     bars.append(SourceBar(exemplar, k, bar))
-                    following.append(len(bars) if k + 1 < count and cut[k + 1].size else None)
+                    following.append(len(bars) if k + 1 < len(cut) and cut[k + 1].size else None)
         self.bars = tuple(bars)
         self._following = tuple(following)
         #: indices of the bars that some bar follows in their exemplar: where a recombined phrase can go on

@@ -42,10 +42,10 @@ import numpy as np
 from . import defaults
 from .checks import number, whole_number
 from .client import Client
-from .errors import OutputError, ParameterError, SearchError
+from .errors import InputError, OutputError, ParameterError, SearchError
 from .generators import BarGenerator, Context, Material, load_generator, propose
 from .library import Library
-from .notes import NOTE_DTYPE, select_beats, snap_notes, span_beats
+from .notes import NOTE_DTYPE, select_beats, snap_notes, span_beats, transform_notes
 from .readers import read_notes
 from .scoring import Progress, windows
 from .storage import write_output
@@ -365,12 +365,12 @@ class PhraseSearch:
             reference = select_beats(beam.notes, repeated * self.beats_per_bar, (repeated + 1) * self.beats_per_bar)
             shifts = FORM_TRANSPOSITIONS if offset == 0 else (beam.transpose,)
             for t in shifts if draw == 0 and reference.size else ():
-                moved = reference["pitch"].astype(np.int64) + t
-                if moved.min() >= 0 and moved.max() <= 127:
-                    bar = reference.copy()
-                    bar["pitch"] = moved
-                    out.append(_Candidate(beam, append_bar(beam.notes, bar, index, self.beats_per_bar), BarOrigin("repeat", repeated, t),
-                                          TRANSPOSED_DEVIATION if t and offset == 0 else 0, t))
+                try:
+                    bar = transform_notes(reference, transpose=t)
+                except InputError:
+                    continue  # the repeat would leave MIDI's pitch range
+                out.append(_Candidate(beam, append_bar(beam.notes, bar, index, self.beats_per_bar), BarOrigin("repeat", repeated, t),
+                                      TRANSPOSED_DEVIATION if t and offset == 0 else 0, t))
         context = Context(beam.notes, index, self.bars, self.beats_per_bar, self.candidates, self.material, reference)
         began = time.perf_counter()
         proposed = propose(self.generator, self.name, context, np.random.default_rng([self.seed, beam.serial, draw]))

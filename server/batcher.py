@@ -44,14 +44,12 @@ class _Job:
 class BatchStats:
     batches: int = 0
     fragments: int = 0
-    largest: int = 0
     engine_seconds: float = 0.0  #: wall time spent in engine calls, all batches together
     sizes: list[int] = field(default_factory=list)  # since the last log line
 
     def add(self, size: int, seconds: float) -> None:
         self.batches += 1
         self.fragments += size
-        self.largest = max(self.largest, size)
         self.engine_seconds += seconds
         self.sizes.append(size)
 

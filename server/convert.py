@@ -14,7 +14,7 @@ from rollmatch.checks import number, whole_number
 from rollmatch.engine import check_stretches, check_transpose_range
 from rollmatch.errors import InputError, LimitError, ParameterError, RollmatchError
 from rollmatch.library import Exemplar, Library
-from rollmatch.notes import DEFAULT_VELOCITY, notes_from_columns
+from rollmatch.notes import DEFAULT_VELOCITY, notes_from_columns, span_beats
 from rollmatch.readers import read_notes_bytes
 from rollmatch.verdict import Match, Outcome, Verdict, check_threshold
 
@@ -48,7 +48,7 @@ def fragments(messages: Sequence[pb.Fragment], *, field: str = "fragments") -> t
         name = f"{field}[{i}]"
         origins.append(_field(f"{name}.origin_beats", number, message.origin_beats, "origin_beats", at_least=0))
         notes.append(fragment(message, name))
-        total += float(notes[-1]["end"].max())
+        total += span_beats(notes[-1])
         if total > defaults.MAX_BEATS_PER_REQUEST:
             raise FieldError(field, LimitError(f"fragments reach {total:g} beats in all by fragment {i}, past the limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request"))
     return notes, origins
@@ -79,8 +79,9 @@ def fragment(message: pb.Fragment, name: str) -> np.ndarray:
             raise FieldError(f"{name}.file", LimitError(f"{notes.size} notes exceeds the limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"))
     else:
         raise FieldError(name, InputError("empty fragment: set notes or file"))
-    if float(notes["end"].max()) > defaults.MAX_BEATS_PER_FRAGMENT:
-        raise FieldError(name, LimitError(f"notes reach beat {float(notes['end'].max()):g}, past the limit of {defaults.MAX_BEATS_PER_FRAGMENT:g} beats per fragment"))
+    span = span_beats(notes)
+    if span > defaults.MAX_BEATS_PER_FRAGMENT:
+        raise FieldError(name, LimitError(f"notes reach beat {span:g}, past the limit of {defaults.MAX_BEATS_PER_FRAGMENT:g} beats per fragment"))
     return notes
 
 
