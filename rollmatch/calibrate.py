@@ -54,9 +54,8 @@ CANDIDATE_DECIMALS = 5
 
 @dataclass(frozen=True)
 class LabeledSet:
-    """N fragments a person has labeled: their files, their notes (beats) and ``is_good`` (N,) bool."""
+    """N fragments a person has labeled: their notes (beats) and ``is_good`` (N,) bool."""
 
-    files: tuple[str, ...]
     notes: tuple[np.ndarray, ...]
     is_good: np.ndarray
 
@@ -130,7 +129,7 @@ def read_labeled(path: str | os.PathLike[str], *, progress: Progress | None = No
         if progress:
             progress(f"reading labeled fragment {i + 1}/{len(files)}: {file.name}")
         notes.append(read_notes(file))
-    return LabeledSet(tuple(str(f) for f, _ in files), tuple(notes), np.array([label is Label.GOOD for _, label in files]))
+    return LabeledSet(tuple(notes), np.array([label is Label.GOOD for _, label in files]))
 
 
 # --- evidence and verdicts -----------------------------------------------------------------------------------

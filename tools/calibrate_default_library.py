@@ -17,10 +17,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_default_library import held_out_chorales  # noqa: E402
 
-from rollmatch import Library, Scorer, read_notes, transform_notes  # noqa: E402
+from rollmatch import Library, Scorer, transform_notes  # noqa: E402
 from rollmatch.calibrate import best_of  # noqa: E402
 from rollmatch.defaults import STRETCHES, TRANSPOSE_RANGE  # noqa: E402
 from rollmatch.notes import perturb_notes, select_beats, sort_notes  # noqa: E402
+from rollmatch.readers import read_piece  # noqa: E402
 
 SEED = 2026
 HELD_OUT = 48
@@ -49,8 +50,9 @@ def main() -> int:
     scorer = Scorer(library, backend="cpu")
     exemplar_notes = library.notes()
     held_out = held_out_chorales()[:HELD_OUT]
-    phrases = [read_notes(path, end_beat=end) for path, end in held_out]
-    contexts = [read_notes(path, start_beat=end, end_beat=end + 8) for path, end in held_out]
+    pieces = [(read_piece(path), end) for path, end in held_out]  # each chorale parsed once
+    phrases = [piece.select(None, end) for piece, end in pieces]
+    contexts = [piece.select(end, end + 8) for piece, end in pieces]
 
     is_bad = np.tile(scorer.is_bad, VARIANTS)
     own_index = np.tile(np.arange(len(exemplar_notes)), VARIANTS)
