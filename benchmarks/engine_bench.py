@@ -25,11 +25,11 @@ import numpy as np
 import scipy.signal
 from music21 import corpus
 
-from rollmatch import TemplateBank, match, read_notes, select_beats, sparse
+from rollmatch import TemplateBank, match, read_notes, select_beats
 from rollmatch.backend import array_module, gpu_available
 from rollmatch.engine import resolve_method
 from rollmatch.defaults import STRETCHES
-from rollmatch.roll import piano_roll
+from rollmatch.roll import piano_roll, runs
 
 STEPS = 64
 SPB = 12
@@ -86,8 +86,8 @@ def opencv_peak(image: np.ndarray, template: np.ndarray) -> float:
 def sparse_work(fragment: np.ndarray, exemplar: np.ndarray) -> tuple[int, int]:
     """What the sparse kernel does for one pair: run pairs met (4 scattered writes each) and correlation cells
     scanned (two dependent adds, a multiply and a compare each)."""
-    f_row, f_on, f_off, _ = sparse.runs(piano_roll(fragment))
-    e_row, e_on, e_off, _ = sparse.runs(piano_roll(exemplar))
+    f_row, f_on, f_off, _ = runs(piano_roll(fragment))
+    e_row, e_on, e_off, _ = runs(piano_roll(exemplar))
     length = int(e_off.max())
     t = f_row[None, :] - e_row[:, None]  # transposition at which each run pair meets
     meet = np.abs(t) <= R

@@ -17,6 +17,21 @@ STRETCHES: tuple[float, ...] = tuple(
 GOOD_THRESHOLD = 0.83
 #: Similarity at or above which a bad exemplar vetoes the fragment (calibrated likewise).
 BAD_THRESHOLD = 0.78
+#: How an exemplar is matched when its manifest entry and the library name no mode: 'near-copy' (the
+#: normalized correlation under the exemplar's box) or 'contains' (its notes are present; other notes allowed).
+MODE = "near-copy"
+#: Share of a fragment's sounding cells that must lie inside a good match's box for GOOD (measured on the
+#: default library and on windows of real chorales; see exemplars/README.md).
+MIN_COVERAGE = 0.6
+#: In near-copy mode a fragment shorter than an exemplar is matched against the piece of it under the
+#: fragment's span, all its voices counted, as if that piece held at least this share of the exemplar's energy:
+#: a piece holding less scores at most sqrt(share / PARTIAL_MIN_SHARE), so a lone chord or a bar of a long
+#: exemplar is no match. ('contains' mode takes none: a pattern is contained whole.)
+PARTIAL_MIN_SHARE = 0.5
+#: 'contains' mode ignores extra notes under the exemplar's box until they make the box this many times as
+#: full as the exemplar's own matched notes; past that it scores like near-copy times sqrt(this), so a dense
+#: cluster, which contains every pattern, still scores at most sqrt(this * the exemplar's density in its box).
+CONTAINS_DENSITY = 3.0
 
 # Size caps, checked before anything proportional to them is allocated.
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -73,6 +88,8 @@ RANDOM_FRAGMENT_BEATS = 8.0
 RANDOM_SEED = 2026
 #: An exemplar reaching its threshold on at least this fraction of the random fragments matches random material.
 RANDOM_MATCH_FRACTION = 0.05
+#: Seed of the degenerate probes' random walks (see rollmatch/probes.py).
+PROBE_SEED = 2026
 
 # Threshold calibration ('rollmatch library calibrate').
 #: Folds of the cross-validation, and the seed that deals the labeled fragments into them.
@@ -88,10 +105,10 @@ BEATS_PER_BAR = 4
 MAX_BEATS_PER_BAR = 16
 #: Bars a search grows when no length is given.
 SEARCH_BARS = 8
-#: Bars in the sliding window that must stay GOOD as a phrase grows. A window is GOOD when it holds a close
-#: copy of a good exemplar (notes outside the exemplar's box do not count) and nothing vetoed; the default
-#: library's phrases are two bars long, so a four-bar window leaves room for a free bar between phrases.
-WINDOW_BARS = 4
+#: Bars in the sliding window that must stay GOOD as a phrase grows. A window is GOOD when a good exemplar
+#: matches it and covers at least MIN_COVERAGE of it, and nothing vetoes it. The default library's phrases are
+#: two bars long: a phrase covers about two thirds of a three-bar window and half of a four-bar one.
+WINDOW_BARS = 3
 #: Beams (partial phrases) kept after each bar, best first.
 BEAM_WIDTH = 4
 #: Candidate next bars asked of the generator for each beam.

@@ -1,23 +1,44 @@
 """The matching engine: normalized FFT cross-correlation of fragments against every exemplar.
 
-For a fragment F and an exemplar template E (the exemplar rendered at one stretch factor and cropped to
-its pitch/time extent) the similarity at transposition t and shift d is::
+For a fragment F and an exemplar template E (the exemplar rendered at one stretch factor and cropped to its
+pitch and time extent), placed at transposition t and shift d, the engine works in a window W: the rows of
+E's pitch extent (transposed by t) over the time span of the *shorter* of the two. So W is E's box when the
+fragment is at least as long as the exemplar, and E's whole pitch extent over the fragment's span when the
+fragment is shorter: then the fragment is matched against the *time-piece* of the exemplar it spans, with
+every voice that the exemplar sounds there, so a lone voice, a held note or one repeated note of a longer
+exemplar falls far below a match. With c = <E, F> (E placed at (t, d)), F_W = |F under W|^2 and
+E_W = |E under W|^2 (= |E|^2 when the whole exemplar lies in W)::
 
-    sim(t, d) = <E, F under E's box at (t, d)> / (|E| * |F under the box|)
+    near-copy:  sim = c / (Ê · sqrt(F_W)),  Ê^2 = max(E_W, ρ |E|^2)     ρ = defaults.PARTIAL_MIN_SHARE
+    contains:   sim = c / (|E| · max(sqrt(S), sqrt(F_W / κ)))           κ = defaults.CONTAINS_DENSITY
 
-a number in [0, 1] by Cauchy-Schwarz. A dense cluster under the box raises the denominator as much as the
-numerator, so density alone never makes a match, and extra notes inside the box lower the score while notes
-outside it do not. When the template is longer than the fragment the roles swap: the fragment is the
-template and slides inside the exemplar, so a piece of an exemplar matches it.
+where S is F's energy on E's own cells (= c on binary rolls). Both lie in [0, 1] by Cauchy-Schwarz.
+
+- **near-copy** is the cosine between E and F under W: for binary rolls sqrt(recall × precision), recall the
+  share of E's cells that F sounds and precision the share of F's cells in W that E sounds. A dense cluster
+  under the box raises the denominator as much as the numerator, so density alone never makes a match,
+  extra notes inside the box lower the score and notes outside it do not.
+- **contains** asks whether all of E's notes are present and lets other notes sound around them: for binary
+  rolls sqrt(recall × min(1, κ × precision)), recall taken over the whole exemplar, so a fragment contains a
+  pattern whole or scores as the share of it that it holds. The guard κ keeps a cluster, which contains every
+  pattern, from matching: past κ times the matched notes' energy, extra notes lower the score as in near-copy.
+- **The share floor ρ** (near-copy): a fragment shorter than the exemplar holds at most E_W of it; below
+  ρ|E|^2 the score falls as sqrt(E_W / (ρ|E|^2)), so a single chord or beat of a long exemplar is no match,
+  while the first half of an exemplar, all voices, still matches at 1.
+
+:func:`match` also reports each best alignment's **coverage**, F_W / |F|^2: the share of the fragment's
+sounding cells (weighted by their squared value when the roll is velocity-weighted) that lie in W.
 
 The array code is written once against ``xp`` (numpy or cupy). Correlation runs as a real FFT along time
 and, per frequency bin, one complex matrix product of the fragment's transposed pitch rows (a Toeplitz
 stack) with the exemplars' conjugate spectra; box energies come from cumulative sums over pitch and time.
-Fragments are split into overlap-save segments so the FFT length stays bounded whatever their length.
+Fragments are split into overlap-save segments so the FFT length stays bounded whatever their length. The
+sparse CPU path (:mod:`rollmatch.sparse`) computes the same similarities from runs of notes.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -32,7 +53,7 @@ from . import defaults
 from .backend import fft_module, fft_workers, to_device, to_host
 from .checks import number, whole_number
 from .errors import ParameterError
-from .roll import N_PITCHES, check_steps_per_beat, note_steps, note_values, render
+from .roll import N_PITCHES, check_steps_per_beat, note_steps, note_values, render, runs
 
 #: How ``match`` computes: 'dense' (FFT and matrix products, any array backend), 'sparse' (runs of notes,
 #: numpy with numba) or 'auto' (sparse where it can run, else dense). Both give the same results.
@@ -48,6 +69,21 @@ SIMILARITY_DECIMALS = 5
 SPARSE_BLOCK_BYTES = 256 * 1024 * 1024
 #: Smallest FFT length used (short fragments against short exemplars).
 MIN_FFT_LENGTH = 64
+
+
+class Mode(enum.StrEnum):
+    """How an exemplar is matched (see the module docstring)."""
+
+    NEAR_COPY = "near-copy"  #: the fragment holds a close copy: extra notes in the exemplar's box count against it
+    CONTAINS = "contains"  #: the exemplar's notes are present; other notes may sound around them
+
+
+def check_mode(value: str | Mode, name: str = "mode") -> Mode:
+    """Validate a match mode, returning it as a :class:`Mode`."""
+    try:
+        return Mode(value)
+    except ValueError:
+        raise ParameterError(f"{name}={value!r} must be one of {', '.join(m.value for m in Mode)}") from None
 
 
 def check_stretches(stretches: Sequence[float]) -> tuple[float, ...]:
@@ -79,6 +115,7 @@ class BestMatches:
     transpose: np.ndarray  #: int64 semitones added to the exemplar
     shift_steps: np.ndarray  #: int64 fragment step (from the fragment's beat 0) of the exemplar's first onset
     stretch: np.ndarray  #: float64 stretch factor applied to the exemplar
+    coverage: np.ndarray  #: float64 in [0, 1], share of the fragment's sounding cells in the window; 0 with no match
 
 
 class TemplateBank:
@@ -86,6 +123,7 @@ class TemplateBank:
     cached per FFT length, ready to be matched against any batch of fragments.
 
     Template m = k * S + s is exemplar k at stretch s; each is cropped to start at its first onset.
+    ``modes`` gives each exemplar's :class:`Mode` (default: all near-copy).
     """
 
     def __init__(
@@ -95,6 +133,7 @@ class TemplateBank:
         stretches: Sequence[float] = defaults.STRETCHES,
         steps_per_beat: int = defaults.STEPS_PER_BEAT,
         velocity: bool = False,
+        modes: Sequence[str | Mode] | None = None,
         xp: ModuleType = np,
     ) -> None:
         self.xp = xp
@@ -105,6 +144,11 @@ class TemplateBank:
         for k, notes in enumerate(exemplars):
             if notes.size == 0:
                 raise ParameterError(f"exemplar {k} has no notes")
+        if modes is None:
+            modes = [Mode.NEAR_COPY] * self.n_exemplars
+        if len(modes) != self.n_exemplars:
+            raise ParameterError(f"modes: {len(modes)} modes for {self.n_exemplars} exemplars; give one per exemplar")
+        self.modes = tuple(check_mode(m) for m in modes)
         self.stretch_count = len(self.stretches)
         pitches = np.concatenate([e["pitch"] for e in exemplars]) if exemplars else np.zeros(1, np.int16)
         self.band_lo = int(pitches.min())
@@ -123,9 +167,11 @@ class TemplateBank:
         # Templates are stored sorted by shape (pitch rows and length): the window energies a shape needs do not
         # depend on what the template holds, so each chunk computes them once per shape it contains.
         self.template_of = np.lexsort((length, pitch_hi, pitch_lo))  # stored position -> template k * S + s
+        self.position_of = np.argsort(self.template_of)  # template k * S + s -> stored position
         self.length = length[self.template_of]  # steps of each stored template
         self.pitch_lo = pitch_lo[self.template_of]  # band rows, inclusive
         self.pitch_hi = pitch_hi[self.template_of]  # band rows, exclusive
+        self.contains = np.array([self.modes[m // self.stretch_count] is Mode.CONTAINS for m in self.template_of], dtype=bool)
         keys = np.stack([self.pitch_lo, self.pitch_hi, self.length], axis=1)
         self.shapes, self.shape_of = np.unique(keys, axis=0, return_inverse=True)  # (U, 3); stored -> shape, ascending
         self.shape_of = self.shape_of.ravel()
@@ -134,56 +180,61 @@ class TemplateBank:
         for i, m in enumerate(self.template_of):
             rows, on, off, values = rendered[m]
             rolls[i] = render(rows, on, off, values, (self.band, self.max_length))
-        self.norm = np.sqrt((rolls.astype(np.float64) ** 2).sum(axis=(1, 2)))
+        squares = rolls.astype(np.float64) ** 2
+        self.energy = squares.sum(axis=(1, 2))  #: |E|^2 of each stored template
+        self.norm = np.sqrt(self.energy)
+        # Energy over every row and steps [0, j) at column j: what a window spanning steps holds of a template.
+        self.time_energy = np.zeros((self.n_templates, self.max_length + 1))
+        self.time_energy[:, 1:] = squares.sum(axis=1).cumsum(axis=1)
         self._rolls = rolls
         # Half the energy of the faintest possible cell: a box with less than this holds no note.
         self.min_energy = 0.5 * (1 / 127) ** 2 if velocity else 0.5
-        self._spectra: OrderedDict[int, list[Any]] = OrderedDict()
+        # On binary rolls a fragment's energy on a template's cells is the correlation itself; velocity-weighted
+        # 'contains' templates need it correlated separately, against their cells' indicator.
+        self.needs_support = bool(velocity and self.contains.any())
+        self._spectra: OrderedDict[tuple[int, bool], list[Any]] = OrderedDict()
         self._runs: dict[str, np.ndarray] | None = None
 
     @cached_property
-    def rows_cumsum(self) -> Any:
-        """(M, P+1, T_E) energy of the rows below each row, per step, on the bank's device (dense path only,
-        so built on first use)."""
-        rows_cumsum = np.zeros((self.n_templates, self.band + 1, self.max_length), dtype=np.float32)
-        rows_cumsum[:, 1:] = (self._rolls * self._rolls).cumsum(axis=1)
-        return to_device(self.xp, rows_cumsum)
+    def time_energy_device(self) -> Any:
+        """:attr:`time_energy` as float32 on the bank's device (dense path only, so built on first use)."""
+        return to_device(self.xp, self.time_energy.astype(np.float32))
 
     def runs(self) -> dict[str, np.ndarray]:
-        """The templates as runs of constant value plus energy prefix sums, for the sparse path (built once)."""
+        """The templates as runs of constant value, for the sparse path (built once)."""
         if self._runs is None:
-            from . import sparse  # noqa: PLC0415  (imports numba)
-
             n, band, steps = self._rolls.shape
-            row, on, off, value = sparse.runs(self._rolls.reshape(n * band, steps))
+            row, on, off, value = runs(self._rolls.reshape(n * band, steps))
             template = row // band
             self._runs = {
                 "start": np.searchsorted(template, np.arange(n + 1)).astype(np.int64),
                 "row": row % band, "on": on, "off": off, "value": value,
-                "sat": sparse.prefix_sums(self._rolls.astype(np.float64) ** 2),
             }
         return self._runs
 
-    def spectra(self, fft_length: int) -> list[Any]:
+    def spectra(self, fft_length: int, *, support: bool = False) -> list[Any]:
         """Conjugate spectra of the templates divided by their norms, for one FFT length: chunks of shape
-        (L//2+1, P, <=TEMPLATE_CHUNK), so the correlation comes out already divided by |E|.
+        (L//2+1, P, <=TEMPLATE_CHUNK), so the correlation comes out already divided by |E|. With ``support``,
+        the spectra of the templates' cell indicators instead (1 where a template sounds), undivided.
 
         Each carries a phase ramp that delays the correlation by T_E - 1 steps, so that output index k is
         shift d = k - (T_E - 1): negative shifts come first and the shifts run in order, with no wrap-around.
         """
-        if fft_length in self._spectra:
-            self._spectra.move_to_end(fft_length)
-            return self._spectra[fft_length]
+        key = (fft_length, support)
+        if key in self._spectra:
+            self._spectra.move_to_end(key)
+            return self._spectra[key]
         xp = self.xp
         fft = fft_module(xp)
         frequency = np.arange(fft_length // 2 + 1)
         delay = to_device(xp, np.exp(-2j * np.pi * frequency * (self.max_length - 1) / fft_length))
         chunks = []
         for m0 in range(0, self.n_templates, TEMPLATE_CHUNK):
-            block = to_device(xp, self._rolls[m0 : m0 + TEMPLATE_CHUNK] / self.norm[m0 : m0 + TEMPLATE_CHUNK, None, None].astype(np.float32))
-            spectrum = xp.conj(fft.rfft(block, n=fft_length, axis=-1, **fft_workers(xp))) * delay
+            rolls = self._rolls[m0 : m0 + TEMPLATE_CHUNK]
+            values = (rolls > 0).astype(np.float32) if support else rolls / self.norm[m0 : m0 + TEMPLATE_CHUNK, None, None].astype(np.float32)
+            spectrum = xp.conj(fft.rfft(to_device(xp, values), n=fft_length, axis=-1, **fft_workers(xp))) * delay
             chunks.append(xp.ascontiguousarray(spectrum.transpose(2, 1, 0)).astype(xp.complex64))
-        self._spectra[fft_length] = chunks
+        self._spectra[key] = chunks
         while len(self._spectra) > SPECTRA_CACHE_SIZE:
             self._spectra.popitem(last=False)
         return chunks
@@ -202,9 +253,7 @@ class _Fragment:
 
     roll: np.ndarray  # (128, T_b) float32
     first_step: int  # step of the first onset, from the fragment's beat 0
-    pitch_lo: int  # absolute MIDI pitch, inclusive
-    pitch_hi: int  # absolute MIDI pitch, exclusive
-    norm: float
+    energy: float  # |F|^2
 
 
 def _prepare_fragment(notes: np.ndarray, steps_per_beat: int, velocity: bool) -> _Fragment | None:
@@ -214,7 +263,7 @@ def _prepare_fragment(notes: np.ndarray, steps_per_beat: int, velocity: bool) ->
     first = int(on.min())
     pitch = notes["pitch"].astype(np.int64)
     roll = render(pitch, on - first, off - first, note_values(notes, velocity=velocity), (N_PITCHES, int(off.max()) - first))
-    return _Fragment(roll, first, int(pitch.min()), int(pitch.max()) + 1, float(np.sqrt((roll.astype(np.float64) ** 2).sum())))
+    return _Fragment(roll, first, float((roll.astype(np.float64) ** 2).sum()))
 
 
 def _transpositions(transpose_range: int) -> np.ndarray:
@@ -268,7 +317,8 @@ def match(
     elif bank.n_templates:
         for fft_length, group in _segments(prepared, bank).items():
             _match_group(group, prepared, bank, transpose_range, fft_length, sims, trans, shifts)
-    return _best_stretch(sims, trans, shifts, bank)
+    picked = _best_stretch(sims, bank)
+    return _reported(picked, sims, trans, shifts, prepared, bank)
 
 
 def _sparse_chunks(prepared: Sequence[_Fragment | None]) -> Iterator[list[int]]:
@@ -299,7 +349,7 @@ def _match_sparse(
 
     frags = [prepared[b] for b in present]
     longest = max(f.roll.shape[1] for f in frags)
-    per_fragment = [sparse.runs(f.roll) for f in frags]
+    per_fragment = [runs(f.roll) for f in frags]
     counts = np.array([len(r[0]) for r in per_fragment])
     f_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     f_row_first = np.stack([np.searchsorted(r[0], np.arange(N_PITCHES + 1)) for r in per_fragment]).astype(np.int64)
@@ -317,12 +367,12 @@ def _match_sparse(
         f_start, f_row_first,
         np.concatenate([r[1] for r in per_fragment]), np.concatenate([r[2] for r in per_fragment]),
         np.concatenate([r[3] for r in per_fragment]),
-        np.array([f.roll.shape[1] for f in frags], dtype=np.int64),
-        np.array([f.pitch_lo for f in frags], dtype=np.int64), np.array([f.pitch_hi for f in frags], dtype=np.int64),
-        np.array([f.norm for f in frags]), sparse.prefix_sums(squares),
+        np.array([f.roll.shape[1] for f in frags], dtype=np.int64), sparse.prefix_sums(squares),
         template["start"], template["row"], template["on"], template["off"], template["value"],
-        bank.length, bank.pitch_lo, bank.pitch_hi, bank.norm, bank.shape_of.astype(np.int64), template["sat"],
-        bank.band_lo, bank.band, transpose_range, t_values, t_index, bank.min_energy, 10.0**SIMILARITY_DECIMALS,
+        bank.length, bank.pitch_lo, bank.pitch_hi, bank.energy, bank.shape_of.astype(np.int64), bank.contains,
+        bank.time_energy,
+        bank.band_lo, transpose_range, t_values, t_index, bank.min_energy, defaults.PARTIAL_MIN_SHARE,
+        defaults.CONTAINS_DENSITY, bank.needs_support, 10.0**SIMILARITY_DECIMALS,
         out_sim, out_t, out_d,
     )
     columns = bank.template_of
@@ -344,7 +394,8 @@ def _segments(prepared: Sequence[_Fragment | None], bank: TemplateBank) -> dict[
     """Split fragments into overlap-save segments grouped by FFT length.
 
     A segment owning local shifts [lo, hi) needs fragment data [lo, hi - 1 + T_E) and, to avoid circular
-    wrap-around, an FFT length of at least that data length plus T_E - 1.
+    wrap-around, an FFT length of at least that data length plus T_E - 1. A fragment shorter than T_E always
+    fits one segment, so a box spanning a whole fragment always lies in one segment's data.
     """
     span = bank.max_length
     longest = _fft_length(4 * span)
@@ -379,6 +430,7 @@ def _match_group(
     xp = bank.xp
     fft = fft_module(xp)
     spectra = bank.spectra(fft_length)
+    support_spectra = bank.spectra(fft_length, support=True) if bank.needs_support else None
     n_t = 2 * transpose_range + 1
     t_values = _transpositions(transpose_range)
     row_offset = t_values + transpose_range  # data row of band row 0 at each transposition, (n_t,)
@@ -401,16 +453,21 @@ def _match_group(
         rows_cumsum = xp.concatenate([xp.zeros_like(squares[:, :1]), xp.cumsum(squares, axis=1)], axis=1)  # (Bs, rows+1, L)
         spectrum = fft.rfft(data_dev, axis=-1, **fft_workers(xp)).astype(xp.complex64)  # (Bs, rows, F)
         # (F, Bs * n_t, P): for each frequency bin, every segment's pitch rows at every transposition.
-        stack = spectrum[:, toeplitz, :].transpose(3, 0, 1, 2).reshape(spectrum.shape[-1], len(block) * n_t, bank.band)
+        stack = _toeplitz_stack(spectrum, toeplitz, bank.band)
+        square_stack = None
+        if support_spectra is not None:
+            square_stack = _toeplitz_stack(fft.rfft(squares, axis=-1, **fft_workers(xp)).astype(xp.complex64), toeplitz, bank.band)
         owned = to_device(xp, np.array([(local_shift >= seg.lo) & (local_shift < seg.hi) for seg in block]))  # (Bs, L)
         frag_len = np.array([f.roll.shape[1] for f in frags])
         for c, chunk in enumerate(spectra):
             m0 = c * TEMPLATE_CHUNK
             m1 = m0 + chunk.shape[-1]
-            product = xp.matmul(stack, chunk)  # (F, Bs * n_t, Mc)
-            product = product.reshape(product.shape[0], len(block), n_t, -1).transpose(1, 3, 2, 0)
-            sim = fft.irfft(product, n=fft_length, axis=-1, **fft_workers(xp))  # (Bs, Mc, n_t, L), over |E|
-            sim *= _normalizers(xp, rows_cumsum, row_offset, frags, frag_len, owned, bank, m0, m1, fft_length, t_values)
+            sim = _correlate(xp, fft, stack, chunk, len(block), n_t, fft_length)  # c / |E|, (Bs, Mc, n_t, L)
+            on_cells = None
+            if square_stack is not None and bank.contains[m0:m1].any():
+                on_cells = _correlate(xp, fft, square_stack, support_spectra[c], len(block), n_t, fft_length)
+            inv_f, e_scale = _window_scales(xp, rows_cumsum, row_offset, frag_len, owned, bank, m0, m1, fft_length)
+            _similarity(xp, sim, inv_f, e_scale, bank.norm[m0:m1], bank.contains[m0:m1], on_cells)
             flat = sim.reshape(len(block), m1 - m0, -1)
             # Chosen on rounded values, so that alignments tied in exact arithmetic tie here too, whatever the
             # float noise, and the order of the axes decides: the smallest transposition, then the earliest shift.
@@ -429,6 +486,48 @@ def _match_group(
                 shifts[b, columns] = np.where(better, first + seg.offset + best_shift[j], shifts[b, columns])
 
 
+def _toeplitz_stack(spectrum: Any, toeplitz: Any, band: int) -> Any:
+    """(F, Bs * n_t, P) from a (Bs, rows, F) spectrum: per frequency bin, every segment's pitch rows at every
+    transposition."""
+    n_b, n_f = spectrum.shape[0], spectrum.shape[-1]
+    return spectrum[:, toeplitz, :].transpose(3, 0, 1, 2).reshape(n_f, n_b * toeplitz.shape[0], band)
+
+
+def _correlate(xp: ModuleType, fft: Any, stack: Any, chunk: Any, n_b: int, n_t: int, fft_length: int) -> Any:
+    """The correlation of a Toeplitz stack with a chunk of template spectra: (Bs, Mc, n_t, L)."""
+    product = xp.matmul(stack, chunk)  # (F, Bs * n_t, Mc)
+    product = product.reshape(product.shape[0], n_b, n_t, -1).transpose(1, 3, 2, 0)
+    return fft.irfft(product, n=fft_length, axis=-1, **fft_workers(xp))
+
+
+def _similarity(
+    xp: ModuleType, sim: Any, inv_f: Any, e_scale: Any, norm: np.ndarray, contains: np.ndarray, on_cells: Any
+) -> None:
+    """Turn the correlation over |E| into the similarity, in place (see the module docstring).
+
+    ``sim`` is (Bs, Mc, n_t, L) c / |E|; ``inv_f`` broadcasts to it, 1 / sqrt(F_W) (0 over empty boxes and
+    shifts a segment does not own); ``e_scale`` is None where every exemplar lies whole in its window, else
+    (Bs, Mc, 1, L) |E| / Ê. ``norm`` (Mc,) and ``contains`` (Mc,) are host arrays; ``on_cells`` is the
+    fragment's energy on the templates' cells for velocity-weighted rolls (None: binary, where it is c).
+    """
+    columns = np.flatnonzero(contains)
+    if columns.size:  # c / (Ê max(sqrt(S), sqrt(F_W / κ))) = (c / |E|) (|E| / Ê) / max(...)
+        cols = to_device(xp, columns)
+        over = xp.maximum(sim[:, cols], 0)
+        c = over * to_device(xp, norm[columns].astype(np.float32))[None, :, None, None]
+        own = c if on_cells is None else xp.maximum(on_cells[:, cols], 0)
+        inv = inv_f[:, cols]
+        guard = 1.0 / (xp.maximum(inv, 1e-30) * np.float32(np.sqrt(defaults.CONTAINS_DENSITY)))
+        held = xp.where(inv > 0, over / xp.maximum(xp.sqrt(own), guard), 0)
+        if e_scale is not None:
+            held *= e_scale[:, cols]
+    sim *= inv_f  # near-copy: (c / |E|) (|E| / Ê) / sqrt(F_W)
+    if e_scale is not None:
+        sim *= e_scale
+    if columns.size:
+        sim[:, cols] = held
+
+
 def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
     """Cumulative sums along the last axis, with ``left`` zeros before and the total repeated ``right`` times
     after, so that a window that starts before step 0 or ends past the last step needs no clipping."""
@@ -440,26 +539,27 @@ def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
     return out
 
 
-def _normalizers(
+def _window_scales(
     xp: ModuleType,
     rows_cumsum: Any,
     row_offset: np.ndarray,
-    frags: list[_Fragment],
     frag_len: np.ndarray,
     owned: Any,
     bank: TemplateBank,
     m0: int,
     m1: int,
     fft_length: int,
-    t_values: np.ndarray,
-) -> Any:
-    """What turns the correlation over |E| into similarity, shape (Bs, Mc, n_t, L): 1 / |F under the exemplar's
-    box|, shared by every template of one shape; where the fragment is the template (it is shorter),
-    |E| / (|F| |E under the fragment's box|). Zero outside each segment's owned shifts and over empty boxes.
+) -> tuple[Any, Any]:
+    """What turns the correlation over |E| into the similarity for a block of segments against templates
+    [m0, m1): 1 / sqrt(F_W), (Bs, Mc, n_t, L), 0 over empty boxes and outside each segment's owned shifts; and
+    |E| / Ê, (Bs, Mc, 1, L), or None where every exemplar of the chunk lies whole in its window.
 
-    Output index k is shift d = k - (T_E - 1), so every window starts one step after the previous one.
+    Where the exemplar is the shorter, W is its box: F_W is shared by every template of one shape, and Ê = |E|.
+    Where the fragment is shorter, W spans the whole fragment: F_W depends on the transposition only and Ê on
+    the shift only. Output index k is shift d = k - (T_E - 1), so every window starts one step after the
+    previous one.
     """
-    n_b, n_t, n_l = len(frags), t_values.size, fft_length
+    n_b, n_t, n_l = frag_len.size, row_offset.size, fft_length
     lead = bank.max_length - 1
     owned_f = owned.astype(xp.float32)[:, None, None, :]  # (Bs, 1, 1, L)
     # Exemplar as template, per shape: the fragment's energy in the shape's pitch rows at each transposition
@@ -479,29 +579,35 @@ def _normalizers(
         box = windows[:, to_device(xp, np.arange(usable.size)), :, to_device(xp, shapes[usable, 2]), :].transpose(1, 0, 2, 3)
         box -= cum[..., :n_l]
         inverse[:, to_device(xp, usable)] = _inverse_sqrt(xp, box, bank.min_energy) * owned_f
-    out = inverse[:, to_device(xp, shape_ids - first_shape)]  # (Bs, Mc, n_t, L)
-    # Fragment as template, where it is shorter than the exemplar: the exemplar's energy under the fragment's
-    # box, exemplar steps [-d, length_b - d) and pitch rows shifted by -t. One pass per fragment length.
+    inv_f = inverse[:, to_device(xp, shape_ids - first_shape)]  # (Bs, Mc, n_t, L)
+    # Fragment shorter than the exemplar: the fragment's energy in the exemplar's rows over all its steps, and
+    # the exemplar's over its steps [-d, length_b - d), floored at ρ|E|^2. One pass per fragment length.
     lengths = bank.length[m0:m1]
     exemplar_is_template = lengths[None, :] <= frag_len[:, None]  # (Bs, Mc)
-    k = np.arange(n_l)
     short = ~exemplar_is_template.all(axis=1)
+    if not short.any():
+        return inv_f, None
+    e_scale = xp.ones((n_b, m1 - m0, 1, n_l), dtype=xp.float32)
+    row_energy = rows_cumsum.sum(axis=-1)  # (Bs, rows + 1): energy of the data rows below each row
+    k = np.arange(n_l)
     for length in np.unique(frag_len[short]):
         bs = np.flatnonzero(short & (frag_len == length))
         ms = np.flatnonzero(~exemplar_is_template[bs].all(axis=0))  # lengths are equal, so one set fits all
-        q0 = np.clip(np.array([frags[b].pitch_lo for b in bs])[:, None] - bank.band_lo - t_values[None, :], 0, bank.band)
-        q1 = np.clip(np.array([frags[b].pitch_hi for b in bs])[:, None] - bank.band_lo - t_values[None, :], 0, bank.band)
-        ex = bank.rows_cumsum[to_device(xp, m0 + ms)]  # (Ms, P+1, T_E)
-        rows = ex[:, to_device(xp, q1.ravel())] - ex[:, to_device(xp, q0.ravel())]  # (Ms, Bl * n_t, T_E)
-        ex_cum = _time_cumsum(xp, rows, 0, 0)
+        bs_dev, ms_dev = to_device(xp, bs), to_device(xp, ms)
+        q0 = to_device(xp, (bank.pitch_lo[m0 + ms, None] + row_offset[None, :]).ravel())
+        q1 = to_device(xp, (bank.pitch_hi[m0 + ms, None] + row_offset[None, :]).ravel())
+        whole = (row_energy[bs_dev][:, q1] - row_energy[bs_dev][:, q0]).reshape(bs.size, ms.size, n_t, 1)
+        inv_f[bs_dev[:, None], ms_dev[None, :]] = _inverse_sqrt(xp, whole, bank.min_energy) * owned_f[bs_dev]
         start = to_device(xp, np.clip(lead - k, 0, bank.max_length))
         stop = to_device(xp, np.clip(length + lead - k, 0, bank.max_length))
-        box = (xp.take(ex_cum, stop, axis=-1) - xp.take(ex_cum, start, axis=-1)).reshape(ms.size, bs.size, n_t, n_l)
-        scale = to_device(xp, (bank.norm[m0 + ms][None, :] / np.array([frags[b].norm for b in bs])[:, None]).astype(np.float32))
-        bs_dev = to_device(xp, bs)
-        value = _inverse_sqrt(xp, box.transpose(1, 0, 2, 3), bank.min_energy) * scale[:, :, None, None] * owned_f[bs_dev]
-        out[bs_dev[:, None], to_device(xp, ms)[None, :]] = value
-    return out
+        cum = bank.time_energy_device[to_device(xp, m0 + ms)]  # (Ms, T_E + 1)
+        energy = bank.energy[m0 + ms]
+        share = np.where(bank.contains[m0 + ms], 1.0, defaults.PARTIAL_MIN_SHARE)  # a pattern is contained whole
+        floor = to_device(xp, (share * energy).astype(np.float32))
+        spanned = xp.maximum(xp.take(cum, stop, axis=-1) - xp.take(cum, start, axis=-1), floor[:, None])  # Ê^2, (Ms, L)
+        scale = to_device(xp, np.sqrt(energy).astype(np.float32))[:, None] / xp.sqrt(spanned)
+        e_scale[bs_dev[:, None], ms_dev[None, :]] = scale[None, :, None, :]
+    return inv_f, e_scale
 
 
 def _inverse_sqrt(xp: ModuleType, energy: Any, min_energy: float) -> Any:
@@ -510,16 +616,58 @@ def _inverse_sqrt(xp: ModuleType, energy: Any, min_energy: float) -> Any:
     return xp.where(energy > min_energy, 1.0 / xp.sqrt(safe), 0.0).astype(xp.float32)
 
 
-def _best_stretch(sims: np.ndarray, trans: np.ndarray, shifts: np.ndarray, bank: TemplateBank) -> BestMatches:
-    """Reduce templates (k, s) to exemplars k, preferring stretches nearest 1 among ties (within 1e-5)."""
+def _best_stretch(sims: np.ndarray, bank: TemplateBank) -> np.ndarray:
+    """(B, K) the stretch index picked for each exemplar: the best, preferring stretches nearest 1 among ties
+    (within 1e-5)."""
     n_frag, n_ex, n_st = sims.shape[0], bank.n_exemplars, bank.stretch_count
-    stretches = np.asarray(bank.stretches)
-    order = np.argsort(np.abs(np.log(stretches)), kind="stable")
+    order = np.argsort(np.abs(np.log(np.asarray(bank.stretches))), kind="stable")
     # Stretches within 1e-5 of the best tie: float32 noise (up to ~2e-6 with velocities) must not decide
     # between stretches that match equally well in exact arithmetic.
     sim3 = sims.reshape(n_frag, n_ex, n_st)[:, :, order]
     tied = sim3 >= sim3.max(axis=-1, keepdims=True) - 10.0**-SIMILARITY_DECIMALS
-    pick = order[np.argmax(tied, axis=-1)]  # (B, K); the first tied stretch is the one nearest 1
-    flat = np.arange(n_ex)[None, :] * n_st + pick
-    take = lambda a: np.take_along_axis(a, flat, axis=1)  # noqa: E731
-    return BestMatches(take(sims), take(trans), take(shifts), stretches[pick])
+    return order[np.argmax(tied, axis=-1)]  # the first tied stretch is the one nearest 1
+
+
+def _reported(
+    pick: np.ndarray,
+    sims: np.ndarray,
+    trans: np.ndarray,
+    shifts: np.ndarray,
+    prepared: Sequence[_Fragment | None],
+    bank: TemplateBank,
+) -> BestMatches:
+    """Reduce templates (k, s) to exemplars k at the picked stretches, with each best alignment's coverage."""
+    template = np.arange(bank.n_exemplars)[None, :] * bank.stretch_count + pick  # (B, K)
+    take = lambda a: np.take_along_axis(a, template, axis=1)  # noqa: E731
+    similarity, transpose, shift = take(sims), take(trans), take(shifts)
+    coverage = np.zeros_like(similarity)
+    for b, frag in enumerate(prepared):
+        if frag is not None:
+            coverage[b] = _coverage(frag, bank, bank.position_of[template[b]], transpose[b], shift[b] - frag.first_step)
+    coverage[similarity <= 0] = 0.0
+    return BestMatches(similarity, transpose, shift, np.asarray(bank.stretches)[pick], coverage)
+
+
+#: Runs times templates handled at once when computing coverage.
+_COVERAGE_BLOCK = 1 << 22
+
+
+def _coverage(frag: _Fragment, bank: TemplateBank, stored: np.ndarray, transpose: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """(K,) share of the fragment's energy in the window W of each alignment: template ``stored`` (positions)
+    at transposition ``transpose`` and local shift ``shift`` (steps from the fragment's first onset)."""
+    row, on, off, value = runs(frag.roll)
+    steps = frag.roll.shape[1]
+    lo = bank.band_lo + bank.pitch_lo[stored] + transpose
+    hi = bank.band_lo + bank.pitch_hi[stored] + transpose
+    length = bank.length[stored]
+    inside = length <= steps  # the exemplar's box, else the whole fragment's span
+    j0 = np.where(inside, np.clip(shift, 0, steps), 0)
+    j1 = np.where(inside, np.clip(shift + length, 0, steps), steps)
+    out = np.zeros(stored.size)
+    per = max(1, _COVERAGE_BLOCK // max(1, row.size))
+    for k0 in range(0, stored.size, per):
+        s = slice(k0, k0 + per)
+        in_rows = (row[None, :] >= lo[s, None]) & (row[None, :] < hi[s, None])
+        overlap = np.clip(np.minimum(off[None, :], j1[s, None]) - np.maximum(on[None, :], j0[s, None]), 0, None)
+        out[s] = (in_rows * overlap * value[None, :] ** 2).sum(axis=1)
+    return np.clip(out / frag.energy, 0.0, 1.0)

@@ -53,6 +53,20 @@ def render(rows: np.ndarray, on: np.ndarray, off: np.ndarray, values: np.ndarray
     return out
 
 
+def runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of constant nonzero value in each row of ``rows`` (R, T): (row, on, off, value), row-major, with
+    each run covering steps [on, off) of its row."""
+    n_rows, steps = rows.shape
+    padded = np.zeros((n_rows, steps + 2), dtype=np.float64)
+    padded[:, 1:-1] = rows
+    row, edge = np.nonzero(padded[:, 1:] != padded[:, :-1])  # edge k: between step k - 1 and step k
+    same = row[1:] == row[:-1]
+    row, on, off = row[:-1][same], edge[:-1][same], edge[1:][same]
+    value = rows[row, on] if row.size else np.zeros(0)
+    keep = value > 0
+    return row[keep].astype(np.int64), on[keep].astype(np.int64), off[keep].astype(np.int64), value[keep].astype(np.float64)
+
+
 def note_values(notes: np.ndarray, *, velocity: bool) -> np.ndarray:
     """Cell value of each note: 1, or velocity / 127 when weighting by velocity."""
     if velocity:
