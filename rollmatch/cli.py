@@ -18,6 +18,7 @@ from . import __version__, defaults
 from .backend import BACKENDS, DEFAULT_BACKEND
 from .calibrate import calibrate, report_lines
 from .draw import Picture, explanation_picture, roll_picture
+from .engine import Mode
 from .errors import ParameterError, RollmatchError
 from .inspection import explain_file, explanation_lines, summarize_exemplar, summary_lines, timeline_file
 from .library import Library
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="take bars A to B (or bar A), counted from 1, a pickup being bar 0; instead of --start/--end")
     add.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     add.add_argument("--threshold", type=float, help="this exemplar's own similarity threshold")
+    _add_mode(add)
     add.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     add.add_argument("--description", default="", help="what this exemplar shows")
     add.add_argument("--provenance", help="where it comes from (default: the file name)")
@@ -137,15 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     cut.add_argument("--label", required=True, choices=("good", "bad"))
     cut.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     cut.add_argument("--threshold", type=float, help="the exemplars' own similarity threshold")
+    _add_mode(cut)
     cut.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     cut.add_argument("--description", default="", help="what these exemplars show")
     cut.add_argument("--provenance", help="where they come from (default: the file name and bars)")
     cut.set_defaults(handler=_library_slice)
 
-    thresholds = actions.add_parser("thresholds", help="show or set the library-wide thresholds")
+    thresholds = actions.add_parser("thresholds", help="show or set the library-wide thresholds and coverage")
     thresholds.add_argument("dir", metavar="DIR")
     thresholds.add_argument("--good", type=float, metavar="X", help="new good threshold")
     thresholds.add_argument("--bad", type=float, metavar="Y", help="new bad threshold")
+    thresholds.add_argument("--min-coverage", type=float, metavar="C",
+                            help="new share of a fragment a good match must cover for GOOD, 0-1")
     thresholds.set_defaults(handler=_library_thresholds)
 
     check = actions.add_parser("check", help="lint a library: broken files, veto conflicts, near duplicates, ...")
@@ -155,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = actions.add_parser("calibrate", help="choose the thresholds from labeled fragments by cross-validation")
     calibrate.add_argument("dir", metavar="DIR")
-    calibrate.add_argument("labeled", metavar="LABELED", help="a folder with good/ and bad/ folders, or a CSV of file,label")
+    calibrate.add_argument("labeled", metavar="LABELED",
+                           help="a folder with good/, bad/ and optionally other/ folders, or a CSV of file,label (good, bad or other)")
     calibrate.add_argument("--folds", type=int, default=defaults.CALIBRATION_FOLDS, metavar="K",
                            help=f"cross-validation folds (default {defaults.CALIBRATION_FOLDS})")
     calibrate.add_argument("--write", action="store_true", help="write the chosen thresholds to the manifest")
@@ -202,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--form", metavar="LETTERS", help="sections such as AABA: a repeated letter reuses or varies its section")
     search.add_argument("--window-bars", type=int, default=defaults.WINDOW_BARS, metavar="W",
                         help=f"bars in each window that must be GOOD (default {defaults.WINDOW_BARS})")
+    search.add_argument("--min-coverage", type=float, metavar="C",
+                        help="share of each window a good match must cover (default: the library's)")
     search.add_argument("--beats-per-bar", type=int, default=defaults.BEATS_PER_BAR, metavar="N",
                         help=f"quarter-note beats per bar (default {defaults.BEATS_PER_BAR})")
     search.add_argument("--max-evaluations", type=int, default=defaults.SEARCH_MAX_EVALUATIONS, metavar="N",
@@ -221,8 +229,16 @@ def _add_judging_options(parser: argparse.ArgumentParser) -> None:
                         help="time-stretch factors, e.g. 1/2,1,2 (default 1/2,2/3,3/4,1,4/3,3/2,2)")
     parser.add_argument("--good-threshold", type=float, metavar="X", help="replace the library's good threshold")
     parser.add_argument("--bad-threshold", type=float, metavar="Y", help="replace the library's bad threshold")
+    parser.add_argument("--min-coverage", type=float, metavar="C",
+                        help="replace the library's share of a fragment a good match must cover for GOOD, 0-1")
     parser.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
+
+
+def _add_mode(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=[m.value for m in Mode],
+                        help="near-copy: a close copy in texture and register; contains: its notes are present, "
+                             "others may sound around them (default: the library's)")
 
 
 def _add_beats_per_bar(parser: argparse.ArgumentParser) -> None:
@@ -257,6 +273,7 @@ def _score(args: argparse.Namespace) -> int:
         stretches=args.stretches,
         good_threshold=args.good_threshold,
         bad_threshold=args.bad_threshold,
+        min_coverage=args.min_coverage,
         progress=_progress,
     ):
         _progress("")
@@ -267,7 +284,8 @@ def _score(args: argparse.Namespace) -> int:
     print(f"rollmatch: scored with the {scorer.engine} ({scored} result{'' if scored == 1 else 's'})", file=sys.stderr)
     if args.png is not None and not failed:
         good, bad = scorer.label_thresholds(good_threshold=args.good_threshold, bad_threshold=args.bad_threshold)
-        picture = timeline_file(args.files[0], results, good_threshold=good, bad_threshold=bad, tracks=args.track,
+        picture = timeline_file(args.files[0], results, good_threshold=good, bad_threshold=bad,
+                                min_coverage=scorer.min_coverage(args.min_coverage), tracks=args.track,
                                 beats_per_bar=args.beats_per_bar)
         _write_picture(args.png, picture, "the window timeline")
     return EXIT_FAILED if failed else EXIT_OK
@@ -318,6 +336,7 @@ def _library_add(args: argparse.Namespace) -> int:
         bars=args.bars,
         tracks=args.track,
         threshold=args.threshold,
+        mode=args.mode,
         tags=args.tag,
         description=args.description,
         provenance=args.provenance,
@@ -341,12 +360,11 @@ def _library_list(args: argparse.Namespace) -> int:
             print(json.dumps(exemplar.to_dict()))
         return EXIT_OK
     config = library.config
-    print(f"{config.name}: {len(library.exemplars)} exemplars, version {library.version}, "
-          f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}")
+    print(f"{config.name}: {len(library.exemplars)} exemplars, version {library.version}, {_settings_text(library)}")
     for e in library.exemplars:
         beats = e.beat_range
         extra = f"  threshold {e.threshold:g}" if e.threshold is not None else ""
-        print(f"  {e.id:<28} {e.label.value:<4}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}")
+        print(f"  {e.id:<28} {e.label.value:<4}  {library.mode_of(e).value:<9}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}")
     return EXIT_OK
 
 
@@ -358,6 +376,7 @@ def _library_slice(args: argparse.Namespace) -> int:
         label=args.label,
         tracks=args.track,
         threshold=args.threshold,
+        mode=args.mode,
         tags=args.tag,
         description=args.description,
         provenance=args.provenance,
@@ -368,10 +387,9 @@ def _library_slice(args: argparse.Namespace) -> int:
 
 def _library_thresholds(args: argparse.Namespace) -> int:
     library = Library.open(args.dir)
-    if args.good is not None or args.bad is not None:
-        library = library.set_thresholds(good=args.good, bad=args.bad)
-    config = library.config
-    print(f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}; library version {library.version}")
+    if args.good is not None or args.bad is not None or args.min_coverage is not None:
+        library = library.set_thresholds(good=args.good, bad=args.bad, min_coverage=args.min_coverage)
+    print(f"{_settings_text(library)}; library version {library.version}")
     return EXIT_OK
 
 
@@ -392,11 +410,19 @@ def _library_calibrate(args: argparse.Namespace) -> int:
     _progress("")
     print("\n".join(report_lines(result)))
     good, bad = result.chosen
+    chosen = f"good_threshold = {good:g}, bad_threshold = {bad:g}"
+    for finding in result.new_findings:
+        print(f"rollmatch: warning: at the chosen thresholds: {finding.code}: {finding.message}", file=sys.stderr)
+    if result.new_findings:
+        count = len(result.new_findings)
+        print(f"not written: {chosen} would give {count} library check finding{'' if count == 1 else 's'} that the "
+              f"thresholds in force do not (listed above); 'rollmatch library thresholds' sets them by hand")
+        return EXIT_FAILED if args.write else EXIT_OK
     if args.write:
         library = library.set_thresholds(good=good, bad=bad)
-        print(f"wrote good_threshold = {good:g}, bad_threshold = {bad:g} to {library.path}; library version {library.version}")
+        print(f"wrote {chosen} to {library.path}; library version {library.version}")
     else:
-        print(f"not written: add --write to set good_threshold = {good:g}, bad_threshold = {bad:g}")
+        print(f"not written: add --write to set {chosen}")
     return EXIT_OK
 
 
@@ -430,6 +456,7 @@ def _explain(args: argparse.Namespace) -> int:
         stretches=args.stretches,
         good_threshold=args.good_threshold,
         bad_threshold=args.bad_threshold,
+        min_coverage=args.min_coverage,
     )
     _progress("")
     print("\n".join(explanation_lines(explanation)))
@@ -460,6 +487,7 @@ def _search(args: argparse.Namespace) -> int:
         progress=_progress,
         bars=args.bars,
         window_bars=args.window_bars,
+        min_coverage=args.min_coverage,
         beam=args.beam,
         candidates=args.candidates,
         seed=args.seed,
@@ -489,11 +517,17 @@ def _print_added(before: Library, after: Library) -> None:
     print(f"{len(added)} exemplar{'' if len(added) == 1 else 's'} added; library version {after.version}")
 
 
+def _settings_text(library: Library) -> str:
+    config = library.config
+    return (f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}, "
+            f"min coverage {config.min_coverage:g}, mode {config.mode.value}")
+
+
 def _match_text(match: Match | None) -> str:
     if match is None:
         return "-"
     return (f"{match.exemplar} {match.similarity:.3f} (t{match.transpose:+d}, "
-            f"beat {match.shift_beats:g}, x{fraction_text(match.stretch)})")
+            f"beat {match.shift_beats:g}, x{fraction_text(match.stretch)}, covers {match.coverage:.0%})")
 
 
 def _score_line(result: FileResult) -> str:

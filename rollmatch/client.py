@@ -30,7 +30,7 @@ from .errors import (
     ServiceError,
 )
 from .readers import format_of
-from .verdict import Match, Outcome, Verdict, check_threshold
+from .verdict import Match, Outcome, Verdict, check_coverage, check_threshold
 
 _ERRORS: dict[grpc.StatusCode, type[RollmatchError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InputError,
@@ -89,6 +89,7 @@ def options_message(
     stretches: Sequence[float] | None = None,
     good_threshold: float | None = None,
     bad_threshold: float | None = None,
+    min_coverage: float | None = None,
     top_k: int = 0,
 ) -> pb.ScoreOptions:
     return pb.ScoreOptions(
@@ -96,12 +97,13 @@ def options_message(
         stretches=list(stretches or ()),
         good_threshold=good_threshold,
         bad_threshold=bad_threshold,
+        min_coverage=min_coverage,
         top_k=top_k,
     )
 
 
 def _match(message: pb.Match) -> Match:
-    return Match(message.exemplar, message.similarity, message.transpose, message.shift_beats, message.stretch)
+    return Match(message.exemplar, message.similarity, message.transpose, message.shift_beats, message.stretch, message.coverage)
 
 
 def verdict_from_message(result: pb.Result) -> Verdict:
@@ -148,6 +150,7 @@ def _add_request(
     end_beat: float | None = None,
     tracks: Sequence[int | str] | None = None,
     threshold: float | None = None,
+    mode: str | None = None,
     tags: Sequence[str] = (),
     description: str = "",
     provenance: str = "",
@@ -165,6 +168,7 @@ def _add_request(
         end_beat=end_beat,
         tracks=[str(t) for t in tracks or ()],
         threshold=threshold,
+        mode=mode or "",
         tags=list(tags),
         description=description,
         provenance=provenance,
@@ -255,8 +259,11 @@ class Client(_Connection):
     def remove_exemplar(self, exemplar_id: str) -> pb.RemoveExemplarResponse:
         return self._call(self._stub.RemoveExemplar, pb.RemoveExemplarRequest(id=exemplar_id))
 
-    def set_thresholds(self, *, good: float | None = None, bad: float | None = None) -> pb.SetThresholdsResponse:
-        return self._call(self._stub.SetThresholds, pb.SetThresholdsRequest(good=good, bad=bad))
+    def set_thresholds(
+        self, *, good: float | None = None, bad: float | None = None, min_coverage: float | None = None
+    ) -> pb.SetThresholdsResponse:
+        request = pb.SetThresholdsRequest(good=good, bad=bad, min_coverage=min_coverage)
+        return self._call(self._stub.SetThresholds, request)
 
 
 def _stream_result(response: pb.ScoreStreamResponse) -> StreamResult:
@@ -333,8 +340,11 @@ class AsyncClient(_Connection):
     async def remove_exemplar(self, exemplar_id: str) -> pb.RemoveExemplarResponse:
         return await self._call(self._stub.RemoveExemplar, pb.RemoveExemplarRequest(id=exemplar_id))
 
-    async def set_thresholds(self, *, good: float | None = None, bad: float | None = None) -> pb.SetThresholdsResponse:
-        return await self._call(self._stub.SetThresholds, pb.SetThresholdsRequest(good=good, bad=bad))
+    async def set_thresholds(
+        self, *, good: float | None = None, bad: float | None = None, min_coverage: float | None = None
+    ) -> pb.SetThresholdsResponse:
+        request = pb.SetThresholdsRequest(good=good, bad=bad, min_coverage=min_coverage)
+        return await self._call(self._stub.SetThresholds, request)
 
 
 async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:
@@ -361,3 +371,7 @@ class RemoteScorer:
             good_threshold = served.good if good_threshold is None else good_threshold
             bad_threshold = served.bad if bad_threshold is None else bad_threshold
         return check_threshold(good_threshold, "good_threshold"), check_threshold(bad_threshold, "bad_threshold")
+
+    def min_coverage(self, min_coverage: float | None = None) -> float:
+        """The coverage a good match needs for GOOD: the given one, else the server's."""
+        return check_coverage(self.client.library().thresholds.min_coverage if min_coverage is None else min_coverage)

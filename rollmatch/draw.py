@@ -19,7 +19,7 @@ import numpy as np
 from . import defaults
 from .readers import Bars, regular_bars
 from .notes import pitch_name
-from .verdict import Match, Outcome, fraction_text
+from .verdict import Label, Match, Outcome, fraction_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -59,6 +59,8 @@ NOTE_EDGE_COLOUR = "#004B75"
 GOOD_COLOUR = "#009E73"
 BAD_COLOUR = "#D55E00"
 UNMATCHED_COLOUR = "#8C8C8C"
+#: The best good match's coverage in a timeline.
+COVERAGE_COLOUR = "#CC79A7"
 OUTCOME_COLOURS = {Outcome.GOOD: GOOD_COLOUR, Outcome.UNMATCHED: UNMATCHED_COLOUR, Outcome.VETOED: BAD_COLOUR}
 BLACK_KEY_SHADE = "#EFEFEF"
 BAR_LINE_COLOUR = "#555555"
@@ -152,10 +154,14 @@ def explanation_picture(explanation: Explanation) -> Picture:
 
 
 def placed_text(placed: Placed) -> str:
-    """How a placed exemplar matched, e.g. 'best good: bwv269-opening, similarity 0.912 (threshold 0.83, reached)'."""
+    """How a placed exemplar matched, e.g. 'best good: bwv269-opening (near-copy), similarity 0.912 (threshold
+    0.83, reached), coverage 95% (needs 60%, enough)'."""
     reached = "reached" if placed.reached else "not reached"
-    return (f"best {placed.label.value}: {placed.match.exemplar}, similarity {placed.match.similarity:.3f} "
-            f"(threshold {placed.threshold:g}, {reached})")
+    coverage = f"coverage {placed.match.coverage:.0%}"
+    if placed.label is Label.GOOD:
+        coverage += f" (needs {placed.min_coverage:.0%}, {'enough' if placed.covers else 'too little'})"
+    return (f"best {placed.label.value}: {placed.match.exemplar} ({placed.mode.value}), similarity "
+            f"{placed.match.similarity:.3f} (threshold {placed.threshold:g}, {reached}), {coverage}")
 
 
 def alignment_text(match: Match) -> str:
@@ -169,11 +175,13 @@ def timeline_picture(
     *,
     good_threshold: float,
     bad_threshold: float,
+    min_coverage: float,
     bars: Bars | None = None,
     title: str = "",
 ) -> Picture:
     """A piece's roll with, under it, each window's score coloured by its verdict, and the similarity of
-    its best good and best bad match against the library's thresholds.
+    its best good and best bad match against the library's thresholds, with the best good match's coverage
+    against the coverage GOOD needs.
 
     ``windows`` are the per-window results of :func:`rollmatch.score_files` (start_beat and end_beat set);
     each is drawn over the middle of its window, one hop wide, so overlapping windows tile the time axis.
@@ -216,10 +224,13 @@ def timeline_picture(
     similarity_axes.hlines(bad, left, right, colors=BAD_COLOUR, linewidth=2.0, zorder=3, label="best bad")
     similarity_axes.axhline(good_threshold, color=GOOD_COLOUR, linestyle="--", linewidth=1.0, label=f"good threshold {good_threshold:g}")
     similarity_axes.axhline(bad_threshold, color=BAD_COLOUR, linestyle=":", linewidth=1.2, label=f"bad threshold {bad_threshold:g}")
+    coverage = np.array([v.good.coverage if v.good else 0.0 for v in verdicts])
+    similarity_axes.hlines(coverage, left, right, colors=COVERAGE_COLOUR, linewidth=2.0, zorder=2, label="its coverage")
+    similarity_axes.axhline(min_coverage, color=COVERAGE_COLOUR, linestyle="-.", linewidth=0.8, label=f"coverage needed {min_coverage:g}")
     similarity_axes.set_ylim(0, 1.02)
-    similarity_axes.set_ylabel("similarity", fontsize=8)
+    similarity_axes.set_ylabel("similarity,\ncoverage", fontsize=8)
     similarity_axes.set_xlabel("beats", fontsize=8)
-    similarity_axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, fontsize=7, frameon=False, borderaxespad=0.1)
+    similarity_axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6, fontsize=7, frameon=False, borderaxespad=0.1)
     return _finish(figure, roll=roll, score=score_axes, similarity=similarity_axes)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import defaults
 from .draw import Picture, alignment_text, placed_text, timeline_picture
+from .engine import Mode
 from .library import Exemplar, Library
 from .notes import pitch_name, span_beats, transform_notes
 from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
@@ -128,10 +129,17 @@ class Placed:
     label: Label
     threshold: float  #: the threshold in force for this exemplar
     notes: np.ndarray  #: (n,) its notes transposed, stretched and shifted into fragment beats (may start before 0)
+    mode: Mode = Mode.NEAR_COPY  #: how the exemplar is matched
+    min_coverage: float = 0.0  #: the coverage a good match needs to count for GOOD; 0 for a bad one
 
     @property
     def reached(self) -> bool:
         return bool(reaches(self.match.similarity, self.threshold))
+
+    @property
+    def covers(self) -> bool:
+        """Whether the match covers enough of the fragment to count (always, for a bad one)."""
+        return bool(reaches(self.match.coverage, self.min_coverage))
 
 
 @dataclass(frozen=True)
@@ -167,21 +175,30 @@ def explain(
     stretches: Sequence[float] = defaults.STRETCHES,
     good_threshold: float | None = None,
     bad_threshold: float | None = None,
+    min_coverage: float | None = None,
 ) -> Explanation:
     """Judge one fragment (notes in beats) and place its best good and best bad exemplar where they matched.
 
     ``bars`` default to regular bars of :data:`~rollmatch.defaults.BEATS_PER_BAR`.
     """
     verdict = scorer.score(
-        [notes], transpose_range=transpose_range, stretches=stretches, good_threshold=good_threshold, bad_threshold=bad_threshold
+        [notes],
+        transpose_range=transpose_range,
+        stretches=stretches,
+        good_threshold=good_threshold,
+        bad_threshold=bad_threshold,
+        min_coverage=min_coverage,
     )[0]
     thresholds = dict(zip(scorer.ids, scorer.thresholds(good_threshold=good_threshold, bad_threshold=bad_threshold).tolist(), strict=True))
+    modes = dict(zip(scorer.ids, scorer.modes, strict=True))
+    coverage = scorer.min_coverage(min_coverage)
 
     def placed(found: Match | None, label: Label) -> Placed | None:
         if found is None:
             return None
         exemplar = scorer.library.exemplar_notes(found.exemplar)
-        return Placed(found, label, thresholds[found.exemplar], place(exemplar, found))
+        needs = coverage if label is Label.GOOD else 0.0
+        return Placed(found, label, thresholds[found.exemplar], place(exemplar, found), modes[found.exemplar], needs)
 
     return Explanation(
         name=name,
@@ -203,6 +220,7 @@ def explain_file(
     stretches: Sequence[float] = defaults.STRETCHES,
     good_threshold: float | None = None,
     bad_threshold: float | None = None,
+    min_coverage: float | None = None,
 ) -> Explanation:
     """:func:`explain` for a file, with the file's own bars (regular bars of ``beats_per_bar`` when given)."""
     piece = read_piece(path, tracks=tracks)
@@ -216,20 +234,29 @@ def explain_file(
         stretches=stretches,
         good_threshold=good_threshold,
         bad_threshold=bad_threshold,
+        min_coverage=min_coverage,
     )
 
 
 _RULES = {
-    Outcome.GOOD: "a good exemplar reaches its threshold and no bad one reaches its own",
+    Outcome.GOOD: "a good exemplar reaches its threshold, covering enough of the fragment, and no bad one reaches its own",
     Outcome.VETOED: "a bad exemplar reaches its threshold, which vetoes whatever else matches",
     Outcome.UNMATCHED: "no exemplar reaches its threshold",
 }
 
 
+def _why(explanation: Explanation) -> str:
+    good = explanation.good
+    if explanation.verdict.verdict is Outcome.UNMATCHED and good is not None and good.reached and not good.covers:
+        return (f"the best good exemplar reaches its threshold but covers only {good.match.coverage:.0%} of the "
+                f"fragment, and GOOD needs {good.min_coverage:.0%}; no bad exemplar reaches its own")
+    return _RULES[explanation.verdict.verdict]
+
+
 def explanation_lines(explanation: Explanation) -> list[str]:
     """The verdict, the rule that gave it and where each best exemplar matched, for people."""
     verdict = explanation.verdict
-    lines = [f"{explanation.name}: {verdict.verdict.value}, score {verdict.score:.3f}", f"  why: {_RULES[verdict.verdict]}"]
+    lines = [f"{explanation.name}: {verdict.verdict.value}, score {verdict.score:.3f}", f"  why: {_why(explanation)}"]
     for label, found in ((Label.GOOD, explanation.good), (Label.BAD, explanation.bad)):
         if found is None:
             lines.append(f"  best {label.value}: none (no {label.value} exemplar overlaps the fragment)")
@@ -250,6 +277,7 @@ def timeline_file(
     *,
     good_threshold: float,
     bad_threshold: float,
+    min_coverage: float,
     tracks: TrackSelector = None,
     beats_per_bar: float | None = None,
 ) -> Picture:
@@ -264,6 +292,7 @@ def timeline_file(
         windows,
         good_threshold=good_threshold,
         bad_threshold=bad_threshold,
+        min_coverage=min_coverage,
         bars=bars,
         title=f"{Path(path).name}: {len(windows)} window{'' if len(windows) == 1 else 's'}",
     )

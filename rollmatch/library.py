@@ -28,6 +28,7 @@ import numpy as np
 
 from . import defaults
 from .checks import number, whole_number
+from .engine import Mode, check_mode
 from .errors import AlreadyExistsError, InputError, LibraryError, NotFoundError, ParameterError
 from .notes import select_beats
 from .readers import (
@@ -43,7 +44,7 @@ from .readers import (
 )
 from .roll import check_steps_per_beat
 from .storage import atomic_write, exclusive_lock
-from .verdict import Label, check_threshold
+from .verdict import Label, check_coverage, check_threshold
 
 MANIFEST_NAME = "rollmatch.toml"
 CACHE_DIR = ".rollmatch-cache"
@@ -73,6 +74,7 @@ class Exemplar:
     end_beat: float | None = None
     tracks: tuple[int | str, ...] | None = None
     threshold: float | None = None  #: overrides the library's threshold for this exemplar's label
+    mode: Mode | None = None  #: how it is matched; None: the library's mode
     tags: tuple[str, ...] = ()
     description: str = ""
     provenance: str = ""
@@ -91,6 +93,7 @@ class Exemplar:
             "end_beat": self.end_beat,
             "tracks": list(self.tracks) if self.tracks is not None else None,
             "threshold": self.threshold,
+            "mode": None if self.mode is None else self.mode.value,
             "tags": list(self.tags),
             "description": self.description,
             "provenance": self.provenance,
@@ -117,6 +120,8 @@ class LibraryConfig:
     bad_threshold: float = defaults.BAD_THRESHOLD
     steps_per_beat: int = defaults.STEPS_PER_BEAT
     velocity: bool = False  #: weight roll cells by velocity / 127 instead of 1
+    min_coverage: float = defaults.MIN_COVERAGE  #: share of a fragment a good match must cover for GOOD
+    mode: Mode = Mode(defaults.MODE)  #: how exemplars that name no mode are matched
 
 
 def default_library_path() -> Path:
@@ -184,6 +189,10 @@ class Library:
             self.exemplar_notes(exemplar.id)
         return [self._notes[e.id] for e in self.exemplars]
 
+    def mode_of(self, exemplar: Exemplar) -> Mode:
+        """How ``exemplar`` is matched: its own mode, else the library's."""
+        return self.config.mode if exemplar.mode is None else exemplar.mode
+
     def exemplar_notes(self, exemplar_id: str) -> np.ndarray:
         """One exemplar's notes (beats), parsed once and cached like :meth:`notes`.
 
@@ -209,6 +218,7 @@ class Library:
         bars: BarRange | None = None,
         tracks: Sequence[int | str] | None = None,
         threshold: float | None = None,
+        mode: str | Mode | None = None,
         tags: Sequence[str] = (),
         description: str = "",
         provenance: str | None = None,
@@ -227,6 +237,7 @@ class Library:
             bars=bars,
             tracks=tracks,
             threshold=threshold,
+            mode=mode,
             tags=tags,
             description=description,
             provenance=provenance,
@@ -243,6 +254,7 @@ class Library:
         bars: BarRange | None = None,
         tracks: Sequence[int | str] | None = None,
         threshold: float | None = None,
+        mode: str | Mode | None = None,
         tags: Sequence[str] = (),
         description: str = "",
         provenance: str | None = None,
@@ -253,9 +265,10 @@ class Library:
         Every file gets the same selection: a beat range [start_beat, end_beat), or ``bars=(first, last)``,
         whole bars by the file's own bar lines (1-based, inclusive, bar 0 a pickup; see
         :mod:`rollmatch.readers`), stored in the manifest as the beat range they cover; and ``tracks`` by
-        index or name. Ids are ``exemplar_ids`` (one per file) or come from the file names: the name's stem,
-        with ``-bars-A-B`` appended for a bar range. Ids clashing with the library or within the batch are
-        refused, and every file is read, before anything is written: any failure leaves the library as it was.
+        index or name. ``mode`` (None: the library's) says how they are matched. Ids are ``exemplar_ids``
+        (one per file) or come from the file names: the name's stem, with ``-bars-A-B`` appended for a bar
+        range. Ids clashing with the library or within the batch are refused, and every file is read, before
+        anything is written: any failure leaves the library as it was.
         """
         sources = [Path(f) for f in files]
         if not sources:
@@ -276,6 +289,7 @@ class Library:
                     end_beat=end_beat,
                     tracks=tuple(tracks) if tracks else None,
                     threshold=threshold,
+                    mode=mode,
                     tags=tuple(tags),
                     description=description,
                     provenance=provenance if provenance is not None else f"added from {source.name}{in_bars}",
@@ -305,6 +319,7 @@ class Library:
         label: str | Label,
         tracks: Sequence[int | str] | None = None,
         threshold: float | None = None,
+        mode: str | Mode | None = None,
         tags: Sequence[str] = (),
         description: str = "",
         provenance: str | None = None,
@@ -319,7 +334,7 @@ class Library:
         per = whole_number(bars_per_exemplar, "bars_per_exemplar", at_least=1, at_most=defaults.MAX_BARS)
         template = _checked_exemplar(
             Exemplar(id=_id_from_name(source.stem), label=_label(label), file="", tracks=tuple(tracks) if tracks else None,
-                     threshold=threshold, tags=tuple(tags), description=description),
+                     threshold=threshold, mode=mode, tags=tuple(tags), description=description),
             where="new exemplar",
         )
         data = read_file_bytes(source)
@@ -368,13 +383,18 @@ class Library:
                 _store_cache(self.path, exemplar, addition.data, addition.notes)
             return _pruned(Library.open(self.path))
 
-    def set_thresholds(self, *, good: float | None = None, bad: float | None = None) -> Library:
-        """Change the library-wide thresholds (None keeps one) and return the new snapshot."""
-        updates = {}
+    def set_thresholds(
+        self, *, good: float | None = None, bad: float | None = None, min_coverage: float | None = None
+    ) -> Library:
+        """Change the library-wide thresholds and coverage requirement (None keeps one) and return the new
+        snapshot."""
+        updates: dict[str, float] = {}
         if good is not None:
             updates["good_threshold"] = check_threshold(good, "good_threshold")
         if bad is not None:
             updates["bad_threshold"] = check_threshold(bad, "bad_threshold")
+        if min_coverage is not None:
+            updates["min_coverage"] = check_coverage(min_coverage)
         with exclusive_lock(self.path):
             _, _, config, exemplars = _load_manifest(self.path)
             atomic_write(self.path / MANIFEST_NAME, _render_manifest(replace(config, **updates), exemplars).encode())
@@ -395,8 +415,8 @@ class Library:
 
 # --- manifest ------------------------------------------------------------------------------------------
 
-_CONFIG_KEYS = {"name", "description", "good_threshold", "bad_threshold", "steps_per_beat", "velocity"}
-_EXEMPLAR_KEYS = {"id", "label", "file", "start_beat", "end_beat", "tracks", "threshold", "tags", "description", "provenance"}
+_CONFIG_KEYS = {"name", "description", "good_threshold", "bad_threshold", "steps_per_beat", "velocity", "min_coverage", "mode"}
+_EXEMPLAR_KEYS = {"id", "label", "file", "start_beat", "end_beat", "tracks", "threshold", "mode", "tags", "description", "provenance"}
 
 
 def _load_manifest(directory: Path) -> tuple[bytes, Stamp, LibraryConfig, tuple[Exemplar, ...]]:
@@ -441,6 +461,8 @@ def _parse_manifest(text: bytes, manifest: Path) -> tuple[LibraryConfig, tuple[E
             bad_threshold=check_threshold(table.get("bad_threshold", defaults.BAD_THRESHOLD), "bad_threshold"),
             steps_per_beat=check_steps_per_beat(table.get("steps_per_beat", defaults.STEPS_PER_BEAT)),
             velocity=_boolean(table.get("velocity", False), "velocity"),
+            min_coverage=check_coverage(table.get("min_coverage", defaults.MIN_COVERAGE)),
+            mode=check_mode(table.get("mode", defaults.MODE)),
         )
     except ParameterError as exc:
         raise LibraryError(f"{manifest}: [library] {exc}") from None
@@ -467,6 +489,7 @@ def _parse_manifest(text: bytes, manifest: Path) -> tuple[LibraryConfig, tuple[E
                     end_beat=entry.get("end_beat"),
                     tracks=tuple(tracks) if isinstance(tracks, list) else tracks,
                     threshold=entry.get("threshold"),
+                    mode=entry.get("mode"),
                     tags=entry.get("tags", ()),
                     description=str(entry.get("description", "")),
                     provenance=str(entry.get("provenance", "")),
@@ -500,6 +523,7 @@ def _checked_exemplar(exemplar: Exemplar, *, where: str) -> Exemplar:
     ):
         raise ParameterError(f"{where}: tracks={exemplar.tracks!r} must be a non-empty list of indices or names")
     threshold = None if exemplar.threshold is None else check_threshold(exemplar.threshold, f"{where}: threshold")
+    mode = None if exemplar.mode is None else check_mode(exemplar.mode, f"{where}: mode")
     if not isinstance(exemplar.tags, list | tuple) or not all(isinstance(t, str) for t in exemplar.tags):
         raise ParameterError(f"{where}: tags={exemplar.tags!r} must be a list of strings")
     if exemplar.file and (Path(exemplar.file).is_absolute() or ".." in Path(exemplar.file).parts):
@@ -510,6 +534,7 @@ def _checked_exemplar(exemplar: Exemplar, *, where: str) -> Exemplar:
         start_beat=None if exemplar.start_beat is None else float(exemplar.start_beat),
         end_beat=None if exemplar.end_beat is None else float(exemplar.end_beat),
         threshold=threshold,
+        mode=mode,
         tags=tuple(exemplar.tags),
     )
 
@@ -530,8 +555,9 @@ def _boolean(value: Any, name: str) -> bool:
 def _render_manifest(config: LibraryConfig, exemplars: Sequence[Exemplar]) -> str:
     """The manifest as TOML text; fields left at their defaults are omitted."""
     lines = ["# rollmatch exemplar library: edit by hand or with 'rollmatch library'.", "", "[library]"]
-    for key in ("name", "description", "good_threshold", "bad_threshold", "steps_per_beat", "velocity"):
-        lines.append(f"{key} = {_toml(getattr(config, key))}")
+    for key in ("name", "description", "good_threshold", "bad_threshold", "min_coverage", "mode", "steps_per_beat", "velocity"):
+        value = getattr(config, key)
+        lines.append(f"{key} = {_toml(value.value if isinstance(value, Mode) else value)}")
     for e in exemplars:
         lines += ["", "[[exemplar]]"]
         for key, value in e.to_dict().items():

@@ -20,7 +20,7 @@ from .errors import InputError, LibraryError, ParameterError
 from .library import Library
 from .notes import select_beats, span_beats
 from .readers import TrackSelector, read_notes
-from .verdict import Verdict, check_threshold, exemplar_thresholds, judge, label_arrays
+from .verdict import Verdict, check_coverage, check_threshold, exemplar_thresholds, judge, label_arrays
 
 Progress = Callable[[str], None]
 #: Windows one ``score --window`` run may cut a piece into.
@@ -43,6 +43,7 @@ class Scorer:
         self._exemplar_notes = library.notes(progress=progress)
         self._banks: OrderedDict[tuple[float, ...], TemplateBank] = OrderedDict()
         self.ids = tuple(e.id for e in library.exemplars)
+        self.modes = tuple(library.mode_of(e) for e in library.exemplars)
         self.is_bad, self.overrides = label_arrays(library.exemplars)
 
     def bank(self, stretches: Sequence[float]) -> TemplateBank:
@@ -54,7 +55,12 @@ class Scorer:
             return self._banks[key]
         config = self.library.config
         self._banks[key] = TemplateBank(
-            self._exemplar_notes, stretches=key, steps_per_beat=config.steps_per_beat, velocity=config.velocity, xp=self.xp
+            self._exemplar_notes,
+            stretches=key,
+            steps_per_beat=config.steps_per_beat,
+            velocity=config.velocity,
+            modes=self.modes,
+            xp=self.xp,
         )
         while len(self._banks) > BANK_CACHE_SIZE:
             self._banks.popitem(last=False)
@@ -73,7 +79,7 @@ class Scorer:
             if self.method == "sparse":
                 bank.runs()
             else:
-                bank.rows_cumsum  # built now, not on the first request
+                bank.time_energy_device  # built now, not on the first request
 
     def score(
         self,
@@ -83,18 +89,20 @@ class Scorer:
         stretches: Sequence[float] = defaults.STRETCHES,
         good_threshold: float | None = None,
         bad_threshold: float | None = None,
+        min_coverage: float | None = None,
         origin_beats: Sequence[float] | None = None,
         top_k: int = 0,
     ) -> list[Verdict]:
         """Judge each fragment (a note array in beats) by the veto rule.
 
-
-        Thresholds given here replace the library's; an exemplar's own threshold still wins over both.
+        Thresholds and ``min_coverage`` given here replace the library's; an exemplar's own threshold still
+        wins over both.
         ``origin_beats`` shifts each fragment's reported match positions (a window's start in its piece);
         ``top_k`` adds that many best matches of any label to each verdict.
         """
         top_k = whole_number(top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K)
         thresholds = self.thresholds(good_threshold=good_threshold, bad_threshold=bad_threshold)
+        coverage = self.min_coverage(min_coverage)
         best = self.similarities(fragments, transpose_range=transpose_range, stretches=stretches)
         return judge(
             best,
@@ -102,6 +110,7 @@ class Scorer:
             self.is_bad,
             thresholds,
             steps_per_beat=self.library.config.steps_per_beat,
+            min_coverage=coverage,
             origin_beats=None if origin_beats is None else np.asarray(origin_beats, dtype=np.float64),
             top_k=top_k,
         )
@@ -123,6 +132,10 @@ class Scorer:
             check_threshold(config.good_threshold if good_threshold is None else good_threshold, "good_threshold"),
             check_threshold(config.bad_threshold if bad_threshold is None else bad_threshold, "bad_threshold"),
         )
+
+    def min_coverage(self, min_coverage: float | None = None) -> float:
+        """The coverage a good match needs for GOOD: the given one, else the library's."""
+        return check_coverage(self.library.config.min_coverage if min_coverage is None else min_coverage)
 
     def thresholds(self, *, good_threshold: float | None = None, bad_threshold: float | None = None) -> np.ndarray:
         """The threshold in force for each exemplar, shape (K,): its own, else that of its label."""
@@ -172,6 +185,7 @@ def score_files(
     stretches: Sequence[float] = defaults.STRETCHES,
     good_threshold: float | None = None,
     bad_threshold: float | None = None,
+    min_coverage: float | None = None,
     progress: Progress | None = None,
 ) -> Iterator[FileResult]:
     """Score each file whole, or window by window; an unreadable file yields an error result and the rest go on.
@@ -183,13 +197,21 @@ def score_files(
     for value, name in ((good_threshold, "good_threshold"), (bad_threshold, "bad_threshold")):
         if value is not None:
             check_threshold(value, name)
+    if min_coverage is not None:
+        check_coverage(min_coverage)
     if window_beats is not None:
         number(window_beats, "window_beats", above=0)
     if hop_beats is not None:
         if window_beats is None:
             raise ParameterError("hop_beats needs window_beats")
         number(hop_beats, "hop_beats", above=0)
-    options = {"transpose_range": transpose_range, "stretches": stretches, "good_threshold": good_threshold, "bad_threshold": bad_threshold}
+    options = {
+        "transpose_range": transpose_range,
+        "stretches": stretches,
+        "good_threshold": good_threshold,
+        "bad_threshold": bad_threshold,
+        "min_coverage": min_coverage,
+    }
     for i, path in enumerate(paths):
         name = str(path)
         if progress and len(paths) > 1:

@@ -49,7 +49,7 @@ from .notes import NOTE_DTYPE, select_beats, snap_notes, span_beats, transform_n
 from .readers import read_notes
 from .scoring import Progress, windows
 from .storage import write_output
-from .verdict import Outcome, Verdict
+from .verdict import Outcome, Verdict, check_coverage
 from .writers import write_midi
 
 #: Scores are ranked rounded to this many decimals, so that float noise of the engine can never reorder
@@ -245,6 +245,7 @@ class PhraseSearch:
 
     ``start`` is a piece to continue (beats); its length rounded up to whole bars counts toward ``bars``.
     ``material`` is what the generator may draw on. ``name`` names the generator in messages.
+    ``min_coverage`` is the share of each window a good match must cover (None: the served library's).
     """
 
     def __init__(
@@ -256,6 +257,7 @@ class PhraseSearch:
         name: str = "generator",
         bars: int = defaults.SEARCH_BARS,
         window_bars: int = defaults.WINDOW_BARS,
+        min_coverage: float | None = None,
         beats_per_bar: int = defaults.BEATS_PER_BAR,
         beam: int = defaults.BEAM_WIDTH,
         candidates: int = defaults.CANDIDATES_PER_BEAM,
@@ -274,6 +276,7 @@ class PhraseSearch:
         self.name = name
         self.bars = whole_number(bars, "bars", at_least=1, at_most=defaults.MAX_SEARCH_BARS)
         self.window_bars = whole_number(window_bars, "window_bars", at_least=1, at_most=defaults.MAX_WINDOW_BARS)
+        self.min_coverage = None if min_coverage is None else check_coverage(min_coverage)
         self.beats_per_bar = whole_number(beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR)
         if material.beats_per_bar != self.beats_per_bar:
             raise ParameterError(f"material cut into bars of {material.beats_per_bar} beats, but beats_per_bar={beats_per_bar}")
@@ -291,7 +294,8 @@ class PhraseSearch:
             raise ParameterError(f"the start is {self.start_bars} bars long; bars={self.bars} must be more, to leave bars to search")
         self.progress = progress
         self.settings: dict[str, Any] = {
-            "bars": self.bars, "beats_per_bar": self.beats_per_bar, "window_bars": self.window_bars, "beam": self.beam,
+            "bars": self.bars, "beats_per_bar": self.beats_per_bar, "window_bars": self.window_bars,
+            "min_coverage": self.min_coverage, "beam": self.beam,
             "candidates": self.candidates, "seed": self.seed, "generator": name, "form": form, "start_bars": self.start_bars,
             "draws": self.draws, "max_evaluations": self.max_evaluations, "max_seconds": self.max_seconds,
         }
@@ -386,7 +390,7 @@ class PhraseSearch:
         """Verdicts for every request, in request order whatever order the stream answers in."""
         began = time.perf_counter()
         answers: list[list[Verdict]] = [[] for _ in requests]
-        for answer in self.client.score_stream(requests, max_in_flight=self.in_flight):
+        for answer in self.client.score_stream(requests, max_in_flight=self.in_flight, min_coverage=self.min_coverage):
             if answer.error is not None:
                 raise answer.error
             answers[int(answer.id)] = answer.verdicts
@@ -428,7 +432,7 @@ class PhraseSearch:
     def _result(self, beam: Beam, *, complete: bool, stopped: str) -> SearchResult:
         """Score every window of the result again, in one call, with positions in the piece's beats."""
         cut = windows(beam.notes, window_beats=self.window_bars * self.beats_per_bar, hop_beats=self.beats_per_bar)
-        verdicts = self.client.score([w for _, _, w in cut], origin_beats=[s for s, _, _ in cut])
+        verdicts = self.client.score([w for _, _, w in cut], origin_beats=[s for s, _, _ in cut], min_coverage=self.min_coverage)
         self._show(beam.bars)
         if self.progress:
             self.progress("")
@@ -531,7 +535,7 @@ def run_search(
     report = {
         "output": str(path),
         "server": server or "local",
-        "library": {"name": served.name, "version": served.version},
+        "library": {"name": served.name, "version": served.version, "min_coverage": served.thresholds.min_coverage},
         "material": str(material_library.path),
         "start": None if start is None else str(start),
         **result.to_dict(),

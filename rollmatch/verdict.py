@@ -1,8 +1,9 @@
 """The veto rule: from similarities to GOOD / VETOED / UNMATCHED verdicts that explain themselves.
 
 g is the best similarity to a good exemplar and b the best to a bad one. A fragment is GOOD when some good
-exemplar reaches its threshold and no bad one reaches its own; VETOED as soon as any bad exemplar reaches its
-threshold, whatever else matches; UNMATCHED otherwise.
+exemplar reaches its threshold with a coverage (the share of the fragment inside the match's window) of at
+least ``min_coverage``, and no bad one reaches its own threshold; VETOED as soon as any bad exemplar reaches its
+threshold, whatever else matches and however little of the fragment it covers; UNMATCHED otherwise.
 
 The continuous score is ``tier + (g + (1 - b)) / 2`` with tier 1 for GOOD, 0 for UNMATCHED and -1 for VETOED,
 so every GOOD fragment (score > 1) ranks above every other one, and within a verdict fragments rank by how
@@ -46,6 +47,11 @@ def check_threshold(value: float, name: str) -> float:
     return number(value, name, above=0, at_most=1)
 
 
+def check_coverage(value: float, name: str = "min_coverage") -> float:
+    """Validate a coverage requirement: a share in [0, 1] (0 requires nothing)."""
+    return number(value, name, at_least=0, at_most=1)
+
+
 @dataclass(frozen=True)
 class Match:
     """Why a fragment resembles one exemplar: where the exemplar lands inside the fragment."""
@@ -55,6 +61,7 @@ class Match:
     transpose: int  #: semitones added to the exemplar
     shift_beats: float  #: fragment beat where the exemplar's first onset lands
     stretch: float  #: time-stretch factor applied to the exemplar
+    coverage: float  #: share of the fragment's sounding cells inside the match's window, in [0, 1]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +70,7 @@ class Match:
             "transpose": self.transpose,
             "shift_beats": round(self.shift_beats, 4),
             "stretch": round(self.stretch, 6),
+            "coverage": round(self.coverage, 4),
         }
 
 
@@ -129,27 +137,33 @@ def judge(
     thresholds: np.ndarray,
     *,
     steps_per_beat: int,
+    min_coverage: float = defaults.MIN_COVERAGE,
     origin_beats: np.ndarray | None = None,
     top_k: int = 0,
 ) -> list[Verdict]:
     """Apply the veto rule to each fragment of ``best`` (shape (B, K)).
 
-    ``is_bad`` (K,) marks bad exemplars and ``thresholds`` (K,) is the threshold in force for each.
+    ``is_bad`` (K,) marks bad exemplars and ``thresholds`` (K,) is the threshold in force for each; a good
+    match counts for GOOD only with a coverage of at least ``min_coverage``.
     ``origin_beats`` (B,) is added to every reported shift, e.g. a window's start within its piece.
     ``top_k`` asks for that many best matches of any label as well.
-    The reported match for a label is the most similar exemplar that reaches its threshold, else the most
-    similar one; None when the library has no exemplar of that label or nothing overlapped at all.
+    The reported match for a label is the most similar exemplar that counts (a good one that reaches its
+    threshold and covers enough, a bad one that reaches its threshold), else the most similar that reaches
+    its threshold, else the most similar one; None when the library has no exemplar of that label or nothing
+    overlapped at all.
     """
+    min_coverage = check_coverage(min_coverage)
     sims = best.similarity
     reached = reaches(sims, thresholds[None, :])
+    accepts = reached & reaches(best.coverage, min_coverage) & ~is_bad[None, :]  # good matches that count
     origins = np.zeros(sims.shape[0]) if origin_beats is None else np.asarray(origin_beats, dtype=np.float64)
     verdicts = []
     for b in range(sims.shape[0]):
-        good = _pick(best, b, ~is_bad, reached[b], ids, steps_per_beat, origins[b])
-        bad = _pick(best, b, is_bad, reached[b], ids, steps_per_beat, origins[b])
+        good = _pick(best, b, ~is_bad, reached[b].astype(int) + accepts[b], ids, steps_per_beat, origins[b])
+        bad = _pick(best, b, is_bad, 2 * reached[b].astype(int), ids, steps_per_beat, origins[b])
         if np.any(reached[b] & is_bad):
             outcome = Outcome.VETOED
-        elif np.any(reached[b] & ~is_bad):
+        elif np.any(accepts[b]):
             outcome = Outcome.GOOD
         else:
             outcome = Outcome.UNMATCHED
@@ -168,7 +182,7 @@ def _pick(
     best: BestMatches,
     b: int,
     of_label: np.ndarray,
-    reached: np.ndarray,
+    rank: np.ndarray,
     ids: tuple[str, ...],
     steps_per_beat: int,
     origin: float,
@@ -176,8 +190,9 @@ def _pick(
     candidates = np.flatnonzero(of_label)
     if candidates.size == 0:
         return None
-    # Exemplars that reach their threshold rank above all others; then by similarity; ties keep manifest order.
-    key = best.similarity[b, candidates] + 2.0 * reached[candidates]
+    # A higher rank (0-2: reached nothing, its threshold, everything that counts) wins; then similarity; ties
+    # keep manifest order.
+    key = best.similarity[b, candidates] + 2.0 * rank[candidates]
     k = int(candidates[np.argmax(key)])
     if best.similarity[b, k] <= 0.0:
         return None
@@ -191,4 +206,5 @@ def _match(best: BestMatches, b: int, k: int, ids: tuple[str, ...], steps_per_be
         transpose=int(best.transpose[b, k]),
         shift_beats=float(origin) + float(best.shift_steps[b, k]) / steps_per_beat,
         stretch=float(best.stretch[b, k]),
+        coverage=float(best.coverage[b, k]),
     )

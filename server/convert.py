@@ -16,7 +16,7 @@ from rollmatch.errors import InputError, LimitError, ParameterError, RollmatchEr
 from rollmatch.library import Exemplar, Library
 from rollmatch.notes import DEFAULT_VELOCITY, notes_from_columns, span_beats
 from rollmatch.readers import read_notes_bytes
-from rollmatch.verdict import Match, Outcome, Verdict, check_threshold
+from rollmatch.verdict import Match, Outcome, Verdict, check_coverage, check_threshold
 
 from .status import FieldError
 
@@ -96,6 +96,8 @@ def options(message: pb.ScoreOptions, *, field: str = "options") -> dict[str, An
     for key in ("good_threshold", "bad_threshold"):
         if message.HasField(key):
             out[key] = _field(f"{field}.{key}", check_threshold, getattr(message, key), key)
+    if message.HasField("min_coverage"):
+        out["min_coverage"] = _field(f"{field}.min_coverage", check_coverage, message.min_coverage)
     if message.top_k:
         out["top_k"] = _field(f"{field}.top_k", whole_number, message.top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K)
     return out
@@ -110,6 +112,7 @@ def match(value: Match | None) -> pb.Match | None:
         transpose=value.transpose,
         shift_beats=value.shift_beats,
         stretch=value.stretch,
+        coverage=value.coverage,
     )
 
 
@@ -136,6 +139,7 @@ def exemplar(value: Exemplar) -> pb.Exemplar:
         tags=list(value.tags),
         description=value.description,
         provenance=value.provenance,
+        mode="" if value.mode is None else value.mode.value,
     )
 
 
@@ -147,12 +151,18 @@ def library(value: Library) -> pb.GetLibraryResponse:
         version=value.version,
         good_count=labels.count("good"),
         bad_count=labels.count("bad"),
-        thresholds=pb.Thresholds(good=config.good_threshold, bad=config.bad_threshold),
+        thresholds=thresholds(value),
         steps_per_beat=config.steps_per_beat,
         velocity=config.velocity,
         default_transpose_range=defaults.TRANSPOSE_RANGE,
         default_stretches=list(defaults.STRETCHES),
+        mode=config.mode.value,
     )
+
+
+def thresholds(value: Library) -> pb.Thresholds:
+    config = value.config
+    return pb.Thresholds(good=config.good_threshold, bad=config.bad_threshold, min_coverage=config.min_coverage)
 
 
 def tracks(values: Sequence[str]) -> list[int | str] | None:

@@ -105,14 +105,12 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
         return pb.RemoveExemplarResponse(library_version=library.version)
 
     async def SetThresholds(self, request: pb.SetThresholdsRequest, context: grpc.aio.ServicerContext) -> pb.SetThresholdsResponse:
-        good = request.good if request.HasField("good") else None
-        bad = request.bad if request.HasField("bad") else None
+        good, bad, coverage = (getattr(request, k) if request.HasField(k) else None for k in ("good", "bad", "min_coverage"))
         try:
-            library = await self.state.change(lambda library: library.set_thresholds(good=good, bad=bad))
+            library = await self.state.change(lambda library: library.set_thresholds(good=good, bad=bad, min_coverage=coverage))
         except Exception as exc:
             await context.abort_with_status(rich_status(exc))
-        config = library.config
-        return pb.SetThresholdsResponse(thresholds=pb.Thresholds(good=config.good_threshold, bad=config.bad_threshold), library_version=library.version)
+        return pb.SetThresholdsResponse(thresholds=convert.thresholds(library), library_version=library.version)
 
 
 def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
@@ -134,6 +132,7 @@ def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
             end_beat=request.end_beat if request.HasField("end_beat") else None,
             tracks=convert.tracks(request.tracks),
             threshold=request.threshold if request.HasField("threshold") else None,
+            mode=request.mode or None,
             tags=list(request.tags),
             description=request.description,
             provenance=request.provenance or None,

@@ -27,8 +27,8 @@ def test_score_prints_a_table_against_the_default_library(capsys):
     code, out, err = run(capsys, "score", str(EXAMPLES / "bwv18.5-lz-opening.mid"), str(EXAMPLES / "planing.mid"))
     assert code == 0 and err.strip() in (f"rollmatch: scored with the cpu engine, {path} path (2 results)" for path in ("sparse", "dense"))
     good, vetoed = out.splitlines()
-    assert "GOOD" in good and "bwv18.5-w-phrase1 1.000 (t+2, beat 0, x1)" in good
-    assert "VETOED" in vetoed and "parallel-fifths" in vetoed and "x1/2" in vetoed
+    assert "GOOD" in good and "bwv18.5-w-phrase1 1.000 (t+2, beat 0, x1, covers 100%)" in good
+    assert "VETOED" in vetoed and "parallel-fifths-pair 1.000" in vetoed and "x1/2" in vetoed
 
 
 def test_score_json_has_the_documented_keys(capsys):
@@ -37,7 +37,7 @@ def test_score_json_has_the_documented_keys(capsys):
     result = json.loads(line)
     assert code == 0 and set(result) == {"file", "verdict", "score", "good", "bad"}
     assert result["verdict"] == "UNMATCHED"
-    assert set(result["good"]) == {"exemplar", "similarity", "transpose", "shift_beats", "stretch"}
+    assert set(result["good"]) == {"exemplar", "similarity", "transpose", "shift_beats", "stretch", "coverage"}
 
 
 def test_score_windows_print_one_line_per_window(capsys):
@@ -126,14 +126,18 @@ def test_library_thresholds_shows_and_sets_them(tmp_path, capsys):
     lib = tmp_path / "mine"
     assert run(capsys, "library", "init", str(lib))[0] == 0
     code, out, _ = run(capsys, "library", "thresholds", str(lib))
-    assert code == 0 and out.startswith(f"thresholds good {defaults.GOOD_THRESHOLD:g} / bad {defaults.BAD_THRESHOLD:g}; library version ")
-    code, out, _ = run(capsys, "library", "thresholds", str(lib), "--bad", "0.7")
-    assert code == 0 and out.startswith(f"thresholds good {defaults.GOOD_THRESHOLD:g} / bad 0.7; ")
+    settings = f"min coverage {defaults.MIN_COVERAGE:g}, mode near-copy"
+    assert code == 0 and out.startswith(
+        f"thresholds good {defaults.GOOD_THRESHOLD:g} / bad {defaults.BAD_THRESHOLD:g}, {settings}; library version ")
+    code, out, _ = run(capsys, "library", "thresholds", str(lib), "--bad", "0.7", "--min-coverage", "0.75")
+    assert code == 0 and out.startswith(f"thresholds good {defaults.GOOD_THRESHOLD:g} / bad 0.7, min coverage 0.75, mode near-copy; ")
     config = Library.open(lib).config
-    assert (config.good_threshold, config.bad_threshold) == (defaults.GOOD_THRESHOLD, 0.7)
+    assert (config.good_threshold, config.bad_threshold, config.min_coverage) == (defaults.GOOD_THRESHOLD, 0.7, 0.75)
     assert out.split()[-1] == Library.open(lib).version
     code, _, err = run(capsys, "library", "thresholds", str(lib), "--good", "1.5")
     assert code == 2 and "good_threshold=1.5 must be in" in err
+    code, _, err = run(capsys, "library", "thresholds", str(lib), "--min-coverage", "-0.1")
+    assert code == 2 and err == "rollmatch: error: min_coverage=-0.1 must be within [0, 1]\n"
 
 
 def test_real_entry_point_never_shows_a_traceback(tmp_path):
@@ -268,8 +272,8 @@ def test_calibrate_writes_only_with_write(mis_set_library, labeled_dir, capsys):
 
 def test_calibrate_errors_are_one_line(mis_set_library, labeled_dir, tmp_path, capsys):
     code, _, err = run(capsys, "library", "calibrate", str(mis_set_library.path), str(labeled_dir), "--folds", "13")
-    assert code == 2 and err == ("rollmatch: error: folds=13 needs at least 13 fragments labeled good and 13 labeled bad; "
-                                 "the labeled set has 12 good and 12 bad\n")
+    assert code == 2 and err == ("rollmatch: error: folds=13 needs at least 13 fragments of each kind labeled; "
+                                 "the labeled set has 12 good, 4 bad, 8 other\n")
     code, _, err = run(capsys, "library", "calibrate", str(mis_set_library.path), str(tmp_path / "nowhere"))
     assert code == 1 and err == f"rollmatch: error: {tmp_path / 'nowhere'}: no such file or directory\n"
 
@@ -301,9 +305,9 @@ def test_explain_prints_why_and_draws_the_matches(tmp_path, capsys):
     out_png = tmp_path / "why.png"
     code, out, _ = run(capsys, "explain", str(EXAMPLES / "planing.mid"), "--png", str(out_png))
     lines = out.splitlines()
-    assert code == 0 and lines[0] == "planing.mid: VETOED, score -0.623"
+    assert code == 0 and lines[0] == "planing.mid: VETOED, score -0.642"
     # the same alignments 'score' reports for this file
-    assert "best bad: parallel-fifths, similarity 0.968 (threshold 0.78, reached)" in out
+    assert "best bad: parallel-fifths-pair (contains), similarity 1.000 (threshold 0.97, reached), coverage 53%" in out
     assert "at t+5, shift 0 beats, stretch x1/2" in out and "at t+7, shift -1 beats, stretch x1" in out
     image = png_pixels(out_png)
     assert coloured(image, draw.NOTE_COLOUR) > 500
@@ -357,10 +361,10 @@ def test_search_writes_a_phrase_whose_every_window_score_finds_good(tmp_path, ca
     assert code == 0 and "Traceback" not in err
     assert printed.startswith(f"wrote {out} (4 bars; 4 of 4 windows GOOD) and {tmp_path / 'phrase.json'}")
     # scored independently, window by window, from the MIDI file on disk
-    code, printed, _ = run(capsys, "score", "--json", "--window", "16", "--hop", "4", str(out))
+    code, printed, _ = run(capsys, "score", "--json", "--window", "12", "--hop", "4", str(out))
     lines = [json.loads(line) for line in printed.splitlines()]
     assert code == 0 and [x["verdict"] for x in lines] == ["GOOD"] * 4
-    assert [(x["start_beat"], x["end_beat"]) for x in lines] == [(0, 16), (4, 20), (8, 24), (12, 28)]
+    assert [(x["start_beat"], x["end_beat"]) for x in lines] == [(0, 12), (4, 16), (8, 20), (12, 24)]
     report = json.loads((tmp_path / "phrase.json").read_text())
     assert report["complete"] and report["all_windows_good"] and report["settings"]["bars"] == 4
     assert report["server"] == "local" and report["library"]["name"] == "rollmatch-default"

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from rollmatch import FileResult, Label, Match, Outcome, Verdict, draw, make_notes, read_notes, select_beats
+from rollmatch.engine import Mode
 from rollmatch.readers import read_piece
 from rollmatch.inspection import Explanation, Placed, place
 
@@ -90,10 +91,13 @@ def test_pitch_labels_thin_out_but_always_name_the_cs():
 def test_the_explanation_overlays_each_exemplar_where_it_matched(bwv269):
     good_exemplar = select_beats(bwv269, 1, 7)  # bars 1-2 of the chorale
     bad_exemplar = make_notes([60, 66, 60], [0, 1, 2], [1, 2, 3])
-    good_match = Match("phrase", 0.97, transpose=3, shift_beats=2.0, stretch=1.0)
-    bad_match = Match("tritones", 0.81, transpose=-2, shift_beats=9.0, stretch=0.5)
-    good = Placed(good_match, Label.GOOD, 0.83, place(good_exemplar, good_match))
-    bad = Placed(bad_match, Label.BAD, 0.78, place(bad_exemplar, bad_match))
+    good_match = Match("phrase", 0.97, transpose=3, shift_beats=2.0, stretch=1.0, coverage=0.85)
+    bad_match = Match("tritones", 0.81, transpose=-2, shift_beats=9.0, stretch=0.5, coverage=0.1)
+    good = Placed(good_match, Label.GOOD, 0.83, place(good_exemplar, good_match), min_coverage=0.6)
+    bad = Placed(bad_match, Label.BAD, 0.78, place(bad_exemplar, bad_match), Mode.CONTAINS)
+    assert draw.placed_text(good) == ("best good: phrase (near-copy), similarity 0.970 (threshold 0.83, reached), "
+                                      "coverage 85% (needs 60%, enough)")
+    assert draw.placed_text(bad) == "best bad: tritones (contains), similarity 0.810 (threshold 0.78, reached), coverage 10%"
     fragment = np.concatenate([good.notes, bad.notes])
     verdict = Verdict(Outcome.VETOED, -1 + (0.97 + 1 - 0.81) / 2, good_match, bad_match)
     explanation = Explanation("crafted.json", fragment, verdict, good, bad, read_piece(chorale_path("bwv269")).bars)
@@ -110,19 +114,19 @@ def test_the_explanation_overlays_each_exemplar_where_it_matched(bwv269):
     assert green[below:].any() and orange[below:].any()
 
 
-def window(start: float, outcome: Outcome, score: float, good: float, bad: float) -> FileResult:
-    verdict = Verdict(outcome, score, Match("g", good, 0, start, 1.0), Match("b", bad, 0, start, 1.0))
+def window(start: float, outcome: Outcome, score: float, good: float, bad: float, coverage: float) -> FileResult:
+    verdict = Verdict(outcome, score, Match("g", good, 0, start, 1.0, coverage), Match("b", bad, 0, start, 1.0, 0.2))
     return FileResult("piece.mid", verdict, start_beat=start, end_beat=start + 8)
 
 
 def test_the_timeline_colours_each_window_by_its_verdict(bwv269):
     windows = [
-        window(0, Outcome.GOOD, 1.9, 0.95, 0.15),
-        window(8, Outcome.UNMATCHED, 0.5, 0.62, 0.55),
-        window(16, Outcome.VETOED, -0.4, 0.5, 0.7),
-        window(24, Outcome.GOOD, 1.7, 0.9, 0.5),
+        window(0, Outcome.GOOD, 1.9, 0.95, 0.15, 1.0),
+        window(8, Outcome.UNMATCHED, 0.5, 0.62, 0.55, 0.3),
+        window(16, Outcome.VETOED, -0.4, 0.5, 0.7, 0.4),
+        window(24, Outcome.GOOD, 1.7, 0.9, 0.5, 0.75),
     ]
-    picture = draw.timeline_picture(bwv269, windows, good_threshold=0.83, bad_threshold=0.78, title="bwv269")
+    picture = draw.timeline_picture(bwv269, windows, good_threshold=0.83, bad_threshold=0.78, min_coverage=0.6, title="bwv269")
     image = pixels(picture.png)
     score, similarity = picture.plots["score"], picture.plots["similarity"]
     assert score.box[1] > picture.plots["roll"].box[3] and similarity.box[1] > score.box[3]  # both under the roll
@@ -133,11 +137,12 @@ def test_the_timeline_colours_each_window_by_its_verdict(bwv269):
         assert around(masks[w.verdict.verdict], *score.pixel(middle, w.verdict.score))
         assert around(masks[Outcome.GOOD], *similarity.pixel(middle, w.verdict.good.similarity))
         assert around(masks[Outcome.VETOED], *similarity.pixel(middle, w.verdict.bad.similarity))
+        assert around(near(image, draw.COVERAGE_COLOUR), *similarity.pixel(middle, w.verdict.good.coverage))
         for other in set(Outcome) - {w.verdict.verdict}:
             assert not around(masks[other], *score.pixel(middle, w.verdict.score))
     # the thresholds run across the whole panel, dashed
     left, _, right, _ = (int(v) for v in similarity.box)
-    for threshold, colour in ((0.83, draw.GOOD_COLOUR), (0.78, draw.BAD_COLOUR)):
+    for threshold, colour in ((0.83, draw.GOOD_COLOUR), (0.78, draw.BAD_COLOUR), (0.6, draw.COVERAGE_COLOUR)):
         row = similarity.pixel(0, threshold)[1]
         drawn = near(image, colour, 60)[row - 1 : row + 2, left:right].any(axis=0)
         assert all(part.any() for part in np.array_split(drawn, 8)) and not drawn.all()

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rollmatch import Label, Library, Match, NotFoundError, Outcome, Scorer, draw, make_notes, read_notes, score_files, select_beats
+from rollmatch import Label, Library, Match, NotFoundError, Outcome, Scorer, draw, make_notes, read_notes, score_files, select_beats, transform_notes
 from rollmatch.inspection import bars_of, explain, explanation_lines, place, summarize_exemplar, summary_lines, timeline_file
 from rollmatch.readers import read_piece
 from rollmatch.notes import sort_notes
+from rollmatch.roll import piano_roll
 
 from .conftest import VOICES, chorale_path
 
@@ -50,7 +51,7 @@ def test_summary_of_a_note_list_with_its_own_threshold(tmp_path):
 
 def test_place_lays_an_exemplar_as_the_engine_aligns_it():
     exemplar = make_notes([60, 64], [1.0, 2.0], [2.0, 3.0])  # first onset at beat 1
-    placed = place(exemplar, Match("x", 0.9, transpose=2, shift_beats=-1.0, stretch=0.5))
+    placed = place(exemplar, Match("x", 0.9, transpose=2, shift_beats=-1.0, stretch=0.5, coverage=1.0))
     assert placed["pitch"].tolist() == [62, 66]
     assert placed["start"].tolist() == [-1.0, -0.5] and placed["end"].tolist() == [-0.5, 0.0]
 
@@ -64,8 +65,8 @@ def crafted(tmp_path_factory):
     library = Library.init(tmp / "lib")
     library = library.add(write_json(tmp / "phrase.json", phrase), label="good")
     library = library.add(write_json(tmp / "fault.json", fault), label="bad")
-    good_part = place(phrase, Match("phrase", 1.0, transpose=3, shift_beats=2.0, stretch=1.0))
-    bad_part = place(fault, Match("fault", 1.0, transpose=-2, shift_beats=12.0, stretch=1.0))
+    good_part = place(phrase, Match("phrase", 1.0, transpose=3, shift_beats=2.0, stretch=1.0, coverage=1.0))
+    bad_part = place(fault, Match("fault", 1.0, transpose=-2, shift_beats=12.0, stretch=1.0, coverage=1.0))
     return Scorer(library), good_part, bad_part
 
 
@@ -83,9 +84,15 @@ def test_explain_places_both_exemplars_at_the_winning_alignment(crafted):
     lines = explanation_lines(explanation)
     assert lines[0] == f"both.json: VETOED, score {verdict.score:.3f}"
     assert "a bad exemplar reaches its threshold" in lines[1]
-    assert "best good: phrase, similarity 1.000 (threshold 0.83, reached)" in lines[2]
+    # Each part lies apart from the other in time, so each covers its own share of the fragment's cells.
+    cells = {name: int((piano_roll(part) > 0).sum()) for name, part in (("good", good_part), ("bad", bad_part))}
+    good_share, bad_share = (cells[name] / sum(cells.values()) for name in ("good", "bad"))
+    assert (verdict.good.coverage, verdict.bad.coverage) == (pytest.approx(good_share), pytest.approx(bad_share))
+    assert good_share < 0.6  # so the phrase, though reached, would not count for GOOD: the veto decides anyway
+    assert (f"best good: phrase (near-copy), similarity 1.000 (threshold 0.83, reached), coverage {good_share:.0%} "
+            "(needs 60%, too little)") in lines[2]
     assert "at t+3, shift 2 beats, stretch x1" in lines[3]
-    assert "best bad: fault, similarity 1.000 (threshold 0.78, reached)" in lines[4]
+    assert f"best bad: fault (near-copy), similarity 1.000 (threshold 0.78, reached), coverage {bad_share:.0%}" in lines[4]
 
     picture = draw.explanation_picture(explanation)
     image = np.asarray(Image.open(io.BytesIO(picture.png)).convert("RGB")).astype(int)
@@ -94,6 +101,20 @@ def test_explain_places_both_exemplars_at_the_winning_alignment(crafted):
         for n in part:
             column, row = picture.pixel((n["start"] + n["end"]) / 2, n["pitch"] + draw.NOTE_HALF_HEIGHT)
             assert outline[row - 2 : row + 3, column - 2 : column + 3].any(), f"{colour} outline missing at {n}"
+
+
+def test_explain_says_when_a_good_match_covers_too_little(crafted):
+    # The phrase (6 beats) followed by 12 beats of another chorale: reached, but covering about a third.
+    scorer, good_part, _ = crafted
+    filler = transform_notes(select_beats(read_notes(chorale_path("bwv66.6"), tracks=VOICES), 0, 12), shift_beats=8.0)
+    explanation = explain(sort_notes(np.concatenate([good_part, filler])), scorer, name="padded.json")
+    verdict = explanation.verdict
+    assert verdict.verdict is Outcome.UNMATCHED and verdict.good.exemplar == "phrase" and verdict.good.similarity == pytest.approx(1.0)
+    assert 0.2 < verdict.good.coverage < 0.5
+    why = explanation_lines(explanation)[1]
+    assert why == (f"  why: the best good exemplar reaches its threshold but covers only {verdict.good.coverage:.0%} of the "
+                   "fragment, and GOOD needs 60%; no bad exemplar reaches its own")
+    assert explain(explanation.fragment, scorer, min_coverage=0.2).verdict.verdict is Outcome.GOOD
 
 
 def test_explain_with_one_label_missing_says_none(crafted, tmp_path):
@@ -109,7 +130,7 @@ def test_timeline_of_a_real_chorale(default_library, tmp_path):
     path = chorale_path("bwv269")
     scorer = Scorer(default_library)
     results = list(score_files([path], scorer, window_beats=8, hop_beats=8))
-    picture = timeline_file(path, results, good_threshold=0.83, bad_threshold=0.78, tracks=None)
+    picture = timeline_file(path, results, good_threshold=0.83, bad_threshold=0.78, min_coverage=0.6, tracks=None)
     assert set(picture.plots) == {"roll", "score", "similarity"}
     assert picture.plots["roll"].x[1] >= results[-1].end_beat
     image = np.asarray(Image.open(io.BytesIO(picture.png)).convert("RGB"))

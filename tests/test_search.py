@@ -116,11 +116,12 @@ def test_a_search_grows_a_phrase_whose_every_window_is_good(client, material, de
     assert result.complete and result.stopped == "length reached" and result.bars == 4
     assert result.evaluations > 0 and result.to_dict()["evaluations"] == result.evaluations
     assert float(result.notes["end"].max()) > 12  # the last bar sounds
-    # scored again here, by a local engine, window by window
-    cut = windows(result.notes, window_beats=16, hop_beats=4)
+    # scored again here, by a local engine, window by window: three-bar windows, each mostly one good phrase
+    cut = windows(result.notes, window_beats=12, hop_beats=4)
     assert len(cut) == 4 == len(result.windows)
     verdicts = Scorer(default_library, backend="cpu").score([w for _, _, w in cut])
     assert [v.verdict for v in verdicts] == [Outcome.GOOD] * 4
+    assert all(v.good.coverage >= default_library.config.min_coverage - 1e-6 for v in verdicts)
     assert [w.verdict.verdict for w in result.windows] == [Outcome.GOOD] * 4
     assert result.to_dict()["exemplars_matched"]
 
@@ -163,18 +164,20 @@ def test_the_evaluation_budget_stops_a_search(client, material, bad_bar):
 
 
 def test_a_form_repeats_or_varies_its_sections_and_checks_every_window(client, material):
-    result = PhraseSearch(client, variation, material=material, name="variation", form="AABA", **{**SMALL, "seed": 1}).run()
-    assert result.complete and [w.verdict.verdict for w in result.windows] == [Outcome.GOOD] * 4
+    # Sections of two bars, the default library's phrase length: a repeated section is a repeated phrase, which
+    # the three-bar windows judge GOOD; a repeated lone bar would not be most of any window.
+    result = PhraseSearch(client, variation, material=material, name="variation", form="AABA", **{**SMALL, "bars": 8, "seed": 1}).run()
+    assert result.complete and [w.verdict.verdict for w in result.windows] == [Outcome.GOOD] * 8
     report = result.to_dict()
-    assert [(s["letter"], s["start_bar"], s.get("repeats_bar")) for s in report["sections"]] == [("A", 0, None), ("A", 1, 0), ("B", 2, None), ("A", 3, 0)]
+    assert [(s["letter"], s["start_bar"], s.get("repeats_bar")) for s in report["sections"]] == [("A", 0, None), ("A", 2, 0), ("B", 4, None), ("A", 6, 0)]
     sources = [o.source for o in result.origins]
-    assert sources[0] == sources[2] == "generated" and {sources[1], sources[3]} <= {"repeat", "variation"}
+    assert sources[:2] == sources[4:6] == ["generated"] * 2 and set(sources[2:4] + sources[6:]) <= {"repeat", "variation"}
     assert "repeat" in sources
-    for bar in (1, 3):
+    for bar in (2, 3, 6, 7):
         origin = result.origins[bar]
-        assert origin.of_bar == 0
+        assert origin.of_bar == bar % 2
         if origin.source == "repeat":  # a repeat is the earlier bar, transposed by what it says
-            earlier, here = select_beats(result.notes, 0, 4), select_beats(result.notes, 4 * bar, 4 * bar + 4)
+            earlier, here = select_beats(result.notes, 4 * (bar % 2), 4 * (bar % 2) + 4), select_beats(result.notes, 4 * bar, 4 * bar + 4)
             assert np.array_equal(here["pitch"], earlier["pitch"] + origin.transpose)
             assert np.array_equal(here["start"], earlier["start"]) and np.array_equal(here["end"], earlier["end"])
 

@@ -168,7 +168,7 @@ def test_async_client_streams_too(target, local):
     assert_same(unary, local.score(fragments[:4]))
     by_id = {r.id: r.verdicts for r in streamed}
     assert_same(by_id["0"] + by_id["1"], local.score(fragments[:4]))
-    assert info.good_count == 24 and info.bad_count == 7
+    assert info.good_count == 24 and info.bad_count == 9
 
 
 def test_cli_scores_through_the_server_with_the_same_output(target, served, capsys):

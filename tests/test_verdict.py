@@ -9,7 +9,7 @@ IS_BAD = np.array([False, False, True])
 NO_OVERRIDE = np.full(3, np.nan)
 
 
-def best(*rows: list[float]) -> BestMatches:
+def best(*rows: list[float], coverage: list[float] | None = None) -> BestMatches:
     sims = np.array(rows, dtype=np.float64)
     shape = sims.shape
     return BestMatches(
@@ -17,12 +17,13 @@ def best(*rows: list[float]) -> BestMatches:
         transpose=np.tile(np.array([2, -3, 5]), (shape[0], 1)),
         shift_steps=np.tile(np.array([24, 6, 0]), (shape[0], 1)),
         stretch=np.tile(np.array([1.0, 0.5, 2.0]), (shape[0], 1)),
+        coverage=np.tile(np.array(coverage or [1.0, 0.9, 0.25]), (shape[0], 1)),
     )
 
 
-def verdicts(matches: BestMatches, overrides=NO_OVERRIDE, good=0.8, bad=0.7, origins=None):
+def verdicts(matches: BestMatches, overrides=NO_OVERRIDE, good=0.8, bad=0.7, origins=None, min_coverage=0.6):
     thresholds = exemplar_thresholds(IS_BAD, overrides, good_threshold=good, bad_threshold=bad)
-    return judge(matches, IDS, IS_BAD, thresholds, steps_per_beat=12, origin_beats=origins)
+    return judge(matches, IDS, IS_BAD, thresholds, steps_per_beat=12, min_coverage=min_coverage, origin_beats=origins)
 
 
 def test_good_needs_a_strong_good_match_and_no_strong_bad_one():
@@ -40,8 +41,8 @@ def test_verdict_explains_itself():
     assert v.to_dict() == {
         "verdict": "GOOD",
         "score": 1.825,
-        "good": {"exemplar": "good-b", "similarity": 0.95, "transpose": -3, "shift_beats": 8.5, "stretch": 0.5},
-        "bad": {"exemplar": "bad-x", "similarity": 0.3, "transpose": 5, "shift_beats": 8.0, "stretch": 2.0},
+        "good": {"exemplar": "good-b", "similarity": 0.95, "transpose": -3, "shift_beats": 8.5, "stretch": 0.5, "coverage": 0.9},
+        "bad": {"exemplar": "bad-x", "similarity": 0.3, "transpose": 5, "shift_beats": 8.0, "stretch": 2.0, "coverage": 0.25},
     }
 
 
@@ -84,6 +85,30 @@ def test_no_match_is_reported_as_none():
     assert v.good is None and v.bad is None and v.verdict is Outcome.UNMATCHED and v.score == 0.5
     only_good = judge(best([0.9, 0.2, 0.0]), IDS, np.zeros(3, bool), np.full(3, 0.8), steps_per_beat=12)[0]
     assert only_good.bad is None and only_good.verdict is Outcome.GOOD
+
+
+def test_good_needs_its_match_to_cover_enough_of_the_fragment():
+    # good-a reaches its threshold over only half the fragment; good-b covers 0.9 of it but is weaker.
+    half = best([0.95, 0.81, 0.1], coverage=[0.5, 0.9, 0.2])
+    (v,) = verdicts(half)
+    assert v.verdict is Outcome.GOOD and v.good.exemplar == "good-b"  # the match that counts is reported
+    (v,) = verdicts(half, min_coverage=0.95)
+    assert v.verdict is Outcome.UNMATCHED and v.good.exemplar == "good-a"  # none counts: the most similar
+    (v,) = verdicts(half, min_coverage=0.0)
+    assert v.verdict is Outcome.GOOD and v.good.exemplar == "good-a"
+    # A coverage within the tie tolerance below the requirement counts, as a similarity does.
+    assert verdicts(best([0.9, 0.0, 0.0], coverage=[0.6 - 1e-9, 0, 0]))[0].verdict is Outcome.GOOD
+
+
+def test_a_bad_match_vetoes_however_little_it_covers():
+    (v,) = verdicts(best([0.99, 0.0, 0.75], coverage=[1.0, 0.0, 0.05]))
+    assert v.verdict is Outcome.VETOED and v.bad.coverage == 0.05
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.2, float("nan"), "0.6"])
+def test_min_coverage_is_validated(value):
+    with pytest.raises(ParameterError, match="min_coverage="):
+        verdicts(best([0.9, 0.0, 0.0]), min_coverage=value)
 
 
 @pytest.mark.parametrize("value", [0, -0.1, 1.2, float("nan"), "0.8", True])

@@ -57,32 +57,36 @@ class Fragment(_message.Message):
     def __init__(self, notes: _Optional[_Union[NoteList, _Mapping]] = ..., file: _Optional[_Union[FileData, _Mapping]] = ..., origin_beats: _Optional[float] = ...) -> None: ...
 
 class ScoreOptions(_message.Message):
-    __slots__ = ("transpose_range", "stretches", "good_threshold", "bad_threshold", "top_k")
+    __slots__ = ("transpose_range", "stretches", "good_threshold", "bad_threshold", "top_k", "min_coverage")
     TRANSPOSE_RANGE_FIELD_NUMBER: _ClassVar[int]
     STRETCHES_FIELD_NUMBER: _ClassVar[int]
     GOOD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     BAD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MIN_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     transpose_range: int
     stretches: _containers.RepeatedScalarFieldContainer[float]
     good_threshold: float
     bad_threshold: float
     top_k: int
-    def __init__(self, transpose_range: _Optional[int] = ..., stretches: _Optional[_Iterable[float]] = ..., good_threshold: _Optional[float] = ..., bad_threshold: _Optional[float] = ..., top_k: _Optional[int] = ...) -> None: ...
+    min_coverage: float
+    def __init__(self, transpose_range: _Optional[int] = ..., stretches: _Optional[_Iterable[float]] = ..., good_threshold: _Optional[float] = ..., bad_threshold: _Optional[float] = ..., top_k: _Optional[int] = ..., min_coverage: _Optional[float] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("exemplar", "similarity", "transpose", "shift_beats", "stretch")
+    __slots__ = ("exemplar", "similarity", "transpose", "shift_beats", "stretch", "coverage")
     EXEMPLAR_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     TRANSPOSE_FIELD_NUMBER: _ClassVar[int]
     SHIFT_BEATS_FIELD_NUMBER: _ClassVar[int]
     STRETCH_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
     exemplar: str
     similarity: float
     transpose: int
     shift_beats: float
     stretch: float
-    def __init__(self, exemplar: _Optional[str] = ..., similarity: _Optional[float] = ..., transpose: _Optional[int] = ..., shift_beats: _Optional[float] = ..., stretch: _Optional[float] = ...) -> None: ...
+    coverage: float
+    def __init__(self, exemplar: _Optional[str] = ..., similarity: _Optional[float] = ..., transpose: _Optional[int] = ..., shift_beats: _Optional[float] = ..., stretch: _Optional[float] = ..., coverage: _Optional[float] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("verdict", "score", "good", "bad", "top", "library_version")
@@ -149,19 +153,21 @@ class ScoreStreamResponse(_message.Message):
     def __init__(self, id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., library_version: _Optional[str] = ...) -> None: ...
 
 class Thresholds(_message.Message):
-    __slots__ = ("good", "bad")
+    __slots__ = ("good", "bad", "min_coverage")
     GOOD_FIELD_NUMBER: _ClassVar[int]
     BAD_FIELD_NUMBER: _ClassVar[int]
+    MIN_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     good: float
     bad: float
-    def __init__(self, good: _Optional[float] = ..., bad: _Optional[float] = ...) -> None: ...
+    min_coverage: float
+    def __init__(self, good: _Optional[float] = ..., bad: _Optional[float] = ..., min_coverage: _Optional[float] = ...) -> None: ...
 
 class GetLibraryRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetLibraryResponse(_message.Message):
-    __slots__ = ("name", "version", "good_count", "bad_count", "thresholds", "steps_per_beat", "velocity", "default_transpose_range", "default_stretches")
+    __slots__ = ("name", "version", "good_count", "bad_count", "thresholds", "steps_per_beat", "velocity", "default_transpose_range", "default_stretches", "mode")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     GOOD_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +177,7 @@ class GetLibraryResponse(_message.Message):
     VELOCITY_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_TRANSPOSE_RANGE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_STRETCHES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     good_count: int
@@ -180,10 +187,11 @@ class GetLibraryResponse(_message.Message):
     velocity: bool
     default_transpose_range: int
     default_stretches: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., good_count: _Optional[int] = ..., bad_count: _Optional[int] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., steps_per_beat: _Optional[int] = ..., velocity: _Optional[bool] = ..., default_transpose_range: _Optional[int] = ..., default_stretches: _Optional[_Iterable[float]] = ...) -> None: ...
+    mode: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., good_count: _Optional[int] = ..., bad_count: _Optional[int] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., steps_per_beat: _Optional[int] = ..., velocity: _Optional[bool] = ..., default_transpose_range: _Optional[int] = ..., default_stretches: _Optional[_Iterable[float]] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class Exemplar(_message.Message):
-    __slots__ = ("id", "label", "file", "start_beat", "end_beat", "tracks", "threshold", "tags", "description", "provenance")
+    __slots__ = ("id", "label", "file", "start_beat", "end_beat", "tracks", "threshold", "tags", "description", "provenance", "mode")
     ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +202,7 @@ class Exemplar(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     id: str
     label: str
     file: str
@@ -204,7 +213,8 @@ class Exemplar(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     description: str
     provenance: str
-    def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ..., file: _Optional[str] = ..., start_beat: _Optional[float] = ..., end_beat: _Optional[float] = ..., tracks: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., provenance: _Optional[str] = ...) -> None: ...
+    mode: str
+    def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ..., file: _Optional[str] = ..., start_beat: _Optional[float] = ..., end_beat: _Optional[float] = ..., tracks: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., provenance: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class ListExemplarsRequest(_message.Message):
     __slots__ = ()
@@ -219,7 +229,7 @@ class ListExemplarsResponse(_message.Message):
     def __init__(self, exemplars: _Optional[_Iterable[_Union[Exemplar, _Mapping]]] = ..., library_version: _Optional[str] = ...) -> None: ...
 
 class AddExemplarRequest(_message.Message):
-    __slots__ = ("file", "label", "id", "start_beat", "end_beat", "tracks", "threshold", "tags", "description", "provenance")
+    __slots__ = ("file", "label", "id", "start_beat", "end_beat", "tracks", "threshold", "tags", "description", "provenance", "mode")
     FILE_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +240,7 @@ class AddExemplarRequest(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     file: FileData
     label: str
     id: str
@@ -240,7 +251,8 @@ class AddExemplarRequest(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     description: str
     provenance: str
-    def __init__(self, file: _Optional[_Union[FileData, _Mapping]] = ..., label: _Optional[str] = ..., id: _Optional[str] = ..., start_beat: _Optional[float] = ..., end_beat: _Optional[float] = ..., tracks: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., provenance: _Optional[str] = ...) -> None: ...
+    mode: str
+    def __init__(self, file: _Optional[_Union[FileData, _Mapping]] = ..., label: _Optional[str] = ..., id: _Optional[str] = ..., start_beat: _Optional[float] = ..., end_beat: _Optional[float] = ..., tracks: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., provenance: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class AddExemplarResponse(_message.Message):
     __slots__ = ("exemplar", "library_version")
@@ -263,12 +275,14 @@ class RemoveExemplarResponse(_message.Message):
     def __init__(self, library_version: _Optional[str] = ...) -> None: ...
 
 class SetThresholdsRequest(_message.Message):
-    __slots__ = ("good", "bad")
+    __slots__ = ("good", "bad", "min_coverage")
     GOOD_FIELD_NUMBER: _ClassVar[int]
     BAD_FIELD_NUMBER: _ClassVar[int]
+    MIN_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     good: float
     bad: float
-    def __init__(self, good: _Optional[float] = ..., bad: _Optional[float] = ...) -> None: ...
+    min_coverage: float
+    def __init__(self, good: _Optional[float] = ..., bad: _Optional[float] = ..., min_coverage: _Optional[float] = ...) -> None: ...
 
 class SetThresholdsResponse(_message.Message):
     __slots__ = ("thresholds", "library_version")
