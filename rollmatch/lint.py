@@ -13,6 +13,11 @@ when it reaches its own threshold on at least ``random_match_fraction`` of these
 that does would pass noise as GOOD, a bad one would veto noise. Because similarity is normalized by the
 energy under the exemplar's box, a large dense exemplar never does; the ones that do are small and dense
 (a cluster of a few adjacent semitones, a lone chord or interval), which any busy texture fills.
+
+**Degenerate probes.** The fixed, seeded probes of :mod:`rollmatch.probes` (held notes and chords, repeated
+notes, runs, arpeggios, random walks in a key, and each good exemplar's lone voices, rhythm on one pitch and
+held opening chord) are judged as the scorer would judge them; every probe judged GOOD is a finding naming the
+exemplar it matched, because a search loop would find that loophole first.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from .engine import BestMatches, TemplateBank, check_stretches, check_transpose_
 from .errors import EmptyInputError, LibraryError
 from .library import Exemplar, Library
 from .notes import NOTE_DTYPE, sort_notes
+from .probes import Probe, degenerate_probes
 from .verdict import Label, check_threshold, exemplar_thresholds, fraction_text, label_arrays, reaches
 
 Progress = Callable[[str], None]
@@ -51,6 +57,7 @@ CODES: dict[str, str] = {
     "bad-matches-good": "a bad exemplar, scored as a fragment, reaches a good exemplar's threshold",
     "near-duplicate": "two exemplars that each match the other at or above the near-duplicate similarity",
     "matches-random": "an exemplar that reaches its threshold on too many random fragments",
+    "probe-good": "a degenerate probe (a held note, a lone voice, ...) is judged GOOD",
 }
 
 #: (lowest, highest) MIDI pitch of each voice of the random material: bass, tenor, alto, soprano.
@@ -123,8 +130,8 @@ def check_library(
     """Every problem found in ``library``, in the order of :data:`CODES`; an empty list when it is clean.
 
     Exemplars are judged as the scorer would judge them: each exemplar, as a fragment, is matched against
-    every exemplar with the library's thresholds (an exemplar's own threshold wins), over ``transpose_range``
-    semitones and ``stretches``.
+    every exemplar in its mode with the library's thresholds (an exemplar's own threshold wins) and coverage
+    requirement, over ``transpose_range`` semitones and ``stretches``.
     """
     near_duplicate_similarity = check_threshold(near_duplicate_similarity, "near_duplicate_similarity")
     random_count = whole_number(random_count, "random_count", at_least=0, at_most=MAX_RANDOM_FRAGMENTS)
@@ -149,23 +156,26 @@ def check_library(
         if progress:
             progress(f"checking: matching {len(usable)} exemplars against each other and {random_count} random fragments")
         noise = random_material(random_count, beats=random_beats, seed=seed)
+        probes = degenerate_probes([(e.id, notes) for e, notes in usable if e.label is Label.GOOD])
+        config = library.config
         bank = TemplateBank(
             [notes for _, notes in usable],
             stretches=stretches,
-            steps_per_beat=library.config.steps_per_beat,
-            velocity=library.config.velocity,
+            steps_per_beat=config.steps_per_beat,
+            velocity=config.velocity,
+            modes=[library.mode_of(e) for e, _ in usable],
             xp=xp,
         )
-        best = match([notes for _, notes in usable] + noise, bank, transpose_range=transpose_range)
+        material = [notes for _, notes in usable] + noise + [p.notes for p in probes]
+        best = match(material, bank, transpose_range=transpose_range)
         exemplars = [e for e, _ in usable]
-        thresholds = exemplar_thresholds(
-            *label_arrays(exemplars),
-            good_threshold=library.config.good_threshold,
-            bad_threshold=library.config.bad_threshold,
-        )
-        findings += _cross_label(exemplars, best, thresholds)
+        thresholds = exemplar_thresholds(*label_arrays(exemplars), good_threshold=config.good_threshold, bad_threshold=config.bad_threshold)
+        counts = _counts(exemplars, best, thresholds, config.min_coverage)
+        n, m = len(exemplars), len(exemplars) + len(noise)
+        findings += _cross_label(exemplars, best, counts[:n], thresholds)
         findings += _near_duplicates(exemplars, best, near_duplicate_similarity)
-        findings += _matches_random(exemplars, best.similarity[len(exemplars) :], thresholds, random_match_fraction)
+        findings += _matches_random(exemplars, counts[n:m], thresholds, random_match_fraction)
+        findings += _probes_judged_good(exemplars, probes, best, counts[m:], slice(m, None))
     order = {code: i for i, code in enumerate(CODES)}
     return sorted(findings, key=lambda f: order[f.code])  # stable: within a code, the order found
 
@@ -222,10 +232,17 @@ def _where(best: BestMatches, fragment: int, template: int) -> str:
     return f"t{int(best.transpose[fragment, template]):+d}, x{fraction_text(best.stretch[fragment, template])}"
 
 
-def _cross_label(exemplars: Sequence[Exemplar], best: BestMatches, thresholds: np.ndarray) -> list[Finding]:
-    """Good exemplars a bad one would veto, and bad exemplars that reach a good one's threshold."""
+def _counts(exemplars: Sequence[Exemplar], best: BestMatches, thresholds: np.ndarray, min_coverage: float) -> np.ndarray:
+    """(N, K) whether each exemplar counts as the verdict counts it: a good one reaching its threshold while
+    covering at least ``min_coverage`` of the fragment (toward GOOD), a bad one reaching its threshold (a veto)."""
+    is_bad = np.array([e.label is Label.BAD for e in exemplars])
+    covers = reaches(best.coverage, min_coverage) | is_bad[None, :]
+    return reaches(best.similarity, thresholds[None, :]) & covers
+
+
+def _cross_label(exemplars: Sequence[Exemplar], best: BestMatches, counts: np.ndarray, thresholds: np.ndarray) -> list[Finding]:
+    """Good exemplars a bad one would veto, and bad exemplars that a good one would judge GOOD."""
     sims = best.similarity[: len(exemplars)]
-    reached = reaches(sims, thresholds[None, :])
     findings = []
     for code, fragment_label, template_label, verb in (
         ("good-vetoed", Label.GOOD, Label.BAD, "would be vetoed by"),
@@ -233,7 +250,7 @@ def _cross_label(exemplars: Sequence[Exemplar], best: BestMatches, thresholds: n
     ):
         for i, fragment in enumerate(exemplars):
             for k, template in enumerate(exemplars):
-                if fragment.label is fragment_label and template.label is template_label and reached[i, k]:
+                if fragment.label is fragment_label and template.label is template_label and counts[i, k]:
                     findings.append(Finding(
                         code,
                         f"{fragment_label.value} exemplar {fragment.id!r} {verb} {template_label.value} exemplar "
@@ -262,13 +279,13 @@ def _near_duplicates(exemplars: Sequence[Exemplar], best: BestMatches, similarit
 
 
 def _matches_random(
-    exemplars: Sequence[Exemplar], noise_sims: np.ndarray, thresholds: np.ndarray, fraction: float
+    exemplars: Sequence[Exemplar], noise_counts: np.ndarray, thresholds: np.ndarray, fraction: float
 ) -> list[Finding]:
-    """Exemplars reaching their threshold on at least ``fraction`` of the random fragments (rows of ``noise_sims``)."""
-    if noise_sims.shape[0] == 0:
+    """Exemplars that count on at least ``fraction`` of the random fragments (rows of ``noise_counts``)."""
+    if noise_counts.shape[0] == 0:
         return []
-    hits = reaches(noise_sims, thresholds[None, :]).sum(axis=0)
-    count = noise_sims.shape[0]
+    hits = noise_counts.sum(axis=0)
+    count = noise_counts.shape[0]
     return [
         Finding(
             "matches-random",
@@ -280,3 +297,26 @@ def _matches_random(
         for k, e in enumerate(exemplars)
         if hits[k] >= fraction * count
     ]
+
+
+def _probes_judged_good(
+    exemplars: Sequence[Exemplar], probes: Sequence[Probe], best: BestMatches, counts: np.ndarray, rows: slice
+) -> list[Finding]:
+    """A finding for each probe judged GOOD (a good exemplar counts and no bad one does), naming the most
+    similar good exemplar that counts."""
+    is_bad = np.array([e.label is Label.BAD for e in exemplars])
+    sims, coverage = best.similarity[rows], best.coverage[rows]
+    findings = []
+    for p, probe in enumerate(probes):
+        accepted = counts[p] & ~is_bad
+        if not accepted.any() or (counts[p] & is_bad).any():
+            continue
+        k = int(np.argmax(np.where(accepted, sims[p], -1.0)))
+        findings.append(Finding(
+            "probe-good",
+            f"probe '{probe.name}' ({probe.family}) is judged GOOD through good exemplar {exemplars[k].id!r}: "
+            f"similarity {sims[p, k]:.3f}, coverage {coverage[p, k]:.0%} ({_where(best, rows.start + p, k)}); a "
+            "search would find this loophole first",
+            (exemplars[k].id,),
+        ))
+    return findings

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rollmatch import Library, ParameterError, defaults, make_notes, read_notes, transform_notes
+from rollmatch.notes import sort_notes
 from rollmatch.library import MANIFEST_NAME
 from rollmatch.lint import CODES, Finding, check_directory, check_library, random_material
 
@@ -47,14 +48,23 @@ def add_problem(problem: str, library: Library, src: Path, chorale_excerpts: lis
     if problem == "file-clash":
         library = library.add(note_list(src / "x" / "phrase.json", extra), label="good", exemplar_id="x")
         return library.add(note_list(src / "y" / "Phrase.json", chorale_excerpts[22]), label="good", exemplar_id="y"), {"x", "y"}
-    if problem in ("good-vetoed", "bad-matches-good"):
+    if problem == "good-vetoed":
         # All four voices hold the soprano and alto exactly, so the pair matches well one way (0.97) and
         # poorly the other (0.73: the full score has twice the energy under its box).
-        full = read_notes(chorale_path("bwv66.6"), tracks=SATB, end_beat=8)
-        upper = read_notes(chorale_path("bwv66.6"), tracks=SATB[:2], end_beat=8)
-        full_label, upper_label = ("good", "bad") if problem == "good-vetoed" else ("bad", "good")
-        library = library.add(note_list(src / "full.json", full), label=full_label)
-        return library.add(note_list(src / "upper.json", upper), label=upper_label), {"full", "upper"}
+        library = library.add(note_list(src / "full.json", bwv66_6()), label="good")
+        return library.add(note_list(src / "upper.json", bwv66_6(SATB[:2])), label="bad"), {"full", "upper"}
+    if problem == "bad-matches-good":
+        # The phrase with a descant two octaves above it: as a fragment it holds the good phrase whole, the
+        # descant outside the phrase's box (1.0, covering 80%); the other way round the descant's empty rows
+        # count (0.89), under the bad exemplar's own threshold of 0.95.
+        full = bwv66_6()
+        descant = transform_notes(bwv66_6(SATB[:1]), transpose=24)
+        library = library.add(note_list(src / "full.json", full), label="good")
+        with_descant = sort_notes(np.concatenate([full, descant]))
+        return library.add(note_list(src / "descant.json", with_descant), label="bad", threshold=0.95), {"full", "descant"}
+    if problem == "probe-good":
+        # A soprano line alone as a good exemplar: its own lone voice, a probe, is judged GOOD through it.
+        return library.add(note_list(src / "tune.json", bwv66_6(SATB[:1])), label="good"), {"tune"}
     if problem == "near-duplicate":
         library = library.add(note_list(src / "phrase.json", extra), label="good")
         return library.add(note_list(src / "phrase-up3.json", transform_notes(extra, transpose=3)), label="good"), {
@@ -64,6 +74,10 @@ def add_problem(problem: str, library: Library, src: Path, chorale_excerpts: lis
         cluster = make_notes([60, 61, 62, 63], [0] * 4, [2] * 4)
         return library.add(note_list(src / "cluster.json", cluster), label="bad"), {"cluster"}
     raise AssertionError(problem)
+
+
+def bwv66_6(voices: list[str] = SATB) -> np.ndarray:
+    return read_notes(chorale_path("bwv66.6"), tracks=voices, end_beat=8)
 
 
 def test_crafted_library_is_clean(clean_library):
@@ -93,9 +107,19 @@ def test_veto_findings_name_the_direction_and_similarity(clean_library, tmp_path
 def test_thresholds_in_force_decide_the_veto_findings(clean_library, tmp_path, chorale_excerpts):
     library, _ = add_problem("good-vetoed", clean_library, tmp_path / "src", chorale_excerpts)
     assert check_library(library.set_thresholds(bad=0.98)) == []
-    # The other direction, 0.73, reaches a good threshold of 0.7: the bad exemplar would also pass as good.
-    codes = [f.code for f in check_library(library.set_thresholds(good=0.7, bad=0.78))]
-    assert codes == ["good-vetoed", "bad-matches-good"]
+    # The other direction, 0.73, reaches a good threshold of 0.7: the bad exemplar would also pass as good, and
+    # so would a degenerate probe.
+    findings = check_library(library.set_thresholds(good=0.7, bad=0.78))
+    assert [f.code for f in findings][:2] == ["good-vetoed", "bad-matches-good"]
+    assert {f.code for f in findings[2:]} == {"probe-good"}
+
+
+def test_probe_findings_name_the_probe_and_the_exemplar(clean_library, tmp_path, chorale_excerpts):
+    library, _ = add_problem("probe-good", clean_library, tmp_path / "src", chorale_excerpts)
+    (finding,) = check_library(library)
+    assert finding.message.startswith("probe 'melody of tune' (lone voice) is judged GOOD through good exemplar 'tune': "
+                                      "similarity 1.000, coverage 100% (t+0, x1)")
+    assert finding.exemplars == ("tune",)
 
 
 def test_near_duplicates_follow_the_named_similarity(clean_library, tmp_path, chorale_excerpts):
