@@ -1,12 +1,21 @@
-"""Choose a library's thresholds from fragments a person has labeled good or bad.
+"""Choose a library's thresholds from fragments a person has labeled good, bad or other.
+
+A labeled set holds three kinds of fragment, each with what the verdict should be:
+
+- ``good``: should be judged GOOD;
+- ``bad``: should be VETOED (a bad fragment that merely fails to be good is not enough: a search loop would
+  still climb towards it);
+- ``other``: anything but GOOD (unrelated music, near misses, material the library should not praise).
 
 Every labeled fragment is scored once against the library; what is kept of it is its best similarity to a good
-and to a bad exemplar (:class:`Evidence`), which is all the veto rule needs to judge it at any pair of
-thresholds. :func:`choose_thresholds` searches that plane:
+exemplar that covers enough of it to count, and to a bad exemplar (:class:`Evidence`), which is all the veto
+rule needs to judge it at any pair of thresholds. :func:`choose_thresholds` searches that plane:
 
-1. **Objective.** The F1 score of the decision that matters: the verdict GOOD against the label good. A
-   bad-looking fragment that also matches a good exemplar is rejected only through the veto, so τ_bad is
-   tuned by the same objective, exactly where it changes a verdict.
+1. **Objective.** The balanced success rate: the mean, over the kinds present, of the share of each kind judged
+   as it should be (good as GOOD, bad as VETOED, other as not GOOD). Each kind weighs the same whatever its
+   size, and the veto counts: a τ_bad that lets bad fragments through loses as much as a τ_good that lets good
+   ones go. Maximizing the F1 of GOOD alone, as earlier versions did, is indifferent to vetoes and raises τ_bad
+   freely.
 2. **Smallest change.** When the thresholds in force are already optimal on the data they are kept.
    Otherwise the optimal pair nearest to them is taken, and each threshold that has to move goes to the
    middle of the interval over which it stays optimal, as far as possible from the fragments on either side.
@@ -14,7 +23,8 @@ thresholds. :func:`choose_thresholds` searches that plane:
 :func:`cross_validate` reports honestly how well that procedure generalizes: the labeled fragments are dealt
 into K folds (stratified by label, seeded); each fold is judged with thresholds chosen on the other folds
 only, and the figures are those of the pooled held-out verdicts. The thresholds written to the manifest are
-then chosen on all the fragments.
+then chosen on all the fragments. :func:`calibrate` also runs the library check (:mod:`rollmatch.lint`) at the
+chosen thresholds, so that what would be written is never worse than what is in force without a warning.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import csv
 import io
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +41,10 @@ import numpy as np
 from . import defaults
 from .backend import DEFAULT_BACKEND
 from .checks import whole_number
+from .engine import BestMatches
 from .errors import InputError, LibraryError, LimitError, ParameterError
 from .library import Library
+from .lint import Finding, check_library
 from .readers import FORMATS, read_notes
 from .scoring import Scorer
 from .verdict import Label, Outcome, reaches
@@ -42,6 +54,9 @@ Progress = Callable[[str], None]
 #: Columns of a confusion table, and the verdict codes :func:`outcomes` returns (their indices).
 OUTCOMES = (Outcome.GOOD, Outcome.UNMATCHED, Outcome.VETOED)
 GOOD, UNMATCHED, VETOED = range(3)
+#: The kinds of labeled fragment, and their codes (their indices): what each should be judged is in the module.
+KINDS = ("good", "bad", "other")
+GOOD_KIND, BAD_KIND, OTHER_KIND = range(3)
 #: Most folds a cross-validation may use.
 MAX_FOLDS = 100
 #: Similarities are compared on this many decimals when candidate thresholds are built (the engine picks
@@ -54,28 +69,30 @@ CANDIDATE_DECIMALS = 5
 
 @dataclass(frozen=True)
 class LabeledSet:
-    """N fragments a person has labeled: their notes (beats) and ``is_good`` (N,) bool."""
+    """N fragments a person has labeled: their notes (beats) and ``kinds`` (N,) codes of :data:`KINDS`."""
 
     notes: tuple[np.ndarray, ...]
-    is_good: np.ndarray
+    kinds: np.ndarray
 
 
-def labeled_files(path: str | os.PathLike[str]) -> list[tuple[Path, Label]]:
-    """The fragments of a labeled set and their labels, checked to exist.
+def labeled_files(path: str | os.PathLike[str]) -> list[tuple[Path, int]]:
+    """The fragments of a labeled set and their kind codes (:data:`KINDS`), checked to exist.
 
-    ``path`` is a folder holding ``good/`` and ``bad/`` folders (every file of a supported type inside them,
-    at any depth, hidden ones left out) or a CSV of ``file,label`` rows, paths relative to the CSV, with an
-    optional ``file,label`` header.
+    ``path`` is a folder holding ``good/`` and ``bad/`` folders and optionally ``other/`` (every file of a
+    supported type inside them, at any depth, hidden ones left out) or a CSV of ``file,label`` rows with label
+    good, bad or other, paths relative to the CSV, with an optional ``file,label`` header.
     """
     root = Path(path)
     if root.is_dir():
         files = []
-        for label in Label:
-            folder = root / label.value
+        for code, kind in enumerate(KINDS):
+            folder = root / kind
             if not folder.is_dir():
-                raise InputError(f"{root}: no {label.value}/ folder; a labeled folder holds good/ and bad/ folders of fragments")
+                if kind == "other":
+                    continue
+                raise InputError(f"{root}: no {kind}/ folder; a labeled folder holds good/ and bad/ folders of fragments, and optionally other/")
             files += [
-                (file, label)
+                (file, code)
                 for file in sorted(folder.rglob("*"))
                 if file.is_file() and file.suffix.lower() in FORMATS
                 and not any(part.startswith(".") for part in file.relative_to(folder).parts)
@@ -89,7 +106,7 @@ def labeled_files(path: str | os.PathLike[str]) -> list[tuple[Path, Label]]:
     return files
 
 
-def _csv_rows(path: Path) -> list[tuple[Path, Label]]:
+def _csv_rows(path: Path) -> list[tuple[Path, int]]:
     size = path.stat().st_size
     if size > defaults.MAX_FILE_BYTES:
         raise LimitError(f"{path}: {size} bytes exceeds the limit of {defaults.MAX_FILE_BYTES} bytes")
@@ -110,12 +127,12 @@ def _csv_rows(path: Path) -> list[tuple[Path, Label]]:
             if len(cells) != 2:
                 raise InputError(f"{where}: expected 'file,label', got {len(cells)} fields")
             name, label = cells
-            if label.lower() not in {label.value for label in Label}:
-                raise InputError(f"{where}: label={label!r} must be 'good' or 'bad'")
+            if label.lower() not in KINDS:
+                raise InputError(f"{where}: label={label!r} must be 'good', 'bad' or 'other'")
             file = path.parent / name
             if not file.is_file():
                 raise InputError(f"{where}: {name}: no such file")
-            rows.append((file, Label(label.lower())))
+            rows.append((file, KINDS.index(label.lower())))
     except csv.Error as exc:
         raise InputError(f"{path} line {reader.line_num}: not valid CSV: {exc}") from None
     return rows
@@ -129,18 +146,16 @@ def read_labeled(path: str | os.PathLike[str], *, progress: Progress | None = No
         if progress:
             progress(f"reading labeled fragment {i + 1}/{len(files)}: {file.name}")
         notes.append(read_notes(file))
-    return LabeledSet(tuple(notes), np.array([label is Label.GOOD for _, label in files]))
+    return LabeledSet(tuple(notes), np.array([code for _, code in files], dtype=np.int64))
 
 
 # --- evidence and verdicts -----------------------------------------------------------------------------------
 
 
 def best_of(similarity: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """(N,) best similarity of (N, K) ``similarity`` over the exemplars where ``columns`` (K,) is True; 0 where
-    none is."""
-    if not columns.any():
-        return np.zeros(similarity.shape[0])
-    return similarity[:, columns].max(axis=1)
+    """(N,) best similarity of (N, K) ``similarity`` over the exemplars where ``columns`` (K,) or (N, K) is True;
+    0 where none is."""
+    return np.where(columns, similarity, 0.0).max(axis=1, initial=0.0)
 
 
 @dataclass(frozen=True)
@@ -148,8 +163,9 @@ class Evidence:
     """What the veto rule needs of N scored fragments to judge them at any library thresholds.
 
     ``good`` and ``bad`` (N,) are the best similarities to good and bad exemplars that follow the library's
-    thresholds; ``good_pinned`` and ``bad_pinned`` (N,) say whether an exemplar with its own threshold
-    reached it, which no library threshold changes.
+    thresholds, the good ones only where they cover enough of the fragment to count for GOOD; ``good_pinned``
+    and ``bad_pinned`` (N,) say whether an exemplar with its own threshold counts for GOOD or vetoes, which no
+    library threshold changes.
     """
 
     good: np.ndarray
@@ -161,15 +177,17 @@ class Evidence:
         return Evidence(self.good[rows], self.bad[rows], self.good_pinned[rows], self.bad_pinned[rows])
 
 
-def evidence(similarity: np.ndarray, is_bad: np.ndarray, overrides: np.ndarray) -> Evidence:
-    """Evidence from (N, K) similarities, (K,) ``is_bad`` and (K,) exemplar thresholds (NaN for none)."""
-    free = np.isnan(overrides)
+def evidence(best: BestMatches, is_bad: np.ndarray, overrides: np.ndarray, *, min_coverage: float) -> Evidence:
+    """Evidence from (N, K) best matches, (K,) ``is_bad``, (K,) exemplar thresholds (NaN for none) and the
+    coverage a good match needs."""
+    free = np.isnan(overrides)[None, :]
+    covers = reaches(best.coverage, min_coverage)
     with np.errstate(invalid="ignore"):
-        own = reaches(similarity, overrides[None, :])  # False where NaN
+        own = reaches(best.similarity, overrides[None, :])  # False where NaN
     return Evidence(
-        good=best_of(similarity, ~is_bad & free),
-        bad=best_of(similarity, is_bad & free),
-        good_pinned=(own & ~is_bad).any(axis=1),
+        good=best_of(best.similarity, ~is_bad[None, :] & free & covers),
+        bad=best_of(best.similarity, is_bad[None, :] & free),
+        good_pinned=(own & ~is_bad & covers).any(axis=1),
         bad_pinned=(own & is_bad).any(axis=1),
     )
 
@@ -183,49 +201,42 @@ def outcomes(ev: Evidence, good_threshold: float, bad_threshold: float) -> np.nd
 
 @dataclass(frozen=True)
 class Confusion:
-    """Labeled fragments counted by label (rows: good, bad) and verdict (columns: :data:`OUTCOMES`)."""
+    """Labeled fragments counted by kind (rows: :data:`KINDS`) and verdict (columns: :data:`OUTCOMES`)."""
 
-    counts: np.ndarray  #: (2, 3) int
+    counts: np.ndarray  #: (3, 3) int
+
+    def size(self, kind: int) -> int:
+        return int(self.counts[kind].sum())
+
+    def success(self, kind: int) -> float | None:
+        """The share of one kind judged as it should be (good: GOOD; bad: VETOED; other: not GOOD); None when
+        the set holds none of that kind."""
+        if not self.size(kind):
+            return None
+        right = {GOOD_KIND: self.counts[GOOD_KIND, GOOD], BAD_KIND: self.counts[BAD_KIND, VETOED],
+                 OTHER_KIND: self.size(OTHER_KIND) - self.counts[OTHER_KIND, GOOD]}[kind]
+        return int(right) / self.size(kind)
 
     @property
-    def accepted_good(self) -> int:
-        return int(self.counts[0, GOOD])
-
-    @property
-    def accepted_bad(self) -> int:
-        return int(self.counts[1, GOOD])
+    def balanced(self) -> float:
+        """The objective: the mean of :meth:`success` over the kinds present."""
+        shares = [s for s in map(self.success, range(len(KINDS))) if s is not None]
+        return sum(shares) / len(shares)
 
     @property
     def precision(self) -> float | None:
         """Of the fragments judged GOOD, the fraction labeled good; None when none is judged GOOD."""
-        accepted = self.accepted_good + self.accepted_bad
-        return self.accepted_good / accepted if accepted else None
+        accepted = int(self.counts[:, GOOD].sum())
+        return int(self.counts[GOOD_KIND, GOOD]) / accepted if accepted else None
 
-    @property
-    def recall(self) -> float:
-        """Of the fragments labeled good, the fraction judged GOOD."""
-        return self.accepted_good / max(1, int(self.counts[0].sum()))
-
-    @property
-    def f1(self) -> float:
-        missed = int(self.counts[0].sum()) - self.accepted_good
-        return 2 * self.accepted_good / max(1, 2 * self.accepted_good + self.accepted_bad + missed)
-
-    @property
-    def accuracy(self) -> float:
-        """Fragments labeled good judged GOOD, and labeled bad judged anything else, over all of them."""
-        rejected_bad = int(self.counts[1].sum()) - self.accepted_bad
-        return (self.accepted_good + rejected_bad) / max(1, int(self.counts.sum()))
-
-    def vetoed(self, label: Label) -> float:
-        """Of the fragments with this label, the fraction vetoed."""
-        row = self.counts[0 if label is Label.GOOD else 1]
-        return int(row[VETOED]) / max(1, int(row.sum()))
+    def vetoed(self, kind: int) -> float | None:
+        """Of the fragments of one kind, the fraction vetoed; None when there are none."""
+        return int(self.counts[kind, VETOED]) / self.size(kind) if self.size(kind) else None
 
 
-def confusion(is_good: np.ndarray, verdicts: np.ndarray) -> Confusion:
-    counts = np.zeros((2, 3), dtype=np.int64)
-    np.add.at(counts, (np.where(is_good, 0, 1), verdicts), 1)
+def confusion(kinds: np.ndarray, verdicts: np.ndarray) -> Confusion:
+    counts = np.zeros((len(KINDS), len(OUTCOMES)), dtype=np.int64)
+    np.add.at(counts, (kinds, verdicts), 1)
     return Confusion(counts)
 
 
@@ -263,34 +274,44 @@ def _settle(current: float, low: float, high: float) -> float:
     return middle
 
 
+def _check_kinds(kinds: np.ndarray) -> None:
+    if not (kinds == GOOD_KIND).any() or (kinds == GOOD_KIND).all():
+        raise ParameterError("choosing thresholds needs fragments labeled good and fragments labeled bad or other")
+
+
 def choose_thresholds(
     ev: Evidence,
-    is_good: np.ndarray,
+    kinds: np.ndarray,
     *,
     current: tuple[float, float],
     max_candidates: int = defaults.MAX_CALIBRATION_CANDIDATES,
 ) -> tuple[float, float]:
-    """(τ_good, τ_bad) maximizing the F1 of GOOD verdicts on these fragments, moved no further from
-    ``current`` than the data demands (see the module docstring)."""
-    if not is_good.any() or is_good.all():
-        raise ParameterError("choosing thresholds needs fragments labeled good and fragments labeled bad")
+    """(τ_good, τ_bad) maximizing the balanced success rate on these fragments (``kinds`` (N,) codes of
+    :data:`KINDS`), moved no further from ``current`` than the data demands (see the module docstring)."""
+    _check_kinds(kinds)
     good = np.where(ev.good_pinned, np.inf, ev.good)
     bad = np.where(ev.bad_pinned, np.inf, ev.bad)
     g_bounds, b_bounds = _bounds(good, max_candidates), _bounds(bad, max_candidates)
     g_cand, b_cand = (g_bounds[:-1] + g_bounds[1:]) / 2, (b_bounds[:-1] + b_bounds[1:]) / 2
     # A fragment passes the good candidates below pg and is vetoed by the bad candidates below pb, so it is
-    # judged GOOD at (i, j) exactly when i < pg and j >= pb: counts by (pg, pb) give every cell by cumsums.
+    # judged GOOD at (i, j) exactly when i < pg and j >= pb, and VETOED when j < pb: counts by (pg, pb) give
+    # every cell by cumsums.
     pg = np.searchsorted(g_cand, good, side="right")
     pb = np.searchsorted(b_cand, bad, side="right")
-    accepted = []
-    for rows in (is_good, ~is_good):
+    shares = []
+    for kind in range(len(KINDS)):
+        rows = kinds == kind
+        if not rows.any():
+            continue
         table = np.zeros((len(g_cand) + 1, len(b_cand) + 1))
         np.add.at(table, (pg[rows], pb[rows]), 1)
         above = np.cumsum(table[::-1], axis=0)[::-1][1:]  # row i: fragments with pg > i
-        accepted.append(np.cumsum(above, axis=1)[:, : len(b_cand)])  # column j: and pb <= j
-    true_pos, false_pos = accepted
-    f1 = 2 * true_pos / (true_pos + false_pos + is_good.sum())
-    optimal = f1 >= f1.max() - 1e-12
+        accepted = np.cumsum(above, axis=1)[:, : len(b_cand)]  # column j: and pb <= j
+        vetoed = (pb[rows][None, :] > np.arange(len(b_cand))[:, None]).sum(axis=1)[None, :]  # column j: pb > j
+        right = {GOOD_KIND: accepted, BAD_KIND: np.broadcast_to(vetoed, accepted.shape), OTHER_KIND: rows.sum() - accepted}[kind]
+        shares.append(right / rows.sum())
+    objective = np.mean(shares, axis=0)
+    optimal = objective >= objective.max() - 1e-12
 
     tau_good, tau_bad = current
     i = int(np.clip(np.searchsorted(g_bounds, tau_good, side="left") - 1, 0, len(g_cand) - 1))
@@ -314,7 +335,7 @@ class Calibration:
     """The thresholds in force and the ones chosen, with how each judges the labeled fragments."""
 
     fragments: int
-    good: int  #: fragments labeled good
+    kinds: tuple[int, ...]  #: how many fragments of each kind of :data:`KINDS`
     folds: int
     before_thresholds: tuple[float, float]  #: (τ_good, τ_bad) in force
     before: Confusion  #: the labeled fragments judged at the thresholds in force
@@ -322,53 +343,55 @@ class Calibration:
     fold_thresholds: tuple[tuple[float, float], ...]  #: chosen on each fold's training part
     chosen: tuple[float, float]  #: chosen on every fragment: what --write writes
     in_sample: Confusion  #: the fragments judged at ``chosen``, which saw them (optimistic)
+    #: What the library check finds at the chosen thresholds and not at those in force (see :func:`calibrate`).
+    new_findings: tuple[Finding, ...] = ()
 
 
-def fold_of(is_good: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """(N,) fold index of each fragment: each label shuffled (seeded) and dealt round the folds in turn."""
-    fold = np.empty(is_good.size, dtype=np.int64)
+def fold_of(kinds: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """(N,) fold index of each fragment: each kind shuffled (seeded) and dealt round the folds in turn."""
+    fold = np.empty(kinds.size, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    for label in (True, False):
-        members = rng.permutation(np.flatnonzero(is_good == label))
+    for kind in range(len(KINDS)):
+        members = rng.permutation(np.flatnonzero(kinds == kind))
         fold[members] = np.arange(members.size) % folds
     return fold
 
 
 def cross_validate(
     ev: Evidence,
-    is_good: np.ndarray,
+    kinds: np.ndarray,
     *,
     current: tuple[float, float],
     folds: int = defaults.CALIBRATION_FOLDS,
     seed: int = defaults.CALIBRATION_SEED,
 ) -> Calibration:
     """Choose thresholds by K-fold cross-validation (see the module docstring)."""
-    n_good, n_bad = int(is_good.sum()), int((~is_good).sum())
     folds = whole_number(folds, "folds", at_least=2, at_most=MAX_FOLDS)
-    if min(n_good, n_bad) < folds:
-        raise ParameterError(
-            f"folds={folds} needs at least {folds} fragments labeled good and {folds} labeled bad; "
-            f"the labeled set has {n_good} good and {n_bad} bad"
-        )
-    fold = fold_of(is_good, folds, seed)
-    held_out = np.empty(is_good.size, dtype=np.int64)
+    _check_kinds(kinds)
+    counts = tuple(int((kinds == k).sum()) for k in range(len(KINDS)))
+    short = [f"{n} {kind}" for kind, n in zip(KINDS, counts, strict=True) if 0 < n < folds]
+    if short:
+        have = ", ".join(f"{n} {kind}" for kind, n in zip(KINDS, counts, strict=True) if n)
+        raise ParameterError(f"folds={folds} needs at least {folds} fragments of each kind labeled; the labeled set has {have}")
+    fold = fold_of(kinds, folds, seed)
+    held_out = np.empty(kinds.size, dtype=np.int64)
     fold_thresholds = []
     for f in range(folds):
         train, test = fold != f, fold == f
-        tau = choose_thresholds(ev.subset(train), is_good[train], current=current)
+        tau = choose_thresholds(ev.subset(train), kinds[train], current=current)
         fold_thresholds.append(tau)
         held_out[test] = outcomes(ev.subset(test), *tau)
-    chosen = choose_thresholds(ev, is_good, current=current)
+    chosen = choose_thresholds(ev, kinds, current=current)
     return Calibration(
-        fragments=is_good.size,
-        good=n_good,
+        fragments=kinds.size,
+        kinds=counts,
         folds=folds,
         before_thresholds=current,
-        before=confusion(is_good, outcomes(ev, *current)),
-        after=confusion(is_good, held_out),
+        before=confusion(kinds, outcomes(ev, *current)),
+        after=confusion(kinds, held_out),
         fold_thresholds=tuple(fold_thresholds),
         chosen=chosen,
-        in_sample=confusion(is_good, outcomes(ev, *chosen)),
+        in_sample=confusion(kinds, outcomes(ev, *chosen)),
     )
 
 
@@ -384,7 +407,12 @@ def calibrate(
     progress: Progress | None = None,
 ) -> Calibration:
     """Read the labeled set at ``labeled``, score every fragment once against ``library`` and choose its
-    thresholds by cross-validation. Nothing is written: pass ``chosen`` to :meth:`Library.set_thresholds`."""
+    thresholds by cross-validation. Nothing is written: pass ``chosen`` to :meth:`Library.set_thresholds`.
+
+    The library check (:func:`rollmatch.lint.check_library`) then runs at the thresholds in force and at the
+    chosen ones; what it finds only at the chosen ones is ``new_findings``: a degenerate probe judged GOOD, a
+    good exemplar vetoed, an exemplar that matches noise.
+    """
     whole_number(folds, "folds", at_least=2, at_most=MAX_FOLDS)  # before any file is read
     if not any(e.label is Label.GOOD for e in library.exemplars):
         raise LibraryError(f"{library.path}: the library has no good exemplars, so no fragment can be judged GOOD")
@@ -394,13 +422,21 @@ def calibrate(
         progress(f"scoring {len(fragments.notes)} labeled fragments")
     best = scorer.similarities(fragments.notes, transpose_range=transpose_range, stretches=stretches)
     config = library.config
-    return cross_validate(
-        evidence(best.similarity, scorer.is_bad, scorer.overrides),
-        fragments.is_good,
+    result = cross_validate(
+        evidence(best, scorer.is_bad, scorer.overrides, min_coverage=config.min_coverage),
+        fragments.kinds,
         current=(config.good_threshold, config.bad_threshold),
         folds=folds,
         seed=seed,
     )
+    if result.chosen == result.before_thresholds:
+        return result
+    if progress:
+        progress("checking the library at the thresholds in force and at the chosen ones")
+    in_force = {(f.code, f.exemplars) for f in check_library(library, backend=backend)}
+    good, bad = result.chosen
+    at_chosen = check_library(replace(library, config=replace(config, good_threshold=good, bad_threshold=bad)), backend=backend)
+    return replace(result, new_findings=tuple(f for f in at_chosen if (f.code, f.exemplars) not in in_force))
 
 
 # --- the report ----------------------------------------------------------------------------------------------
@@ -421,21 +457,25 @@ def report_lines(result: Calibration) -> list[str]:
         (f"after ({result.folds}-fold CV)", spread(goods), spread(bads), result.after),
         ("chosen, on all data", f"{result.chosen[0]:g}", f"{result.chosen[1]:g}", result.in_sample),
     ]
+    present = [k for k in range(len(KINDS)) if result.kinds[k]]
+    counted = ", ".join(f"{result.kinds[k]} {KINDS[k]}" for k in present)
     lines = [
-        f"{result.fragments} labeled fragments: {result.good} good, {result.fragments - result.good} bad",
+        f"{result.fragments} labeled fragments: {counted}",
         "",
-        (f"{'':<22}{'τ_good':>12}{'τ_bad':>12}{'accuracy':>10}{'precision':>11}{'recall':>8}{'F1':>7}"
-         f"{'bad vetoed':>12}{'good vetoed':>13}"),
+        (f"{'':<22}{'τ_good':>12}{'τ_bad':>12}{'balanced':>10}{'good GOOD':>11}{'bad VETOED':>12}{'other not GOOD':>16}"
+         f"{'precision':>11}{'good vetoed':>13}"),
     ]
     for name, tau_good, tau_bad, c in rows:
         lines.append(
-            f"{name:<22}{tau_good:>12}{tau_bad:>12}{share(c.accuracy):>10}{share(c.precision):>11}{share(c.recall):>8}"
-            f"{c.f1:>7.3f}{share(c.vetoed(Label.BAD)):>12}{share(c.vetoed(Label.GOOD)):>13}"
+            f"{name:<22}{tau_good:>12}{tau_bad:>12}{c.balanced:>10.1%}{share(c.success(GOOD_KIND)):>11}"
+            f"{share(c.success(BAD_KIND)):>12}{share(c.success(OTHER_KIND)):>16}{share(c.precision):>11}"
+            f"{share(c.vetoed(GOOD_KIND)):>13}"
         )
     lines += ["", f"{'confusion':<22}{'labeled':<9}" + "".join(f"{o.value:>11}" for o in OUTCOMES)]
     for name, _, _, c in rows:
-        for r, label in enumerate(Label):
-            lines.append(f"{name if r == 0 else '':<22}{label.value:<9}" + "".join(f"{int(n):>11}" for n in c.counts[r]))
-    lines += ["", ("The after row judges each fragment with thresholds chosen without it; the last row's figures "
-                   "come from the data the thresholds were chosen on.")]
+        for r, k in enumerate(present):
+            lines.append(f"{name if r == 0 else '':<22}{KINDS[k]:<9}" + "".join(f"{int(n):>11}" for n in c.counts[k]))
+    lines += ["", ("good should be GOOD, bad VETOED and other anything but GOOD; 'balanced' is the mean of those "
+                   "shares, the objective. The after row judges each fragment with thresholds chosen without it; the "
+                   "last row's figures come from the data the thresholds were chosen on.")]
     return lines

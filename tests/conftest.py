@@ -86,10 +86,10 @@ BAD_EXEMPLARS = ("parallel-fifths", "parallel-octaves")
 
 @pytest.fixture(scope="session")
 def labeled_dir(tmp_path_factory, chorale_excerpts):
-    """good/: two noisy, transposed MIDI copies of each good exemplar; bad/: unrelated chorale openings and
-    noisy copies of the bad exemplars."""
+    """good/: two noisy, transposed MIDI copies of each good exemplar; bad/: noisy copies of the bad exemplars;
+    other/: unrelated chorale openings."""
     root = tmp_path_factory.mktemp("labeled")
-    for label in ("good", "bad"):
+    for label in ("good", "bad", "other"):
         (root / label).mkdir()
     rng = np.random.default_rng(7)
     for i in GOOD_EXEMPLARS:
@@ -97,7 +97,7 @@ def labeled_dir(tmp_path_factory, chorale_excerpts):
             noisy = transform_notes(perturb_notes(chorale_excerpts[i], rng), transpose=transpose)
             write_midi(root / "good" / f"phrase{i}-{copy}.mid", noisy)
     for i in UNRELATED:
-        write_midi(root / "bad" / f"other{i}.mid", chorale_excerpts[i])
+        write_midi(root / "other" / f"other{i}.mid", chorale_excerpts[i])
     for name in BAD_EXEMPLARS:
         notes = read_notes(REPO / "exemplars" / "bad" / f"{name}.json")
         for copy in range(2):
