@@ -4,8 +4,10 @@ not a test: it prints figures and ratios measured in the same run).
 Fixed case: piano rolls of real music, three voices (soprano, alto, tenor) of Bach chorales from the music21
 corpus, 64 time steps (5 1/3 beats at 12 steps per beat) in the 88-key range, about 3% of cells on; a library
 of K exemplars of the same shape; all transpositions within +-12, all time shifts; one stretch (S = 1), then
-the default stretch set. A pair is one fragment against one exemplar over every transposition and shift,
-normalized peak included.
+the default stretch set (whose stretches above 1 make the exemplars longer than the fragments, so a third of
+those pairs are partial matches). A pair is one fragment against one exemplar over every transposition and
+shift, normalized peak included. The engine is timed with every exemplar in each match mode, near-copy and
+contains, so the cost of either is visible.
 
 Peers, on the same pairs with the same normalization:
 - a per-pair ``scipy.signal.fftconvolve`` loop (correlation and window energy), and
@@ -34,6 +36,7 @@ from rollmatch.roll import piano_roll, runs
 STEPS = 64
 SPB = 12
 R = 12
+MODES = ("near-copy", "contains")
 
 
 def real_rolls(count: int) -> list[np.ndarray]:
@@ -125,7 +128,7 @@ def main() -> int:
     # about 20% slower (measured), which would flatter the engine.
     pairs = [(b, k) for b in range(len(fragments)) for k in range(len(exemplars))][: args.peer_pairs]
     inputs = [peer_inputs(fragments[b], exemplars[k]) for b, k in pairs]
-    peer_peaks, rates = {}, {}
+    peer_peaks, peer_rates = {}, {}
     for name, peak in (("fftconvolve loop", fftconvolve_peak), ("OpenCV matchTemplate", opencv_peak)):
         try:
             peak(*inputs[0])  # imports and first-call setup stay out of the timing, as for the engine
@@ -133,17 +136,20 @@ def main() -> int:
             print(f"{name}: not installed (pip install -e '.[bench]')")
             continue
         peer_peaks[name] = [peak(image, template) for image, template in inputs]
-        rates[name] = len(pairs) / timed(lambda peak=peak: [peak(image, template) for image, template in inputs])
+        peer_rates[name] = len(pairs) / timed(lambda peak=peak: [peak(image, template) for image, template in inputs])
 
-    bank = TemplateBank(exemplars, stretches=(1.0,))
     methods = ["sparse", "dense"] if resolve_method("auto", np) == "sparse" else ["dense"]
-    method_rates = {}
-    for method in methods:
-        match(fragments[:2], bank, method=method)  # compiled, spectra and caches warm
-        seconds = timed(lambda method=method: match(fragments, bank, method=method))
-        method_rates[method] = len(fragments) * len(exemplars) / seconds
-    engine = match(fragments, bank)
-    engine_rate = method_rates[resolve_method("auto", np)]
+    auto = resolve_method("auto", np)
+    rates: dict[tuple[str, str, str], float] = {}  # (method, mode, stretches) -> pairs/s
+    for stretches, name, subset, repeats in (((1.0,), "S=1", exemplars, 3), (STRETCHES, "7 stretches", exemplars[: max(1, args.exemplars // 8)], 1)):
+        for mode in MODES:
+            bank = TemplateBank(subset, stretches=stretches, modes=[mode] * len(subset))
+            for method in methods:
+                match(fragments[:2], bank, method=method)  # compiled, spectra and caches warm
+                seconds = timed(lambda bank=bank, method=method: match(fragments, bank, method=method), repeats=repeats)
+                rates[method, mode, name] = len(fragments) * len(subset) / seconds
+    engine = match(fragments, TemplateBank(exemplars, stretches=(1.0,)))
+    engine_rate = rates[auto, "near-copy", "S=1"]
     for name, peaks in peer_peaks.items():
         worst = max(abs(p - engine.similarity[b, k]) for p, (b, k) in zip(peaks, pairs, strict=True))
         if worst > 1e-4:
@@ -152,18 +158,19 @@ def main() -> int:
         print(f"{name}: agrees on all {len(pairs)} peaks (worst {worst:.1e})")
 
     print()
-    print(f"{'method':<34} {'pairs/s':>12}   engine is")
-    for method, rate in method_rates.items():
-        chosen = " (what 'auto' uses)" if method == resolve_method("auto", np) else ""
-        print(f"{'rollmatch engine, CPU ' + method + ', S=1':<34} {rate:12,.0f}{chosen}")
-    for name, rate in rates.items():
-        print(f"{name + ', per pair':<34} {rate:12,.0f}   {engine_rate / rate:6.1f}x faster")
-
-    full = TemplateBank(exemplars[: max(1, args.exemplars // 8)], stretches=STRETCHES)
+    print(f"{'method':<46} {'pairs/s':>12}   engine is")
+    for (method, mode, name), rate in rates.items():
+        if name == "S=1":
+            chosen = " (what 'auto' uses)" if (method, mode) == (auto, "near-copy") else ""
+            print(f"{f'rollmatch engine, CPU {method}, {mode}, {name}':<46} {rate:12,.0f}{chosen}")
+    for name, rate in peer_rates.items():
+        print(f"{name + ', per pair':<46} {rate:12,.0f}   {engine_rate / rate:6.1f}x faster")
+    for (method, mode, name), rate in rates.items():
+        if name != "S=1":
+            print(f"{f'rollmatch engine, CPU {method}, {mode}, {name}':<46} {rate:12,.0f}")
     for method in methods:
-        match(fragments[:2], full, method=method)
-        seconds = timed(lambda method=method: match(fragments, full, method=method), repeats=1)
-        print(f"{'rollmatch engine, CPU ' + method + ', 7 stretches':<34} {len(fragments) * full.n_exemplars / seconds:12,.0f}")
+        ratio = rates[method, "contains", "S=1"] / rates[method, "near-copy", "S=1"]
+        print(f"contains costs {1 / ratio:.2f}x near-copy's time on the {method} path at S=1")
 
     # Dense path, work per pair at S=1: the per-frequency products and the inverse FFT.
     fft_length, band, n_t = 128, bank.band, 2 * R + 1
@@ -171,12 +178,12 @@ def main() -> int:
     ifft = n_t * 2.5 * fft_length * np.log2(fft_length)
     print(f"\ndense path, work per pair: {gemm / 1e6:.2f} MFLOP in products + {ifft / 1e6:.2f} MFLOP inverse FFT, "
           f"{n_t * fft_length * 4 / 1e3:.1f} kB per pass over the correlation: "
-          f"{method_rates['dense'] * (gemm + ifft) / 1e9:.1f} GFLOP/s at {method_rates['dense']:,.0f} pairs/s")
+          f"{rates['dense', 'near-copy', 'S=1'] * (gemm + ifft) / 1e9:.1f} GFLOP/s at {rates['dense', 'near-copy', 'S=1']:,.0f} pairs/s")
 
     # Sparse path, work per pair: the scan is a chain of dependent adds, so its floor is latency, not width.
     work = np.array([sparse_work(fragments[b], exemplars[k]) for b, k in pairs])
     run_pairs, cells = work.mean(axis=0)
-    rate = method_rates.get("sparse")
+    rate = rates.get(("sparse", "near-copy", "S=1"))
     if rate:
         per_core_ns = 2 * 1e9 / rate  # two cores
         print(f"sparse path, work per pair: {run_pairs:.0f} run pairs (4 writes each) + {cells:.0f} cells scanned "
@@ -185,10 +192,11 @@ def main() -> int:
 
     if gpu_available():
         cupy = array_module("gpu")
-        gpu_bank = TemplateBank(exemplars, stretches=(1.0,), xp=cupy)  # dense path on cupy
-        match(fragments[:2], gpu_bank)
-        seconds = timed(lambda: match(fragments, gpu_bank))
-        print(f"{'rollmatch engine, GPU, S=1':<34} {len(fragments) * len(exemplars) / seconds:12,.0f}")
+        for mode in MODES:
+            gpu_bank = TemplateBank(exemplars, stretches=(1.0,), modes=[mode] * len(exemplars), xp=cupy)  # dense path on cupy
+            match(fragments[:2], gpu_bank)
+            seconds = timed(lambda gpu_bank=gpu_bank: match(fragments, gpu_bank))
+            print(f"{f'rollmatch engine, GPU, {mode}, S=1':<46} {len(fragments) * len(exemplars) / seconds:12,.0f}")
     else:
         print("GPU: none found (cupy with a CUDA device); GPU figures not measured")
     return 0

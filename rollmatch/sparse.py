@@ -94,6 +94,7 @@ def match_runs(
     n_templates = t_len.shape[0]
     n_t = t_values.shape[0]
     root_density = math.sqrt(contains_density)
+    scale_squared = similarity_scale * similarity_scale
     longest = 0
     for m in range(n_templates):
         longest = max(longest, t_len[m])
@@ -180,6 +181,24 @@ def match_runs(
                         if key > best_key:
                             best_key, best, best_i, best_k = key, x / similarity_scale, i, k
                     continue
+                if exemplar_is_template and not on_own_cells:
+                    # 'contains' on binary rolls, the other common case: x <= sqrt(c) / |E|, so most shifts are
+                    # skipped before the square root.
+                    bound = inv_whole * inv_whole * scale_squared
+                    for k in range(touched_lo[i], touched_hi[i] + 1):
+                        slope += corr[i, k]
+                        c += slope
+                        corr[i, k] = 0.0
+                        limit = best_key + 0.5
+                        if c * bound < limit * limit:
+                            continue
+                        x = c * inv_whole * similarity_scale / max(math.sqrt(c), 1.0 / (inv[i, k] * root_density))
+                        if x + 0.5 < best_key + 1.0:
+                            continue
+                        key = math.floor(x + 0.5)
+                        if key > best_key:
+                            best_key, best, best_i, best_k = key, x / similarity_scale, i, k
+                    continue
                 own_slope = 0.0
                 own_energy = 0.0
                 for k in range(touched_lo[i], touched_hi[i] + 1):
@@ -202,6 +221,10 @@ def match_runs(
                         j1 = min(max(frag_len - d, 0), length)
                         inv_e = 1.0 / math.sqrt(max(t_time_energy[m, j1] - t_time_energy[m, j0], floor))
                     if contains:
+                        if not on_own_cells:  # as above: x <= sqrt(c) / |E|
+                            limit = best_key + 0.5
+                            if c * inv_e * inv_e * scale_squared < limit * limit:
+                                continue
                         on_own = own_energy if on_own_cells else c
                         x = c * inv_e * similarity_scale / max(math.sqrt(max(on_own, 0.0)), 1.0 / (inv_f * root_density))
                     else:
