@@ -5,6 +5,11 @@
 - bwv269-opening.mid: the opening phrase of chorale BWV 269, which resembles no exemplar closely: UNMATCHED.
 - planing.mid: the bad 'parallel-fifths' exemplar a fourth higher in quarter notes with one chord
   changed: VETOED.
+- bwv18.5-lz-two-phrases.mid: the first two phrases of BWV 18.5 (Leipzig): the library's first phrase matches
+  whole but covers only half of it: UNMATCHED.
+- octaves-in-a-chorale.mid: the opening of chorale BWV 269 with its outer voices replaced, for four beats, by
+  the 'parallel-octaves-pair' pattern, its alto and tenor sounding inside the pattern's box: VETOED by that
+  pattern in contains mode, which a near copy of it would miss.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pretty_midi
 from music21 import corpus
 
 from rollmatch import notes_from_records, read_notes, transform_notes
+from rollmatch.notes import sort_notes
 
 OUT = Path(__file__).resolve().parent.parent / "examples"
 TEMPO = 100.0
@@ -41,6 +47,21 @@ def main() -> None:
     planing = transform_notes(fifths, transpose=5, stretch=0.5)
     planing = planing[~((planing["start"] == 1.0) & (planing["pitch"] == 74))]  # one altered chord
     write_midi(planing, OUT / "planing.mid")
+    write_midi(read_notes(corpus.getWork("bach/bwv18.5-lz"), end_beat=16), OUT / "bwv18.5-lz-two-phrases.mid")
+    write_midi(octaves_in_a_chorale(), OUT / "octaves-in-a-chorale.mid")
+
+
+def octaves_in_a_chorale() -> np.ndarray:
+    """BWV 269's first full bars (after its pickup), with soprano and bass replaced over beats 1-5 by the
+    parallel-octaves pattern at x1/2, moved to the bass's register (C3 -> G2)."""
+    path = corpus.getWork("bach/bwv269")
+    voices = {v: read_notes(path, tracks=[v], start_beat=1, end_beat=9) for v in ("Soprano", "Alto", "Tenor", "Bass")}
+    pair = notes_from_records(json.loads((OUT.parent / "exemplars/bad/parallel-octaves-pair.json").read_text()))
+    octaves = transform_notes(pair, transpose=-5, stretch=0.5, shift_beats=1.0)
+    kept = [voices["Alto"], voices["Tenor"]]
+    for v in ("Soprano", "Bass"):
+        kept.append(voices[v][(voices[v]["end"] <= 1.0) | (voices[v]["start"] >= 5.0)])
+    return sort_notes(np.concatenate([*kept, octaves]))
 
 
 if __name__ == "__main__":
