@@ -104,6 +104,7 @@ def match_runs(
         on_cells = np.zeros((n_t, longest + frag_len + 2)) if support else np.zeros((1, 1))
         inv = np.zeros((n_t, longest + frag_len - 1))  # 1 / sqrt(fragment energy in the box), per shift
         inv_rows = np.zeros(n_t)  # the same for a box spanning the whole fragment
+        inv_piece = np.zeros(longest + frag_len - 1)  # 1 / Ê per shift, where the fragment is the shorter
         # The span of shifts each transposition row was touched in; only that is scanned and cleared.
         touched_lo = np.full(n_t, 1 << 30, dtype=np.int64)
         touched_hi = np.full(n_t, -1, dtype=np.int64)
@@ -157,8 +158,15 @@ def match_runs(
                             on_cells[i, first + short] -= own
                             on_cells[i, first + short + flat - 1] -= own
                             on_cells[i, first + 2 * short + flat - 1] += own
-            floor = t_energy[m] if contains else min_share * t_energy[m]  # a pattern is contained whole
             inv_whole = 1.0 / math.sqrt(t_energy[m])
+            if not exemplar_is_template:
+                # The exemplar's energy under the fragment's span depends on the shift only: once per template.
+                floor = t_energy[m] if contains else min_share * t_energy[m]  # a pattern is contained whole
+                for k in range(n_d):
+                    d = k - (length - 1)
+                    j0 = min(max(-d, 0), length)
+                    j1 = min(max(frag_len - d, 0), length)
+                    inv_piece[k] = 1.0 / math.sqrt(max(t_time_energy[m, j1] - t_time_energy[m, j0], floor))
             best = 0.0
             best_key = 0.0
             best_i = 0
@@ -214,12 +222,9 @@ def match_runs(
                     if exemplar_is_template:
                         inv_f = inv[i, k]
                         inv_e = inv_whole
-                    else:  # the window spans the fragment: E's energy there, floored, depends on the shift
+                    else:  # the window spans the fragment
                         inv_f = inv_rows[i]
-                        d = k - (length - 1)
-                        j0 = min(max(-d, 0), length)
-                        j1 = min(max(frag_len - d, 0), length)
-                        inv_e = 1.0 / math.sqrt(max(t_time_energy[m, j1] - t_time_energy[m, j0], floor))
+                        inv_e = inv_piece[k]
                     if contains:
                         if not on_own_cells:  # as above: x <= sqrt(c) / |E|
                             limit = best_key + 0.5
