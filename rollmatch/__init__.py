@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import defaults
-from .engine import BestMatches, TemplateBank, match
+from .engine import BestMatches, Mode, TemplateBank, match
 from .errors import (
     AlreadyExistsError,
     EmptyInputError,
@@ -44,6 +44,7 @@ __all__ = [
     "LibraryError",
     "LimitError",
     "Match",
+    "Mode",
     "NotFoundError",
     "Outcome",
     "ParameterError",

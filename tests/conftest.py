@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -21,6 +22,13 @@ EXCERPT_BEATS = 8.0
 def chorale_path(name: str) -> Path:
     """A Bach chorale in the music21 corpus, e.g. 'bwv269'."""
     return Path(str(corpus.getWork(f"bach/{name}")))
+
+
+@functools.lru_cache(maxsize=None)
+def chorale_voices(name: str, beats: float = 8.0) -> dict[str, np.ndarray]:
+    """The four voices, each alone, of a Bach chorale's first ``beats`` beats; parsed once per session (do not
+    modify the arrays)."""
+    return {v: read_notes(chorale_path(name), tracks=[v], end_beat=beats) for v in VOICES}
 
 
 def write_midi(path: Path, notes: np.ndarray, *, tempo: float = 120.0, resolution: int = 480, drums: np.ndarray | None = None) -> Path:

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from rollmatch import ParameterError, TemplateBank, match
+from rollmatch import ParameterError, TemplateBank, match, select_beats
 from rollmatch.backend import array_module, backend_name, gpu_available
 
 
@@ -31,13 +31,27 @@ def test_unknown_backend_is_refused():
 
 
 @pytest.mark.skipif(not gpu_available(), reason="needs cupy and a CUDA device")
-def test_gpu_engine_equals_cpu_engine_on_real_fragments(chorale_excerpts):
+@pytest.mark.parametrize("velocity", [False, True])
+def test_gpu_engine_equals_cpu_engine_on_real_fragments(chorale_excerpts, velocity):
+    # Every third exemplar in 'contains' mode, and fragments shorter and longer than the exemplars, so that both
+    # windows and both modes run on the device.
     cupy = array_module("gpu")
+    rng = np.random.default_rng(3)
     exemplars = chorale_excerpts[:40]
-    fragments = chorale_excerpts[60:72]
-    cpu = match(fragments, TemplateBank(exemplars, xp=np))
-    gpu = match(fragments, TemplateBank(exemplars, xp=cupy))
+    if velocity:
+        exemplars = [_with_velocities(e, rng) for e in exemplars]
+    modes = ["contains" if k % 3 == 0 else "near-copy" for k in range(len(exemplars))]
+    fragments = [select_beats(f, 0, beats) for f, beats in zip(chorale_excerpts[60:72], [8, 2, 4, 8, 3, 8, 1, 6, 8, 5, 8, 2], strict=True)]
+    cpu = match(fragments, TemplateBank(exemplars, modes=modes, velocity=velocity, xp=np))
+    gpu = match(fragments, TemplateBank(exemplars, modes=modes, velocity=velocity, xp=cupy))
     np.testing.assert_allclose(gpu.similarity, cpu.similarity, atol=1e-4)
     clear = cpu.similarity > 0.5  # where a real alignment wins, both engines report the same one
     for field in ("transpose", "shift_steps", "stretch"):
         np.testing.assert_array_equal(getattr(gpu, field)[clear], getattr(cpu, field)[clear])
+    np.testing.assert_allclose(gpu.coverage[clear], cpu.coverage[clear], atol=1e-9)
+
+
+def _with_velocities(notes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = notes.copy()
+    out["velocity"] = rng.integers(20, 128, size=notes.size)
+    return out

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rollmatch import InputError, Library, ParameterError, Scorer, read_notes, transform_notes
+from rollmatch import InputError, Library, ParameterError, Scorer, transform_notes
 from rollmatch.calibrate import (
     BAD_KIND,
     GOOD,
@@ -28,7 +28,7 @@ from rollmatch.calibrate import (
 from rollmatch.lint import random_material
 from rollmatch.notes import perturb_notes, sort_notes
 
-from .conftest import chorale_path, note_list, write_midi
+from .conftest import chorale_voices, note_list, write_midi
 
 G, B, O = GOOD_KIND, BAD_KIND, OTHER_KIND
 
@@ -179,7 +179,7 @@ def near_miss_set(tmp_path: Path) -> tuple[Library, Path]:
     of each good phrase (good/) and four of each faulty one (bad/)."""
     satb = ["Soprano", "Alto", "Tenor", "Bass"]
     names = ["bwv269", "bwv66.6", "bwv26.6", "bwv8.6", "bwv40.8", "bwv70.11"]
-    voices = {n: {v: read_notes(chorale_path(n), tracks=[v], end_beat=8) for v in satb} for n in names}
+    voices = {n: chorale_voices(n) for n in names}
     whole = {n: sort_notes(np.concatenate(list(voices[n].values()))) for n in names}
     faulty = {n: sort_notes(np.concatenate([voices[n][v] for v in satb if v != "Tenor"] + [transform_notes(voices[n]["Bass"], transpose=7)]))
               for n in names[:3]}

@@ -31,6 +31,30 @@ def test_score_prints_a_table_against_the_default_library(capsys):
     assert "VETOED" in vetoed and "parallel-fifths-pair 1.000" in vetoed and "x1/2" in vetoed
 
 
+def test_min_coverage_decides_whether_a_reached_match_counts(capsys):
+    two_phrases = str(EXAMPLES / "bwv18.5-lz-two-phrases.mid")
+    code, out, _ = run(capsys, "score", two_phrases)
+    assert code == 0 and "UNMATCHED" in out and "bwv18.5-w-phrase1 1.000 (t+2, beat 0, x1, covers 49%)" in out
+    code, out, _ = run(capsys, "score", "--min-coverage", "0.4", two_phrases)
+    assert code == 0 and " GOOD " in out
+    code, _, err = run(capsys, "score", "--min-coverage", "1.5", two_phrases)
+    assert code == 2 and err == "rollmatch: error: min_coverage=1.5 must be within [0, 1]\n"
+
+
+def test_library_add_takes_a_mode_and_list_shows_every_mode(tmp_path, capsys):
+    lib = tmp_path / "modes"
+    assert run(capsys, "library", "init", str(lib))[0] == 0
+    pair = REPO / "exemplars" / "bad" / "parallel-fifths-pair.json"
+    assert run(capsys, "library", "add", str(lib), str(pair), "--label", "bad", "--mode", "contains")[0] == 0
+    assert run(capsys, "library", "add", str(lib), str(EXAMPLES / "planing.mid"), "--label", "bad")[0] == 0
+    code, out, _ = run(capsys, "library", "list", str(lib))
+    header, first, second = out.splitlines()
+    assert code == 0 and header.endswith("min coverage 0.6, mode near-copy")
+    assert first.split()[:3] == ["parallel-fifths-pair", "bad", "contains"] and second.split()[:3] == ["planing", "bad", "near-copy"]
+    code, _, err = run(capsys, "library", "add", str(lib), str(pair), "--label", "bad", "--mode", "exact")
+    assert code == 2 and "argument --mode: invalid choice: 'exact'" in err
+
+
 def test_score_json_has_the_documented_keys(capsys):
     code, out, _ = run(capsys, "score", "--json", str(EXAMPLES / "bwv269-opening.mid"))
     (line,) = out.splitlines()

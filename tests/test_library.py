@@ -18,12 +18,14 @@ from rollmatch import (
     LibraryError,
     NotFoundError,
     ParameterError,
+    Scorer,
     defaults,
     make_notes,
     read_notes,
     select_beats,
 )
 from rollmatch import library as library_module
+from rollmatch.engine import Mode
 from rollmatch.library import CACHE_DIR, MANIFEST_NAME
 from rollmatch.storage import atomic_write
 
@@ -94,6 +96,8 @@ def test_add_refuses_duplicates_and_bad_files_without_writing(tmp_path, library)
         lib.add(motif(tmp_path, "other.json"), label="good", exemplar_id="no spaces")
     with pytest.raises(ParameterError, match="threshold=1.5 must be in"):
         lib.add(motif(tmp_path, "other.json"), label="good", threshold=1.5)
+    with pytest.raises(ParameterError, match="mode='exact' must be one of near-copy, contains"):
+        lib.add(motif(tmp_path, "other.json"), label="bad", mode="exact")
     assert (lib.path / MANIFEST_NAME).read_bytes() == manifest
     assert sorted(p.name for p in (lib.path / "files").iterdir()) == ["motif.json"]
     with pytest.raises(NotFoundError, match="no exemplar with id 'ghost'"):
@@ -162,6 +166,22 @@ def test_a_snapshot_notices_changes_on_disk_by_stat(tmp_path, library):
     assert current.changed_on_disk() and Library.open(lib.path).version == current.version
 
 
+def test_modes_and_coverage_live_in_the_manifest(tmp_path, library):
+    lib = library.add(motif(tmp_path), label="bad", mode="contains")
+    lib = lib.add(motif(tmp_path, "plain.json"), label="bad").set_thresholds(min_coverage=0.75)
+    text = (lib.path / MANIFEST_NAME).read_text()
+    assert 'min_coverage = 0.75\nmode = "near-copy"' in text and text.count('mode = "contains"') == 1
+    reopened = Library.open(lib.path)
+    contains, plain = reopened.exemplars
+    assert (contains.mode, plain.mode) == (Mode.CONTAINS, None)  # the second follows the library
+    assert reopened.mode_of(plain) is Mode.NEAR_COPY and reopened.config.min_coverage == 0.75
+    # A hand-edited library mode changes every exemplar that names none, and the scorer follows it.
+    (lib.path / MANIFEST_NAME).write_text(text.replace('mode = "near-copy"', 'mode = "contains"'))
+    assert Scorer(Library.open(lib.path)).modes == (Mode.CONTAINS, Mode.CONTAINS)
+    with pytest.raises(ParameterError, match=r"min_coverage=2 must be within \[0, 1\]"):
+        reopened.set_thresholds(min_coverage=2)
+
+
 def test_manifest_text_round_trips_awkward_strings(tmp_path, library):
     text = 'quote " backslash \\ newline \n tab \t unicode \u00e9\u266f del \x7f'
     lib = library.add(motif(tmp_path), label="good", description=text, provenance="bwv \u2116 269")
@@ -174,6 +194,9 @@ def test_manifest_text_round_trips_awkward_strings(tmp_path, library):
     [
         ("[library]\ncolour = 'red'\n", r"\[library\] has unknown key 'colour'"),
         ("[library]\ngood_threshold = 2.0\n", "good_threshold=2 must be in"),
+        ("[library]\nmin_coverage = 1.2\n", r"\[library\] min_coverage=1.2 must be within \[0, 1\]"),
+        ("[library]\nmode = 'copy'\n", r"\[library\] mode='copy' must be one of near-copy, contains"),
+        ("[[exemplar]]\nid = 'a'\nlabel = 'bad'\nfile = 'a.json'\nmode = 3\n", "exemplar 1: mode=3 must be one of near-copy, contains"),
         ("[[exemplar]]\nid = 'a'\nlabel = 'meh'\nfile = 'a.json'\n", "exemplar 1: label='meh' must be 'good' or 'bad'"),
         ("[[exemplar]]\nid = 'a'\nlabel = 'good'\n", "exemplar 1 needs a string 'file'"),
         ("[[exemplar]]\nid = 'a'\nlabel = 'good'\nfile = '../x.json'\n", "must be a path inside the library"),

@@ -32,8 +32,11 @@ def test_the_install_commands_score_step_works(capsys, monkeypatch):
     score = install.split("&& rollmatch ", 1)[1]
     args = shlex.split(score)
     files = sorted(str(p.relative_to(REPO)) for p in REPO.glob(args[-1]))
-    assert len(files) == 3
+    assert len(files) == 5
     monkeypatch.chdir(REPO)
     assert main([*args[:-1], *files]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[1] for line in out.splitlines()] == ["GOOD", "UNMATCHED", "VETOED"]
+    assert [line.split()[1] for line in out.splitlines()] == ["GOOD", "UNMATCHED", "UNMATCHED", "VETOED", "VETOED"]
+    # and exactly what the README's first screen shows
+    shown = (REPO / "README.md").read_text().split("$ rollmatch score examples/*.mid\n", 1)[1].split("\nrollmatch: scored", 1)[0]
+    assert out.strip() == shown

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 
 from rollmatch import Label, Library, LibraryError, Outcome, ParameterError, Scorer, make_notes, read_notes, score_files, windows
-from rollmatch import defaults, transform_notes
+from rollmatch import TemplateBank, defaults, match, select_beats, transform_notes
 from rollmatch.notes import sort_notes
+from rollmatch.roll import piano_roll
 
-from .conftest import REPO, chorale_path, write_midi
+from .conftest import REPO, chorale_path, chorale_voices, note_list, write_midi
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,122 @@ def test_bank_cache_stays_bounded_whatever_stretch_sets_callers_send(scorer):
 def test_empty_library_cannot_score(tmp_path):
     with pytest.raises(LibraryError, match="the library has no exemplars"):
         Scorer(Library.init(tmp_path / "empty"))
+
+
+# --- what GOOD means, end to end: the shipped library and one built here ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built_library(tmp_path_factory) -> Library:
+    """Four Bach phrases the shipped library does not hold, as good exemplars; as bad ones the two voices of
+    parallel fifths in contains mode, with the shipped pattern's own threshold, and a four-voice planing as a
+    near copy."""
+    tmp = tmp_path_factory.mktemp("built")
+    library = Library.init(tmp / "lib")
+    for name in BUILT_GOOD:
+        library = library.add(note_list(tmp / "src" / f"{name}.json", whole(chorale_voices(name))), label="good")
+    shipped = REPO / "exemplars" / "bad"
+    library = library.add(shipped / "parallel-fifths-pair.json", label="bad", mode="contains", threshold=0.97)
+    return library.add(shipped / "parallel-fifths.json", label="bad")
+
+
+BUILT_GOOD = ("bwv269", "bwv66.6", "bwv26.6", "bwv70.11")
+
+
+def whole(voices: dict[str, np.ndarray]) -> np.ndarray:
+    return sort_notes(np.concatenate(list(voices.values())))
+
+
+@pytest.fixture(params=["shipped", "built"])
+def library(request, default_library, built_library) -> Library:
+    return default_library if request.param == "shipped" else built_library
+
+
+def first_half(notes: np.ndarray) -> np.ndarray:
+    first = float(notes["start"].min())
+    return select_beats(notes, first, first + (float(notes["end"].max()) - first) / 2)
+
+
+def test_the_first_half_of_an_exemplar_with_all_its_voices_is_still_good(library):
+    scorer = Scorer(library)
+    good = [(e.id, n) for e, n in zip(library.exemplars, library.notes(), strict=True) if e.label is Label.GOOD]
+    verdicts = scorer.score([transform_notes(first_half(notes), transpose=3) for _, notes in good])
+    for (exemplar_id, _), verdict in zip(good, verdicts, strict=True):
+        assert verdict.verdict is Outcome.GOOD, exemplar_id
+        assert verdict.good.exemplar == exemplar_id and verdict.good.similarity >= 0.95
+        assert (verdict.good.transpose, verdict.good.shift_beats, verdict.good.coverage) == (3, 0.0, pytest.approx(1.0))
+
+
+def test_a_half_that_holds_little_of_its_exemplar_scores_by_its_share():
+    # BWV 8.6 opens with a lone bass pickup and two beats of melody: its first four beats hold a third of the
+    # phrase's cells. Matched against the phrase with every voice, it is judged as if it held half: sqrt(share / 0.5).
+    phrase = whole(chorale_voices("bwv8.6"))
+    half = first_half(phrase)
+    share = (piano_roll(half) > 0).sum() / (piano_roll(phrase) > 0).sum()
+    assert 0.3 < share < 0.4
+    library_bank = TemplateBank([phrase], stretches=(1.0,))
+    assert match([half], library_bank).similarity[0, 0] == pytest.approx(np.sqrt(share / 0.5), abs=1e-6)
+    # Its first six beats hold more than half, and match whole.
+    assert match([select_beats(phrase, 0, 6)], library_bank).similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_lone_voice_of_an_exemplar_is_not_good(default_library, built_library):
+    # Each library against the four voices, one at a time, of one of its own good phrases.
+    for library, name in ((default_library, "bwv165.6"), (built_library, "bwv269")):
+        assert {f"{name}-phrase1", name} & {e.id for e in library.exemplars}
+        verdicts = Scorer(library).score(list(chorale_voices(name).values()))
+        assert [v.verdict for v in verdicts] == [Outcome.UNMATCHED] * 4, name
+        assert max(v.good.similarity for v in verdicts) < 0.6
+
+
+def fifths_in_a_chorale(voices: dict[str, np.ndarray], pair: np.ndarray, *, stretch: float, at: float) -> np.ndarray:
+    """A chorale texture with its tenor and bass replaced, from beat ``at``, by the pair of voices moved to the
+    bass's register and stretched; soprano and alto sound on."""
+    register = int(np.median(voices["Bass"]["pitch"]))
+    fifths = transform_notes(pair, transpose=register - int(pair["pitch"].min()), stretch=stretch, shift_beats=at)
+    end = float(fifths["end"].max())
+    kept = [voices["Soprano"], voices["Alto"]]
+    for v in ("Tenor", "Bass"):
+        kept.append(voices[v][(voices[v]["end"] <= at) | (voices[v]["start"] >= end)])
+    return sort_notes(np.concatenate([*kept, fifths]))
+
+
+@pytest.mark.parametrize(("stretch", "at"), [(0.5, 1.0), (0.75, 2.0), (1.0, 0.0)])
+def test_parallel_fifths_in_contains_mode_veto_them_inside_a_chorale_texture(library, stretch, at):
+    pair = read_notes(REPO / "exemplars" / "bad" / "parallel-fifths-pair.json")
+    scorer = Scorer(library)
+    for name in ("bwv40.8", "bwv8.6", "bwv1.6"):  # chorales neither library holds
+        voices = chorale_voices(name)
+        texture = fifths_in_a_chorale(voices, pair, stretch=stretch, at=at)
+        plain, faulty = scorer.score([whole(voices), texture])
+        assert plain.verdict is not Outcome.VETOED, name
+        assert faulty.verdict is Outcome.VETOED and faulty.bad.exemplar == "parallel-fifths-pair", name
+        assert (faulty.bad.similarity, faulty.bad.stretch, faulty.bad.shift_beats) == (pytest.approx(1.0), stretch, at)
+
+
+def test_contains_mode_finds_a_fault_that_a_near_copy_misses(default_library, tmp_path):
+    # The shipped example: BWV 269 with its outer voices in parallel double octaves for four beats; its alto and
+    # tenor sound inside the pattern's box, half the energy there.
+    texture = read_notes(REPO / "examples" / "octaves-in-a-chorale.mid")
+    pair = read_notes(REPO / "exemplars" / "bad" / "parallel-octaves-pair.json")
+    held, near = (match([texture], TemplateBank([pair], modes=[mode])).similarity[0, 0] for mode in ("contains", "near-copy"))
+    assert held == pytest.approx(1.0) and near == pytest.approx(np.sqrt(0.5), abs=0.01)
+    verdict = Scorer(default_library).score([texture])[0]
+    assert verdict.verdict is Outcome.VETOED and verdict.bad.exemplar == "parallel-octaves-pair"
+
+
+@pytest.mark.parametrize("pitches", [range(36, 85), range(55, 67)])
+def test_a_dense_cluster_vetoes_nothing_and_matches_nothing_good_in_either_mode(library, pitches):
+    cluster = make_notes(list(pitches), [0.0] * len(pitches), [8.0] * len(pitches))
+    notes, exemplars = library.notes(), library.exemplars
+    thresholds = Scorer(library).thresholds()
+    for mode in ("near-copy", "contains"):
+        bank = TemplateBank(notes, modes=[mode] * len(notes))
+        best = match([cluster], bank)
+        for k, e in enumerate(exemplars):
+            if e.id != "chromatic-cluster":  # a cluster is, of course, a close copy of itself
+                assert best.similarity[0, k] < thresholds[k], (mode, e.id, best.similarity[0, k])
+    verdict = Scorer(library).score([cluster])[0]
+    assert verdict.verdict is (Outcome.VETOED if "chromatic-cluster" in {e.id for e in exemplars} else Outcome.UNMATCHED)
+    if verdict.verdict is Outcome.VETOED:
+        assert verdict.bad.exemplar == "chromatic-cluster"

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
 
-from rollmatch import Library, Scorer, defaults, read_notes, select_beats, windows
+from rollmatch import Library, Outcome, Scorer, defaults, read_notes, select_beats, windows
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.client import Client, fragment_message
@@ -89,7 +89,7 @@ def assert_same(remote, local_verdicts):
             assert (a is None) == (b is None)
             if a is not None:
                 assert (a.exemplar, a.transpose, a.shift_beats, a.stretch) == (b.exemplar, b.transpose, b.shift_beats, b.stretch)
-                assert a.similarity == pytest.approx(b.similarity, abs=1e-6)
+                assert a.similarity == pytest.approx(b.similarity, abs=1e-6) and a.coverage == pytest.approx(b.coverage, abs=1e-9)
 
 
 def healthy(target: str) -> bool:
@@ -135,8 +135,13 @@ def test_options_and_top_matches_travel(target, local):
     options = {"transpose_range": 3, "stretches": (1.0, 2.0), "good_threshold": 0.5, "top_k": 5}
     with Client(target, timeout=60) as client:
         (remote,) = client.score([notes], **options)
+        # Coverage decides: the two-phrase example reaches its exemplar over half of itself.
+        two_phrases = read_notes(REPO / "examples" / "bwv18.5-lz-two-phrases.mid")
+        covered = [client.score([two_phrases], min_coverage=c)[0] for c in (None, 0.4)]
     (expected,) = local.score([notes], **options)
     assert_same([remote], [expected])
+    assert [v.verdict for v in covered] == [Outcome.UNMATCHED, Outcome.GOOD]
+    assert_same(covered, [local.score([two_phrases])[0], local.score([two_phrases], min_coverage=0.4)[0]])
     assert len(remote.top) == 5 and [m.exemplar for m in remote.top] == [m.exemplar for m in expected.top]
     assert remote.top[0].similarity >= remote.top[-1].similarity
 
@@ -219,6 +224,7 @@ BAD_REQUESTS = {
     "unknown option": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=UNKNOWN_OPTION), grpc.StatusCode.INVALID_ARGUMENT, "options", "unknown option field 101"),
     "bad stretch": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(stretches=[0.0])), grpc.StatusCode.INVALID_ARGUMENT, "options.stretches", "stretch=0 must be > 0"),
     "bad threshold": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(good_threshold=3)), grpc.StatusCode.INVALID_ARGUMENT, "options.good_threshold", "good_threshold=3"),
+    "bad coverage": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(min_coverage=1.5)), grpc.StatusCode.INVALID_ARGUMENT, "options.min_coverage", "min_coverage=1.5 must be within [0, 1]"),
     "negative origin": (pb.ScoreRequest(fragments=[pb.Fragment(notes=pb.NoteList(notes=[pb.Note(**GOOD_NOTE)]), origin_beats=-1)]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].origin_beats", "origin_beats=-1"),
     "too many fragments": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)] * (defaults.MAX_FRAGMENTS_PER_REQUEST + 1)), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments", f"limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request"),
     "too many beats": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 0, "end": 5000})]), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments[0]", "beats per fragment"),
@@ -368,6 +374,8 @@ def test_curation_changes_the_served_library(target, served, tmp_path):
             client.add_exemplar(motif, label="bad", exemplar_id="creep")
         assert client.set_thresholds(bad=0.99).thresholds.bad == pytest.approx(0.99)
         client.set_thresholds(bad=defaults.BAD_THRESHOLD)
+        with pytest.raises(InputError, match="mode='copy' must be one of near-copy, contains"):
+            client.add_exemplar(motif, label="bad", exemplar_id="creep2", mode="copy")
         client.remove_exemplar("creep")
         with pytest.raises(NotFoundError, match="no exemplar with id 'creep'"):
             client.remove_exemplar("creep")
@@ -544,21 +552,21 @@ def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
         with Client(f"127.0.0.1:{running.port}", timeout=60, token=TOKEN) as client:
             cli("library", "add", str(by_cli), str(chorale_path("bwv269")), "--label", "bad", "--id", "bwv269-bass", "--start", "0",
                 "--end", "8", "--track", "Bass", "--threshold", "0.9", "--tag", "bach", "--tag", "bass", "--description", "the bass")
-            cli("library", "add", str(by_cli), str(motif), "--label", "bad")
+            cli("library", "add", str(by_cli), str(motif), "--label", "bad", "--mode", "contains")
             cli("library", "add", str(by_cli), str(REPO / "examples" / "bwv269-opening.mid"), "--label", "good", "--track", "1",
                 "--provenance", "the shipped example")
             cli("library", "remove", str(by_cli), "planing")
             cli("library", "thresholds", str(by_cli), "--good", "0.8", "--bad", "0.75")
-            cli("library", "thresholds", str(by_cli), "--bad", "0.7")
+            cli("library", "thresholds", str(by_cli), "--bad", "0.7", "--min-coverage", "0.5")
             rpc_versions = [
                 client.add_exemplar(chorale_path("bwv269"), label="bad", exemplar_id="bwv269-bass", start_beat=0, end_beat=8,
                                     tracks=["Bass"], threshold=0.9, tags=["bach", "bass"], description="the bass").library_version,
-                client.add_exemplar(motif, label="bad").library_version,
+                client.add_exemplar(motif, label="bad", mode="contains").library_version,
                 client.add_exemplar(REPO / "examples" / "bwv269-opening.mid", label="good", tracks=[1],
                                     provenance="the shipped example").library_version,
                 client.remove_exemplar("planing").library_version,
                 client.set_thresholds(good=0.8, bad=0.75).library_version,
-                client.set_thresholds(bad=0.7).library_version,
+                client.set_thresholds(bad=0.7, min_coverage=0.5).library_version,
             ]
             listed, info = client.list_exemplars(), client.library()
             remote = client.score(fragments, origin_beats=origins)
@@ -571,7 +579,8 @@ def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
     made = Library.open(by_cli)
     assert [e.id for e in made.exemplars] == ["bwv18.5-lz-opening", "bwv269-bass", "creep", "bwv269-opening"]
     assert list(listed.exemplars) == [convert.exemplar(e) for e in made.exemplars] and listed.library_version == made.version
-    assert (info.version, info.thresholds.good, info.thresholds.bad) == (made.version, 0.8, 0.7)
+    assert (info.version, info.thresholds.good, info.thresholds.bad, info.thresholds.min_coverage) == (made.version, 0.8, 0.7, 0.5)
+    assert info.mode == "near-copy" and [e.mode for e in listed.exemplars] == ["", "", "contains", ""]
     expected = Scorer(made, backend="cpu").score(fragments, origin_beats=origins)
     assert_same(remote, expected)
     assert [v.bad.exemplar for v in expected[-2:]] == ["bwv269-bass", "creep"]
