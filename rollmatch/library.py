@@ -54,6 +54,7 @@ FILES_DIR = "files"
 CACHE_FORMAT = 1
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LIBRARY_ENV = "ROLLMATCH_LIBRARY"
+DEFAULT_MODE = Mode(defaults.MODE)
 
 Progress = Callable[[str], None]
 #: A file's stat signature: inode, size, modification and change times (ns). Writers replace files (a new
@@ -121,7 +122,7 @@ class LibraryConfig:
     steps_per_beat: int = defaults.STEPS_PER_BEAT
     velocity: bool = False  #: weight roll cells by velocity / 127 instead of 1
     min_coverage: float = defaults.MIN_COVERAGE  #: share of a fragment a good match must cover for GOOD
-    mode: Mode = Mode(defaults.MODE)  #: how exemplars that name no mode are matched
+    mode: Mode = DEFAULT_MODE  #: how exemplars that name no mode are matched
 
 
 def default_library_path() -> Path:

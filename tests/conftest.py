@@ -24,7 +24,7 @@ def chorale_path(name: str) -> Path:
     return Path(str(corpus.getWork(f"bach/{name}")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chorale_voices(name: str, beats: float = 8.0) -> dict[str, np.ndarray]:
     """The four voices, each alone, of a Bach chorale's first ``beats`` beats; parsed once per session (do not
     modify the arrays)."""

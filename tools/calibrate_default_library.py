@@ -82,7 +82,7 @@ def main() -> int:
     ids = list(scorer.ids)
     is_bad = scorer.is_bad
     thresholds = scorer.thresholds()
-    good_ids = [e.id for e in library.exemplars if not e.label.value == "bad"]
+    good_ids = [e.id for e in library.exemplars if e.label.value != "bad"]
 
     print("reading the held-out chorales ...", file=sys.stderr)
     held_out = held_out_chorales()
