@@ -451,6 +451,11 @@ def _match_group(
         data_dev = to_device(xp, data)
         squares = data_dev * data_dev
         rows_cumsum = xp.concatenate([xp.zeros_like(squares[:, :1]), xp.cumsum(squares, axis=1)], axis=1)  # (Bs, rows+1, L)
+        # Each data row's energy over all its steps, summed over the rows below (Bs, rows + 1); float64, so that
+        # a quiet box's energy is not the difference of two loud float32 sums.
+        row_energy = np.zeros((len(block), rows + 1))
+        row_energy[:, 1:] = np.cumsum((data.astype(np.float64) ** 2).sum(axis=-1), axis=1)
+        row_energy = to_device(xp, row_energy)
         spectrum = fft.rfft(data_dev, axis=-1, **fft_workers(xp)).astype(xp.complex64)  # (Bs, rows, F)
         # (F, Bs * n_t, P): for each frequency bin, every segment's pitch rows at every transposition.
         stack = _toeplitz_stack(spectrum, toeplitz, bank.band)
@@ -466,7 +471,7 @@ def _match_group(
             on_cells = None
             if square_stack is not None and bank.contains[m0:m1].any():
                 on_cells = _correlate(xp, fft, square_stack, support_spectra[c], len(block), n_t, fft_length)
-            inv_f, e_scale = _window_scales(xp, rows_cumsum, row_offset, frag_len, owned, bank, m0, m1, fft_length)
+            inv_f, e_scale = _window_scales(xp, rows_cumsum, row_energy, row_offset, frag_len, owned, bank, m0, m1, fft_length)
             _similarity(xp, sim, inv_f, e_scale, bank.norm[m0:m1], bank.contains[m0:m1], on_cells)
             flat = sim.reshape(len(block), m1 - m0, -1)
             # Chosen on rounded values, so that alignments tied in exact arithmetic tie here too, whatever the
@@ -479,11 +484,21 @@ def _match_group(
             columns = bank.template_of[m0:m1]
             for j, seg in enumerate(block):
                 b = seg.fragment
-                better = best_sim[j] > sims[b, columns]
-                first = prepared[b].first_step
+                shift = prepared[b].first_step + seg.offset + best_shift[j]
+                # Segments of one long fragment meet here: the same order decides between them as within one.
+                better = _precedes(best_sim[j], best_t[j], shift, sims[b, columns], trans[b, columns], shifts[b, columns])
                 sims[b, columns] = np.where(better, best_sim[j], sims[b, columns])
                 trans[b, columns] = np.where(better, best_t[j], trans[b, columns])
-                shifts[b, columns] = np.where(better, first + seg.offset + best_shift[j], shifts[b, columns])
+                shifts[b, columns] = np.where(better, shift, shifts[b, columns])
+
+
+def _precedes(sim: np.ndarray, t: np.ndarray, shift: np.ndarray, old_sim: np.ndarray, old_t: np.ndarray, old_shift: np.ndarray) -> np.ndarray:
+    """Whether alignments (sim, t, shift) come before the ones kept so far: a higher similarity on the chosen
+    decimals, else (on a tie above 0) a transposition earlier in the order 0, -1, +1, ..., else an earlier shift."""
+    key, old_key = np.round(sim, SIMILARITY_DECIMALS), np.round(old_sim, SIMILARITY_DECIMALS)
+    rank, old_rank = 2 * np.abs(t) - (t < 0), 2 * np.abs(old_t) - (old_t < 0)
+    earlier = (rank < old_rank) | ((rank == old_rank) & (shift < old_shift))
+    return (key > old_key) | ((key == old_key) & (key > 0) & earlier)
 
 
 def _toeplitz_stack(spectrum: Any, toeplitz: Any, band: int) -> Any:
@@ -542,6 +557,7 @@ def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
 def _window_scales(
     xp: ModuleType,
     rows_cumsum: Any,
+    row_energy: Any,
     row_offset: np.ndarray,
     frag_len: np.ndarray,
     owned: Any,
@@ -588,7 +604,6 @@ def _window_scales(
     if not short.any():
         return inv_f, None
     e_scale = xp.ones((n_b, m1 - m0, 1, n_l), dtype=xp.float32)
-    row_energy = rows_cumsum.sum(axis=-1)  # (Bs, rows + 1): energy of the data rows below each row
     k = np.arange(n_l)
     for length in np.unique(frag_len[short]):
         bs = np.flatnonzero(short & (frag_len == length))
@@ -598,15 +613,17 @@ def _window_scales(
         q1 = to_device(xp, (bank.pitch_hi[m0 + ms, None] + row_offset[None, :]).ravel())
         whole = (row_energy[bs_dev][:, q1] - row_energy[bs_dev][:, q0]).reshape(bs.size, ms.size, n_t, 1)
         inv_f[bs_dev[:, None], ms_dev[None, :]] = _inverse_sqrt(xp, whole, bank.min_energy) * owned_f[bs_dev]
+        partial = ms[~bank.contains[m0 + ms]]  # a pattern is contained whole: for 'contains', Ê = |E|
+        if not partial.size:
+            continue
         start = to_device(xp, np.clip(lead - k, 0, bank.max_length))
         stop = to_device(xp, np.clip(length + lead - k, 0, bank.max_length))
-        cum = bank.time_energy_device[to_device(xp, m0 + ms)]  # (Ms, T_E + 1)
-        energy = bank.energy[m0 + ms]
-        share = np.where(bank.contains[m0 + ms], 1.0, defaults.PARTIAL_MIN_SHARE)  # a pattern is contained whole
-        floor = to_device(xp, (share * energy).astype(np.float32))
+        cum = bank.time_energy_device[to_device(xp, m0 + partial)]  # (Ms, T_E + 1)
+        energy = bank.energy[m0 + partial]
+        floor = to_device(xp, (defaults.PARTIAL_MIN_SHARE * energy).astype(np.float32))
         spanned = xp.maximum(xp.take(cum, stop, axis=-1) - xp.take(cum, start, axis=-1), floor[:, None])  # Ê^2, (Ms, L)
         scale = to_device(xp, np.sqrt(energy).astype(np.float32))[:, None] / xp.sqrt(spanned)
-        e_scale[bs_dev[:, None], ms_dev[None, :]] = scale[None, :, None, :]
+        e_scale[bs_dev[:, None], to_device(xp, partial)[None, :]] = scale[None, :, None, :]
     return inv_f, e_scale
 
 

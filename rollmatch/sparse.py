@@ -26,6 +26,18 @@ def prefix_sums(squares: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(inline="always", cache=True)
+def _keep(x, i, k, best_key, best, best_i, best_k, similarity_scale):
+    """The best alignment so far, (key, similarity, transposition index, shift index), after alignment (i, k)
+    whose similarity times ``similarity_scale`` is ``x``: it wins only by rounding above the best key, so the
+    first of tied alignments, in scan order, stays."""
+    if x + 0.5 >= best_key + 1.0:  # else it cannot round above the best so far
+        key = math.floor(x + 0.5)
+        if key > best_key:
+            return key, x / similarity_scale, i, k
+    return best_key, best, best_i, best_k
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")  # no zero-division branch per division
 def match_runs(
     f_start, f_row_first, f_on, f_off, f_val, f_len, f_sat,
@@ -159,9 +171,10 @@ def match_runs(
                             on_cells[i, first + short + flat - 1] -= own
                             on_cells[i, first + 2 * short + flat - 1] += own
             inv_whole = 1.0 / math.sqrt(t_energy[m])
-            if not exemplar_is_template:
+            partial = not exemplar_is_template and not contains  # a pattern is contained whole: Ê = |E|
+            if partial:
                 # The exemplar's energy under the fragment's span depends on the shift only: once per template.
-                floor = t_energy[m] if contains else min_share * t_energy[m]  # a pattern is contained whole
+                floor = min_share * t_energy[m]
                 for k in range(n_d):
                     d = k - (length - 1)
                     j0 = min(max(-d, 0), length)
@@ -182,16 +195,11 @@ def match_runs(
                         slope += corr[i, k]
                         c += slope
                         corr[i, k] = 0.0  # leave the row clean for the next template
-                        x = c * inv[i, k] * scale  # the similarity times similarity_scale
-                        if x + 0.5 < best_key + 1.0:  # cannot round above the best so far
-                            continue
-                        key = math.floor(x + 0.5)
-                        if key > best_key:
-                            best_key, best, best_i, best_k = key, x / similarity_scale, i, k
+                        best_key, best, best_i, best_k = _keep(c * inv[i, k] * scale, i, k, best_key, best, best_i, best_k, similarity_scale)
                     continue
-                if exemplar_is_template and not on_own_cells:
-                    # 'contains' on binary rolls, the other common case: x <= sqrt(c) / |E|, so most shifts are
-                    # skipped before the square root.
+                if contains and not on_own_cells:
+                    # 'contains' on binary rolls, where S = c: x <= sqrt(c) / |E|, so most shifts are skipped before
+                    # the square root.
                     bound = inv_whole * inv_whole * scale_squared
                     for k in range(touched_lo[i], touched_hi[i] + 1):
                         slope += corr[i, k]
@@ -200,13 +208,11 @@ def match_runs(
                         limit = best_key + 0.5
                         if c * bound < limit * limit:
                             continue
-                        x = c * inv_whole * similarity_scale / max(math.sqrt(c), 1.0 / (inv[i, k] * root_density))
-                        if x + 0.5 < best_key + 1.0:
-                            continue
-                        key = math.floor(x + 0.5)
-                        if key > best_key:
-                            best_key, best, best_i, best_k = key, x / similarity_scale, i, k
+                        inv_f = inv[i, k] if exemplar_is_template else inv_rows[i]  # else the window spans the fragment
+                        x = c * inv_whole * similarity_scale / max(math.sqrt(c), 1.0 / (inv_f * root_density))
+                        best_key, best, best_i, best_k = _keep(x, i, k, best_key, best, best_i, best_k, similarity_scale)
                     continue
+                # The rest: near-copy over a fragment shorter than the template, and velocity-weighted 'contains'.
                 own_slope = 0.0
                 own_energy = 0.0
                 for k in range(touched_lo[i], touched_hi[i] + 1):
@@ -219,26 +225,12 @@ def match_runs(
                         on_cells[i, k] = 0.0
                     if c <= 0.0:
                         continue
-                    if exemplar_is_template:
-                        inv_f = inv[i, k]
-                        inv_e = inv_whole
-                    else:  # the window spans the fragment
-                        inv_f = inv_rows[i]
-                        inv_e = inv_piece[k]
+                    inv_f = inv[i, k] if exemplar_is_template else inv_rows[i]
                     if contains:
-                        if not on_own_cells:  # as above: x <= sqrt(c) / |E|
-                            limit = best_key + 0.5
-                            if c * inv_e * inv_e * scale_squared < limit * limit:
-                                continue
-                        on_own = own_energy if on_own_cells else c
-                        x = c * inv_e * similarity_scale / max(math.sqrt(max(on_own, 0.0)), 1.0 / (inv_f * root_density))
+                        x = c * inv_whole * similarity_scale / max(math.sqrt(max(own_energy, 0.0)), 1.0 / (inv_f * root_density))
                     else:
-                        x = c * inv_e * inv_f * similarity_scale
-                    if x + 0.5 < best_key + 1.0:
-                        continue
-                    key = math.floor(x + 0.5)
-                    if key > best_key:
-                        best_key, best, best_i, best_k = key, x / similarity_scale, i, k
+                        x = c * inv_piece[k] * inv_f * similarity_scale
+                    best_key, best, best_i, best_k = _keep(x, i, k, best_key, best, best_i, best_k, similarity_scale)
             for i in range(n_t):
                 if touched_hi[i] >= 0:  # the closing spikes lie past the last overlapping shift
                     corr[i, touched_hi[i] + 1] = 0.0

@@ -78,6 +78,15 @@ def test_ties_go_to_the_smallest_transposition_then_the_earliest_shift(method):
     assert (r.transpose[0, 0], r.shift_steps[0, 0], r.stretch[0, 0]) == (0, SPB, 1.0)
 
 
+def test_ties_keep_their_order_across_the_segments_of_a_long_fragment(method):
+    # C_E a semitone up at beat 0 and exactly at beat 8: both match fully, and the tie goes to t = 0 although it
+    # lies in a later overlap-save segment of this 10-beat fragment (one 2-beat template: segments of 50 steps).
+    fragment = make_notes([61, 65, 60, 64], [0, 1, 8, 9], [1, 2, 9, 10])
+    r = match([fragment], TemplateBank([C_E], stretches=(1.0,)), transpose_range=2, method=method)
+    assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert (r.transpose[0, 0], r.shift_steps[0, 0]) == (0, 8 * SPB)
+
+
 def test_a_piece_of_a_longer_exemplar_matches_it(method):
     # The fragment (E4 then G4) is the middle of the exemplar: the exemplar's first onset is one beat earlier.
     exemplar = make_notes([60, 64, 67, 72], [0, 1, 2, 3], [1, 2, 3, 4])
