@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -125,7 +126,7 @@ def _csv_rows(path: Path) -> list[tuple[Path, int]]:
             if not rows and [c.lower() for c in cells] == ["file", "label"]:
                 continue  # the header
             if len(cells) != 2:
-                raise InputError(f"{where}: expected 'file,label', got {len(cells)} fields")
+                raise InputError(f"{where}: expected 'file,label', got {len(cells)} fields: {','.join(row)!r}")
             name, label = cells
             if label.lower() not in KINDS:
                 raise InputError(f"{where}: label={label!r} must be 'good', 'bad' or 'other'")
@@ -274,9 +275,14 @@ def _settle(current: float, low: float, high: float) -> float:
     return middle
 
 
+def _kind_counts(kinds: np.ndarray) -> str:
+    return ", ".join(f"{int((kinds == k).sum())} {kind}" for k, kind in enumerate(KINDS))
+
+
 def _check_kinds(kinds: np.ndarray) -> None:
     if not (kinds == GOOD_KIND).any() or (kinds == GOOD_KIND).all():
-        raise ParameterError("choosing thresholds needs fragments labeled good and fragments labeled bad or other")
+        raise ParameterError(f"choosing thresholds needs fragments labeled good and fragments labeled bad or other; "
+                             f"the labeled set has {_kind_counts(kinds)}")
 
 
 def choose_thresholds(
@@ -313,6 +319,13 @@ def choose_thresholds(
     objective = np.mean(shares, axis=0)
     optimal = objective >= objective.max() - 1e-12
 
+    def optimal_pair(taus: tuple[float, float]) -> bool:
+        """On the verdicts themselves: the grid rounds similarities, and a threshold in force may sit within
+        that rounding of one."""
+        return confusion(kinds, outcomes(ev, *taus)).balanced >= objective.max() - 1e-12
+
+    if optimal_pair(current):
+        return current
     tau_good, tau_bad = current
     i = int(np.clip(np.searchsorted(g_bounds, tau_good, side="left") - 1, 0, len(g_cand) - 1))
     j = int(np.clip(np.searchsorted(b_bounds, tau_bad, side="left") - 1, 0, len(b_cand) - 1))
@@ -320,10 +333,16 @@ def choose_thresholds(
         distance = np.abs(g_cand - tau_good)[:, None] + np.abs(b_cand - tau_bad)[None, :]
         i, j = np.unravel_index(int(np.argmin(np.where(optimal, distance, np.inf))), optimal.shape)
     first, last = _runs(optimal)
-    tau_good = _settle(tau_good, g_bounds[first[i, j]], g_bounds[last[i, j] + 1])
+    good_run = (g_bounds[first[i, j]], g_bounds[last[i, j] + 1])
+    tau_good = _settle(tau_good, *good_run)
     i = int(np.clip(np.searchsorted(g_bounds, tau_good, side="left") - 1, 0, len(g_cand) - 1))
     first, last = _runs(optimal.T)
-    tau_bad = _settle(tau_bad, b_bounds[first[j, i]], b_bounds[last[j, i] + 1])
+    bad_run = (b_bounds[first[j, i]], b_bounds[last[j, i] + 1])
+    tau_bad = _settle(tau_bad, *bad_run)
+    if not optimal_pair((tau_good, tau_bad)):  # a kept threshold sat within the rounding of a similarity
+        middles = (_settle(math.nan, *good_run), _settle(math.nan, *bad_run))
+        options = ((middles[0], tau_bad), (tau_good, middles[1]), middles)
+        tau_good, tau_bad = next((o for o in options if optimal_pair(o)), middles)
     return float(tau_good), float(tau_bad)
 
 
@@ -369,8 +388,7 @@ def cross_validate(
     folds = whole_number(folds, "folds", at_least=2, at_most=MAX_FOLDS)
     _check_kinds(kinds)
     counts = tuple(int((kinds == k).sum()) for k in range(len(KINDS)))
-    short = [f"{n} {kind}" for kind, n in zip(KINDS, counts, strict=True) if 0 < n < folds]
-    if short:
+    if any(0 < n < folds for n in counts):
         have = ", ".join(f"{n} {kind}" for kind, n in zip(KINDS, counts, strict=True) if n)
         raise ParameterError(f"folds={folds} needs at least {folds} fragments of each kind labeled; the labeled set has {have}")
     fold = fold_of(kinds, folds, seed)
@@ -433,10 +451,11 @@ def calibrate(
         return result
     if progress:
         progress("checking the library at the thresholds in force and at the chosen ones")
-    in_force = {(f.code, f.exemplars) for f in check_library(library, backend=backend)}
+    settings = {"transpose_range": transpose_range, "stretches": stretches, "backend": backend}
+    in_force = {f.key for f in check_library(library, **settings)}
     good, bad = result.chosen
-    at_chosen = check_library(replace(library, config=replace(config, good_threshold=good, bad_threshold=bad)), backend=backend)
-    return replace(result, new_findings=tuple(f for f in at_chosen if (f.code, f.exemplars) not in in_force))
+    at_chosen = check_library(replace(library, config=replace(config, good_threshold=good, bad_threshold=bad)), **settings)
+    return replace(result, new_findings=tuple(f for f in at_chosen if f.key not in in_force))
 
 
 # --- the report ----------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from .errors import EmptyInputError, LibraryError
 from .library import Exemplar, Library
 from .notes import NOTE_DTYPE, sort_notes
 from .probes import Probe, degenerate_probes
-from .verdict import Label, check_threshold, exemplar_thresholds, fraction_text, label_arrays, reaches
+from .verdict import Label, check_threshold, counting, exemplar_thresholds, fraction_text, label_arrays, reaches
 
 Progress = Callable[[str], None]
 
@@ -73,14 +73,25 @@ MAX_RANDOM_FRAGMENTS = 4_096
 @dataclass(frozen=True)
 class Finding:
     """One problem found in a library: a stable ``code`` (e.g. 'near-duplicate'), the exemplar ids it
-    concerns (may be empty for library-wide problems) and a one-line ``message`` for people."""
+    concerns (may be empty for library-wide problems), a one-line ``message`` for people, and for a probe the
+    probe's name (``subject``), so that two findings on one exemplar stay apart."""
 
     code: str
     message: str
     exemplars: tuple[str, ...] = ()
+    subject: str = ""
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...], str]:
+        """What the finding is about, whatever the figures in its message: equal for the same problem found
+        at other thresholds."""
+        return self.code, self.exemplars, self.subject
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "exemplars": list(self.exemplars)}
+        out: dict[str, Any] = {"code": self.code, "message": self.message, "exemplars": list(self.exemplars)}
+        if self.subject:
+            out["subject"] = self.subject
+        return out
 
 
 def random_material(count: int, *, beats: float, seed: int) -> list[np.ndarray]:
@@ -169,13 +180,14 @@ def check_library(
         material = [notes for _, notes in usable] + noise + [p.notes for p in probes]
         best = match(material, bank, transpose_range=transpose_range)
         exemplars = [e for e, _ in usable]
-        thresholds = exemplar_thresholds(*label_arrays(exemplars), good_threshold=config.good_threshold, bad_threshold=config.bad_threshold)
-        counts = _counts(exemplars, best, thresholds, config.min_coverage)
+        is_bad, overrides = label_arrays(exemplars)
+        thresholds = exemplar_thresholds(is_bad, overrides, good_threshold=config.good_threshold, bad_threshold=config.bad_threshold)
+        counts = counting(best, is_bad, thresholds, min_coverage=config.min_coverage)
         n, m = len(exemplars), len(exemplars) + len(noise)
         findings += _cross_label(exemplars, best, counts[:n], thresholds)
         findings += _near_duplicates(exemplars, best, near_duplicate_similarity)
         findings += _matches_random(exemplars, counts[n:m], thresholds, random_match_fraction)
-        findings += _probes_judged_good(exemplars, probes, best, counts[m:], slice(m, None))
+        findings += _probes_judged_good(exemplars, is_bad, probes, best, counts, first=m)
     order = {code: i for i, code in enumerate(CODES)}
     return sorted(findings, key=lambda f: order[f.code])  # stable: within a code, the order found
 
@@ -230,14 +242,6 @@ def _clashes(exemplars: Sequence[Exemplar]) -> list[Finding]:
 
 def _where(best: BestMatches, fragment: int, template: int) -> str:
     return f"t{int(best.transpose[fragment, template]):+d}, x{fraction_text(best.stretch[fragment, template])}"
-
-
-def _counts(exemplars: Sequence[Exemplar], best: BestMatches, thresholds: np.ndarray, min_coverage: float) -> np.ndarray:
-    """(N, K) whether each exemplar counts as the verdict counts it: a good one reaching its threshold while
-    covering at least ``min_coverage`` of the fragment (toward GOOD), a bad one reaching its threshold (a veto)."""
-    is_bad = np.array([e.label is Label.BAD for e in exemplars])
-    covers = reaches(best.coverage, min_coverage) | is_bad[None, :]
-    return reaches(best.similarity, thresholds[None, :]) & covers
 
 
 def _cross_label(exemplars: Sequence[Exemplar], best: BestMatches, counts: np.ndarray, thresholds: np.ndarray) -> list[Finding]:
@@ -300,23 +304,22 @@ def _matches_random(
 
 
 def _probes_judged_good(
-    exemplars: Sequence[Exemplar], probes: Sequence[Probe], best: BestMatches, counts: np.ndarray, rows: slice
+    exemplars: Sequence[Exemplar], is_bad: np.ndarray, probes: Sequence[Probe], best: BestMatches, counts: np.ndarray, *, first: int
 ) -> list[Finding]:
-    """A finding for each probe judged GOOD (a good exemplar counts and no bad one does), naming the most
-    similar good exemplar that counts."""
-    is_bad = np.array([e.label is Label.BAD for e in exemplars])
-    sims, coverage = best.similarity[rows], best.coverage[rows]
+    """A finding for each probe (rows ``first`` on of ``best`` and ``counts``) judged GOOD: a good exemplar
+    counts and no bad one does. It names the most similar good exemplar that counts."""
     findings = []
-    for p, probe in enumerate(probes):
+    for p, probe in enumerate(probes, start=first):
         accepted = counts[p] & ~is_bad
         if not accepted.any() or (counts[p] & is_bad).any():
             continue
-        k = int(np.argmax(np.where(accepted, sims[p], -1.0)))
+        k = int(np.argmax(np.where(accepted, best.similarity[p], -1.0)))
         findings.append(Finding(
             "probe-good",
             f"probe '{probe.name}' ({probe.family}) is judged GOOD through good exemplar {exemplars[k].id!r}: "
-            f"similarity {sims[p, k]:.3f}, coverage {coverage[p, k]:.0%} ({_where(best, rows.start + p, k)}); a "
+            f"similarity {best.similarity[p, k]:.3f}, coverage {best.coverage[p, k]:.0%} ({_where(best, p, k)}); a "
             "search would find this loophole first",
             (exemplars[k].id,),
+            probe.name,
         ))
     return findings

@@ -103,8 +103,17 @@ def fraction_text(value: float) -> str:
 
 def reaches(similarity: Any, threshold: Any) -> Any:
     """Whether ``similarity`` reaches ``threshold``, scalars or broadcasting arrays: within TIE_TOLERANCE
-    counts as reached, so that float noise never decides a tie; a NaN threshold is never reached."""
-    return similarity >= threshold - defaults.TIE_TOLERANCE
+    counts as reached, so that float noise never decides a tie; 0 (nothing overlaps) reaches nothing, whatever
+    the threshold, and a NaN threshold is never reached."""
+    return (similarity > 0) & (similarity >= threshold - defaults.TIE_TOLERANCE)
+
+
+def counting(best: BestMatches, is_bad: np.ndarray, thresholds: np.ndarray, *, min_coverage: float) -> np.ndarray:
+    """(B, K) which matches count toward a verdict: a good exemplar that reaches its threshold and covers at
+    least ``min_coverage`` of the fragment, a bad one that reaches its threshold. ``is_bad`` and ``thresholds``
+    are (K,)."""
+    covers = reaches(best.coverage, min_coverage) | is_bad[None, :]
+    return reaches(best.similarity, thresholds[None, :]) & covers
 
 
 def label_arrays(exemplars: Sequence[Exemplar]) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +164,7 @@ def judge(
     min_coverage = check_coverage(min_coverage)
     sims = best.similarity
     reached = reaches(sims, thresholds[None, :])
-    accepts = reached & reaches(best.coverage, min_coverage) & ~is_bad[None, :]  # good matches that count
+    accepts = counting(best, is_bad, thresholds, min_coverage=min_coverage) & ~is_bad[None, :]  # good ones that count
     origins = np.zeros(sims.shape[0]) if origin_beats is None else np.asarray(origin_beats, dtype=np.float64)
     verdicts = []
     for b in range(sims.shape[0]):

@@ -69,6 +69,23 @@ def test_a_bad_fragment_that_merely_fails_to_be_good_is_not_enough():
     assert choose_thresholds(ev, np.array([G, G, O, O]), current=(0.83, 0.95)) == (0.83, 0.95)
 
 
+@pytest.mark.parametrize(
+    ("good", "bad", "kinds", "current"),
+    [
+        # A good fragment 4e-6 under τ_good, within the grid's rounding of it: not GOOD, so τ_good must move.
+        ([0.799996, 0.5], [0.3, 0.3], [G, O], (0.8, 0.78)),
+        # A bad fragment 4e-6 under τ_bad: not VETOED, so τ_bad must move.
+        ([0.9, 0.3], [0.3, 0.779996], [G, B], (0.83, 0.78)),
+    ],
+)
+def test_thresholds_in_force_are_kept_only_when_the_verdicts_say_they_are_optimal(good, bad, kinds, current):
+    ev, kinds = hand_evidence(good, bad), np.array(kinds)
+    assert confusion(kinds, outcomes(ev, *current)).balanced == 0.5
+    chosen = choose_thresholds(ev, kinds, current=current)
+    assert confusion(kinds, outcomes(ev, *chosen)).balanced == 1.0
+    assert sum(a != b for a, b in zip(chosen, current, strict=True)) == 1  # only the threshold at fault moved
+
+
 def test_pinned_exemplars_decide_whatever_the_thresholds():
     ev = hand_evidence([0.1, 0.1], [0.1, 0.1], good_pinned=[True, True], bad_pinned=[False, True])
     assert outcomes(ev, 1.0, 1.0).tolist() == [GOOD, VETOED]
@@ -100,7 +117,7 @@ def test_too_few_fragments_for_the_folds_is_refused():
         cross_validate(ev, np.array([G, G, B, O]), current=(0.83, 0.78), folds=2)
     with pytest.raises(ParameterError, match="folds=1 must be a whole number"):
         cross_validate(ev, np.array([G, G, B, B]), current=(0.83, 0.78), folds=1)
-    with pytest.raises(ParameterError, match="needs fragments labeled good and fragments labeled bad or other"):
+    with pytest.raises(ParameterError, match="needs fragments labeled good and fragments labeled bad or other; the labeled set has 4 good, 0 bad, 0 other"):
         cross_validate(ev, np.array([G, G, G, G]), current=(0.83, 0.78), folds=2)
 
 
@@ -250,7 +267,7 @@ def test_calibration_warns_of_new_findings_and_will_not_write_them(mis_set_libra
         (lambda d: (d / "l.csv").write_text("file,label\na.json,good\n") and d / "l.csv", "l.csv line 2: a.json: no such file"),
         (lambda d: (d / "a.json").write_text("[]") and (d / "l.csv").write_text("a.json,meh\n") and d / "l.csv",
          "l.csv line 1: label='meh' must be 'good', 'bad' or 'other'"),
-        (lambda d: (d / "l.csv").write_text("\n# comment\na.json\n") and d / "l.csv", "l.csv line 3: expected 'file,label', got 1 fields"),
+        (lambda d: (d / "l.csv").write_text("\n# comment\na.json\n") and d / "l.csv", "l.csv line 3: expected 'file,label', got 1 fields: 'a.json'"),
         (lambda d: (d / "l.csv").write_text("file,label\n") and d / "l.csv", "no labeled fragments"),
     ],
 )

@@ -119,7 +119,8 @@ def test_probe_findings_name_the_probe_and_the_exemplar(clean_library, tmp_path,
     (finding,) = check_library(library)
     assert finding.message.startswith("probe 'melody of tune' (lone voice) is judged GOOD through good exemplar 'tune': "
                                       "similarity 1.000, coverage 100% (t+0, x1)")
-    assert finding.exemplars == ("tune",)
+    assert finding.exemplars == ("tune",) and finding.subject == "melody of tune"
+    assert finding.to_dict()["subject"] == "melody of tune" and finding.key == ("probe-good", ("tune",), "melody of tune")
 
 
 def test_near_duplicates_follow_the_named_similarity(clean_library, tmp_path, chorale_excerpts):

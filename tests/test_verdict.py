@@ -100,6 +100,12 @@ def test_good_needs_its_match_to_cover_enough_of_the_fragment():
     assert verdicts(best([0.9, 0.0, 0.0], coverage=[0.6 - 1e-9, 0, 0]))[0].verdict is Outcome.GOOD
 
 
+def test_nothing_overlapping_reaches_any_threshold_however_low():
+    # Thresholds and coverage requirements are accepted down to just above 0; a similarity of 0 never counts.
+    (v,) = verdicts(best([0.0, 0.0, 0.0], coverage=[0.0, 0.0, 0.0]), good=5e-7, bad=5e-7, min_coverage=0.0)
+    assert v.verdict is Outcome.UNMATCHED and v.good is None and v.bad is None
+
+
 def test_a_bad_match_vetoes_however_little_it_covers():
     (v,) = verdicts(best([0.99, 0.0, 0.75], coverage=[1.0, 0.0, 0.05]))
     assert v.verdict is Outcome.VETOED and v.bad.coverage == 0.05
