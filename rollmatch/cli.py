@@ -27,7 +27,7 @@ from .readers import FORMATS, music_files
 from .report import library_report
 from .scoring import FileResult, Scorer, score_files
 from .storage import write_output
-from .verdict import Match, fraction_text
+from .verdict import Match, fraction_text, percent_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -513,7 +513,8 @@ def _print_added(before: Library, after: Library) -> None:
     added = [e for e in after.exemplars if e.id not in known]
     for e in added:
         beats = "" if e.start_beat is None and e.end_beat is None else f", beats {e.beat_range}"
-        print(f"added {e.label.value} exemplar {e.id!r} ({e.file}{beats})")
+        mode = "" if e.mode is None else f", {e.mode.value} mode"
+        print(f"added {e.label.value} exemplar {e.id!r} ({e.file}{beats}{mode})")
     print(f"{len(added)} exemplar{'' if len(added) == 1 else 's'} added; library version {after.version}")
 
 
@@ -527,7 +528,7 @@ def _match_text(match: Match | None) -> str:
     if match is None:
         return "-"
     return (f"{match.exemplar} {match.similarity:.3f} (t{match.transpose:+d}, "
-            f"beat {match.shift_beats:g}, x{fraction_text(match.stretch)}, covers {match.coverage:.0%})")
+            f"beat {match.shift_beats:g}, x{fraction_text(match.stretch)}, covers {percent_text(match.coverage)})")
 
 
 def _score_line(result: FileResult) -> str:

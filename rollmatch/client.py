@@ -359,7 +359,7 @@ class RemoteScorer:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.backend = "remote"
-        self.engine = "the server's engine"
+        self.engine = "server's engine"  # "scored with the server's engine"
 
     def score(self, fragments: Sequence[np.ndarray], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
         return self.client.score(fragments, origin_beats=origin_beats, **options)

@@ -19,7 +19,7 @@ import numpy as np
 from . import defaults
 from .readers import Bars, regular_bars
 from .notes import pitch_name
-from .verdict import Label, Match, Outcome, fraction_text
+from .verdict import Label, Match, Outcome, fraction_text, percent_pair, percent_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -42,8 +42,8 @@ MARGIN_LEFT_PX, MARGIN_RIGHT_PX, MARGIN_TOP_PX, MARGIN_BOTTOM_PX = 64, 24, 44, 4
 LEGEND_LINE_PX = 18
 #: Right margin of a timeline, where its panels name the verdicts.
 TIMELINE_MARGIN_RIGHT_PX = 84
-#: Height of each timeline panel under the roll, and the gap above it.
-PANEL_HEIGHT_PX, PANEL_GAP_PX = 110, 30
+#: Height of each timeline panel under the roll, and the gap above it (room for a legend of two rows).
+PANEL_HEIGHT_PX, PANEL_GAP_PX = 110, 40
 #: Labels and grid lines closer than these are thinned out, so that a long piece stays legible.
 MIN_PITCH_LABEL_SPACING_PX = 11.0
 MIN_BAR_LABEL_SPACING_PX = 24.0
@@ -125,7 +125,7 @@ def explanation_picture(explanation: Explanation) -> Picture:
     beats, pitches = _extent([explanation.fragment, *(p.notes for p in placed)])
     bars = explanation.bars
     width, roll_height = _roll_size(beats, pitches)
-    legend_px = 5 * LEGEND_LINE_PX + 12  # the fragment, then two lines for each exemplar
+    legend_px = 7 * LEGEND_LINE_PX + 12  # the fragment, then three lines for each exemplar
     verdict = explanation.verdict
     title = f"{explanation.name}: {verdict.verdict.value}, score {verdict.score:.3f}"
     figure, roll = _figure(width, roll_height, below_px=MARGIN_BOTTOM_PX + legend_px, title=title)
@@ -139,7 +139,8 @@ def explanation_picture(explanation: Explanation) -> Picture:
             handles.append(Patch(facecolor="none", edgecolor=colour, linestyle=style, label=f"best {label}: none"))
             continue
         roll.add_collection(_rectangles(found.notes, facecolor="none", edgecolor=colour, linewidth=2.0, linestyle=style, zorder=4))
-        label_text = f"{placed_text(found)}\n{alignment_text(found.match)}"
+        label_text = (f"best {found.label.value}: {found.match.exemplar} ({found.mode.value}) at {alignment_text(found.match)}\n"
+                      f"{similarity_text(found)}\n{coverage_text(found)}")
         handles.append(Patch(facecolor="none", edgecolor=colour, linestyle=style, linewidth=2.0, label=label_text))
     figure.legend(
         handles=handles,
@@ -155,13 +156,23 @@ def explanation_picture(explanation: Explanation) -> Picture:
 
 def placed_text(placed: Placed) -> str:
     """How a placed exemplar matched, e.g. 'best good: bwv269-opening (near-copy), similarity 0.912 (threshold
-    0.83, reached), coverage 95% (needs 60%, enough)'."""
+    0.83, reached)'."""
+    return f"best {placed.label.value}: {placed.match.exemplar} ({placed.mode.value}), {similarity_text(placed)}"
+
+
+def similarity_text(placed: Placed) -> str:
+    """'similarity 0.912 (threshold 0.83, reached)'."""
     reached = "reached" if placed.reached else "not reached"
-    coverage = f"coverage {placed.match.coverage:.0%}"
-    if placed.label is Label.GOOD:
-        coverage += f" (needs {placed.min_coverage:.0%}, {'enough' if placed.covers else 'too little'})"
-    return (f"best {placed.label.value}: {placed.match.exemplar} ({placed.mode.value}), similarity "
-            f"{placed.match.similarity:.3f} (threshold {placed.threshold:g}, {reached}), {coverage}")
+    return f"similarity {placed.match.similarity:.3f} (threshold {placed.threshold:g}, {reached})"
+
+
+def coverage_text(placed: Placed) -> str:
+    """How much of the fragment a placed exemplar covers, against what GOOD needs for a good one:
+    'coverage 95% (needs 60%, enough)', or 'coverage 25%'."""
+    if placed.label is not Label.GOOD:
+        return f"coverage {percent_text(placed.match.coverage)}"
+    covered, needed = percent_pair(placed.match.coverage, placed.min_coverage)
+    return f"coverage {covered} (needs {needed}, {'enough' if placed.covers else 'too little'})"
 
 
 def alignment_text(match: Match) -> str:
@@ -225,12 +236,15 @@ def timeline_picture(
     similarity_axes.axhline(good_threshold, color=GOOD_COLOUR, linestyle="--", linewidth=1.0, label=f"good threshold {good_threshold:g}")
     similarity_axes.axhline(bad_threshold, color=BAD_COLOUR, linestyle=":", linewidth=1.2, label=f"bad threshold {bad_threshold:g}")
     coverage = np.array([v.good.coverage if v.good else 0.0 for v in verdicts])
-    similarity_axes.hlines(coverage, left, right, colors=COVERAGE_COLOUR, linewidth=2.0, zorder=2, label="its coverage")
+    # Dashed and on top, so that a similarity of the same value shows through it.
+    similarity_axes.hlines(coverage, left, right, colors=COVERAGE_COLOUR, linewidth=2.0, linestyles=(0, (3, 1.5)), zorder=4,
+                           label="best good's coverage")
     similarity_axes.axhline(min_coverage, color=COVERAGE_COLOUR, linestyle="-.", linewidth=0.8, label=f"coverage needed {min_coverage:g}")
     similarity_axes.set_ylim(0, 1.02)
     similarity_axes.set_ylabel("similarity,\ncoverage", fontsize=8)
     similarity_axes.set_xlabel("beats", fontsize=8)
-    similarity_axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6, fontsize=7, frameon=False, borderaxespad=0.1)
+    similarity_axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, fontsize=7, frameon=False, borderaxespad=0.1,
+                           handlelength=1.6, labelspacing=0.2, columnspacing=1.2)
     return _finish(figure, roll=roll, score=score_axes, similarity=similarity_axes)
 
 

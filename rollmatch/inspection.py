@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults
-from .draw import Picture, alignment_text, placed_text, timeline_picture
+from .draw import Picture, alignment_text, coverage_text, placed_text, timeline_picture
 from .engine import Mode
 from .library import Exemplar, Library
 from .notes import pitch_name, span_beats, transform_notes
 from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
 from .scoring import FileResult, Scorer
-from .verdict import Label, Match, Outcome, Verdict, fraction_text, reaches
+from .verdict import Label, Match, Outcome, Verdict, fraction_text, percent_pair, reaches
 
 def bars_of(
     source: Piece | Path,
@@ -54,6 +54,7 @@ class ExemplarSummary:
     bars: Bars  #: the piece's bars over the exemplar, beats counted from its beat 0
     length_beats: float  #: the selection's length, else the notes' span
     threshold: float  #: similarity threshold in force for it
+    mode: Mode  #: how it is matched
 
     @property
     def own_threshold(self) -> bool:
@@ -84,6 +85,7 @@ def summarize_exemplar(library: Library, exemplar_id: str, *, beats_per_bar: flo
         bars=bars.window(start, start + length),
         length_beats=length,
         threshold=label_threshold if exemplar.threshold is None else exemplar.threshold,
+        mode=library.mode_of(exemplar),
     )
 
 
@@ -101,11 +103,13 @@ def summary_rows(summary: ExemplarSummary) -> list[tuple[str, str]]:
     numbers = summary.bars.numbers[:count]
     bar_range = f" (bars {numbers[0]}-{numbers[-1]} of the piece)" if numbers.size else ""
     source = "its own" if summary.own_threshold else f"the library's {e.label.value} threshold"
+    mode_source = "its own" if e.mode is not None else "the library's"
     return [
         ("file", f"{e.file}, {selection}, {tracks}"),
         ("notes", pitches),
         ("length", f"{summary.length_beats:g} beats, {count} bar{'' if count == 1 else 's'}{bar_range}"),
         ("threshold", f"{summary.threshold:g} ({source})"),
+        ("mode", f"{summary.mode.value} ({mode_source})"),
         ("tags", " ".join(e.tags) or "-"),
         ("description", e.description or "-"),
         ("provenance", e.provenance or "-"),
@@ -129,8 +133,8 @@ class Placed:
     label: Label
     threshold: float  #: the threshold in force for this exemplar
     notes: np.ndarray  #: (n,) its notes transposed, stretched and shifted into fragment beats (may start before 0)
-    mode: Mode = Mode.NEAR_COPY  #: how the exemplar is matched
-    min_coverage: float = 0.0  #: the coverage a good match needs to count for GOOD; 0 for a bad one
+    mode: Mode  #: how the exemplar is matched
+    min_coverage: float  #: the coverage a good match needs to count for GOOD; 0 for a bad one
 
     @property
     def reached(self) -> bool:
@@ -248,8 +252,9 @@ _RULES = {
 def _why(explanation: Explanation) -> str:
     good = explanation.good
     if explanation.verdict.verdict is Outcome.UNMATCHED and good is not None and good.reached and not good.covers:
-        return (f"the best good exemplar reaches its threshold but covers only {good.match.coverage:.0%} of the "
-                f"fragment, and GOOD needs {good.min_coverage:.0%}; no bad exemplar reaches its own")
+        covered, needed = percent_pair(good.match.coverage, good.min_coverage)
+        return (f"the best good exemplar reaches its threshold but covers only {covered} of the fragment, and GOOD "
+                f"needs {needed}; no bad exemplar reaches its own")
     return _RULES[explanation.verdict.verdict]
 
 
@@ -261,7 +266,7 @@ def explanation_lines(explanation: Explanation) -> list[str]:
         if found is None:
             lines.append(f"  best {label.value}: none (no {label.value} exemplar overlaps the fragment)")
             continue
-        lines.append(f"  {placed_text(found)}")
+        lines.append(f"  {placed_text(found)}, {coverage_text(found)}")
         m = found.match
         lines.append(f"    at {alignment_text(m)}: the exemplar moved {m.transpose:+d} semitones and played at "
                      f"x{fraction_text(m.stretch)} its length, its first onset on fragment beat {m.shift_beats:g}")

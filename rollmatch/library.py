@@ -554,7 +554,7 @@ def _boolean(value: Any, name: str) -> bool:
 
 
 def _render_manifest(config: LibraryConfig, exemplars: Sequence[Exemplar]) -> str:
-    """The manifest as TOML text; fields left at their defaults are omitted."""
+    """The manifest as TOML text: every library setting, and each exemplar's fields that are set."""
     lines = ["# rollmatch exemplar library: edit by hand or with 'rollmatch library'.", "", "[library]"]
     for key in ("name", "description", "good_threshold", "bad_threshold", "min_coverage", "mode", "steps_per_beat", "velocity"):
         value = getattr(config, key)

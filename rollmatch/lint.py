@@ -40,7 +40,7 @@ from .errors import EmptyInputError, LibraryError
 from .library import Exemplar, Library
 from .notes import NOTE_DTYPE, sort_notes
 from .probes import Probe, degenerate_probes
-from .verdict import Label, check_threshold, counting, exemplar_thresholds, fraction_text, label_arrays, reaches
+from .verdict import Label, check_threshold, counting, exemplar_thresholds, fraction_text, label_arrays, percent_text, reaches
 
 Progress = Callable[[str], None]
 
@@ -317,7 +317,7 @@ def _probes_judged_good(
         findings.append(Finding(
             "probe-good",
             f"probe '{probe.name}' ({probe.family}) is judged GOOD through good exemplar {exemplars[k].id!r}: "
-            f"similarity {best.similarity[p, k]:.3f}, coverage {best.coverage[p, k]:.0%} ({_where(best, p, k)}); a "
+            f"similarity {best.similarity[p, k]:.3f}, coverage {percent_text(best.coverage[p, k])} ({_where(best, p, k)}); a "
             "search would find this loophole first",
             (exemplars[k].id,),
             probe.name,

@@ -83,7 +83,8 @@ def library_report(
 <h1>{e(config.name)}</h1>
 <p class="meta">{e(config.description)}</p>
 <p class="meta">{len(library.exemplars)} exemplars ({good} good, {len(library.exemplars) - good} bad), version {e(library.version)};
-thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}; {config.steps_per_beat} steps per beat;
+thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}, min coverage {config.min_coverage:g}, mode {e(config.mode.value)};
+{config.steps_per_beat} steps per beat;
 {'velocity-weighted' if config.velocity else 'binary'} rolls</p>
 </header>
 <section id="findings">

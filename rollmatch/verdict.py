@@ -13,6 +13,7 @@ close they come to the good exemplars and how far they stay from the bad ones.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 from dataclasses import dataclass
@@ -99,6 +100,25 @@ class Verdict:
 def fraction_text(value: float) -> str:
     """A stretch factor as a short fraction: 0.5 -> '1/2', 1.0 -> '1'."""
     return str(Fraction(float(value)).limit_denominator(64))
+
+
+def percent_text(share: float) -> str:
+    """A share as a whole percentage, rounded down (within the tie tolerance) so that it never shows more
+    than it is: 0.596 -> '59%', 0.6 - 1e-9 -> '60%'."""
+    return f"{math.floor(share * 100 + defaults.TIE_TOLERANCE * 100):.0f}%"
+
+
+def percent_pair(share: float, required: float) -> tuple[str, str]:
+    """``share`` and ``required`` as percentages, with as many decimals as it takes for them to compare as
+    :func:`reaches` does: 0.4926 against 0.4925 gives ('49.26%', '49.25%'), not two 49%s."""
+    counts = bool(reaches(share, required)) or required == 0
+    for digits in range(5):
+        scale = 10**digits
+        shown = math.floor(share * 100 * scale + defaults.TIE_TOLERANCE * 100 * scale) / scale
+        needed = round(required * 100, digits)
+        if (shown >= needed) == counts:
+            break
+    return f"{shown:.{digits}f}%", f"{needed:.{digits}f}%"
 
 
 def reaches(similarity: Any, threshold: Any) -> Any:

@@ -11,7 +11,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from rollmatch import defaults
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch.checks import number, whole_number
-from rollmatch.engine import check_stretches, check_transpose_range
+from rollmatch.engine import Mode, check_mode, check_stretches, check_transpose_range
 from rollmatch.errors import InputError, LimitError, ParameterError, RollmatchError
 from rollmatch.library import Exemplar, Library
 from rollmatch.notes import DEFAULT_VELOCITY, notes_from_columns, span_beats
@@ -163,6 +163,20 @@ def library(value: Library) -> pb.GetLibraryResponse:
 def thresholds(value: Library) -> pb.Thresholds:
     config = value.config
     return pb.Thresholds(good=config.good_threshold, bad=config.bad_threshold, min_coverage=config.min_coverage)
+
+
+def threshold_updates(request: pb.SetThresholdsRequest) -> dict[str, float | None]:
+    """The keyword arguments of :meth:`rollmatch.Library.set_thresholds` from a request, each set one checked
+    under its field name; unset ones are None (kept)."""
+    checks = {"good": (check_threshold, "good_threshold"), "bad": (check_threshold, "bad_threshold"),
+              "min_coverage": (check_coverage, "min_coverage")}
+    return {key: _field(key, check, getattr(request, key), name) if request.HasField(key) else None
+            for key, (check, name) in checks.items()}
+
+
+def mode(value: str) -> Mode | None:
+    """An exemplar's mode from a request: empty for the library's."""
+    return _field("mode", check_mode, value) if value else None
 
 
 def tracks(values: Sequence[str]) -> list[int | str] | None:

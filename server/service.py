@@ -13,6 +13,7 @@ import grpc
 from rollmatch import defaults
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
+from rollmatch.engine import Mode
 from rollmatch.library import Library
 from rollmatch.readers import FORMATS
 
@@ -92,7 +93,8 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
 
     async def AddExemplar(self, request: pb.AddExemplarRequest, context: grpc.aio.ServicerContext) -> pb.AddExemplarResponse:
         try:
-            added = await self.state.change(lambda library: _add(library, request))
+            mode = convert.mode(request.mode)  # checked before the library's lock is taken
+            added = await self.state.change(lambda library: _add(library, request, mode))
         except Exception as exc:
             await context.abort_with_status(rich_status(exc))
         return pb.AddExemplarResponse(exemplar=convert.exemplar(added.exemplars[-1]), library_version=added.version)
@@ -105,15 +107,15 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
         return pb.RemoveExemplarResponse(library_version=library.version)
 
     async def SetThresholds(self, request: pb.SetThresholdsRequest, context: grpc.aio.ServicerContext) -> pb.SetThresholdsResponse:
-        good, bad, coverage = (getattr(request, k) if request.HasField(k) else None for k in ("good", "bad", "min_coverage"))
         try:
-            library = await self.state.change(lambda library: library.set_thresholds(good=good, bad=bad, min_coverage=coverage))
+            updates = convert.threshold_updates(request)
+            library = await self.state.change(lambda library: library.set_thresholds(**updates))
         except Exception as exc:
             await context.abort_with_status(rich_status(exc))
         return pb.SetThresholdsResponse(thresholds=convert.thresholds(library), library_version=library.version)
 
 
-def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
+def _add(library: Library, request: pb.AddExemplarRequest, mode: Mode | None) -> Library:
     """Write the sent bytes to a temporary file named as the client named it, and add that file, so the new
     entry (file name, id, provenance) is the one ``rollmatch library add`` makes from the client's file."""
     file = request.file
@@ -132,7 +134,7 @@ def _add(library: Library, request: pb.AddExemplarRequest) -> Library:
             end_beat=request.end_beat if request.HasField("end_beat") else None,
             tracks=convert.tracks(request.tracks),
             threshold=request.threshold if request.HasField("threshold") else None,
-            mode=request.mode or None,
+            mode=mode,
             tags=list(request.tags),
             description=request.description,
             provenance=request.provenance or None,

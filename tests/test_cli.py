@@ -45,12 +45,15 @@ def test_library_add_takes_a_mode_and_list_shows_every_mode(tmp_path, capsys):
     lib = tmp_path / "modes"
     assert run(capsys, "library", "init", str(lib))[0] == 0
     pair = REPO / "exemplars" / "bad" / "parallel-fifths-pair.json"
-    assert run(capsys, "library", "add", str(lib), str(pair), "--label", "bad", "--mode", "contains")[0] == 0
+    code, out, _ = run(capsys, "library", "add", str(lib), str(pair), "--label", "bad", "--mode", "contains")
+    assert code == 0 and out.startswith("added bad exemplar 'parallel-fifths-pair' (files/parallel-fifths-pair.json, contains mode)")
     assert run(capsys, "library", "add", str(lib), str(EXAMPLES / "planing.mid"), "--label", "bad")[0] == 0
     code, out, _ = run(capsys, "library", "list", str(lib))
     header, first, second = out.splitlines()
     assert code == 0 and header.endswith("min coverage 0.6, mode near-copy")
     assert first.split()[:3] == ["parallel-fifths-pair", "bad", "contains"] and second.split()[:3] == ["planing", "bad", "near-copy"]
+    code, out, _ = run(capsys, "library", "show", str(lib), "parallel-fifths-pair")
+    assert code == 0 and "  mode         contains (its own)" in out.splitlines()
     code, _, err = run(capsys, "library", "add", str(lib), str(pair), "--label", "bad", "--mode", "exact")
     assert code == 2 and "argument --mode: invalid choice: 'exact'" in err
 

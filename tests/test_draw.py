@@ -93,11 +93,17 @@ def test_the_explanation_overlays_each_exemplar_where_it_matched(bwv269):
     bad_exemplar = make_notes([60, 66, 60], [0, 1, 2], [1, 2, 3])
     good_match = Match("phrase", 0.97, transpose=3, shift_beats=2.0, stretch=1.0, coverage=0.85)
     bad_match = Match("tritones", 0.81, transpose=-2, shift_beats=9.0, stretch=0.5, coverage=0.1)
-    good = Placed(good_match, Label.GOOD, 0.83, place(good_exemplar, good_match), min_coverage=0.6)
-    bad = Placed(bad_match, Label.BAD, 0.78, place(bad_exemplar, bad_match), Mode.CONTAINS)
-    assert draw.placed_text(good) == ("best good: phrase (near-copy), similarity 0.970 (threshold 0.83, reached), "
-                                      "coverage 85% (needs 60%, enough)")
-    assert draw.placed_text(bad) == "best bad: tritones (contains), similarity 0.810 (threshold 0.78, reached), coverage 10%"
+    good = Placed(good_match, Label.GOOD, 0.83, place(good_exemplar, good_match), Mode.NEAR_COPY, 0.6)
+    bad = Placed(bad_match, Label.BAD, 0.78, place(bad_exemplar, bad_match), Mode.CONTAINS, 0.0)
+    assert draw.placed_text(good) == "best good: phrase (near-copy), similarity 0.970 (threshold 0.83, reached)"
+    assert draw.coverage_text(good) == "coverage 85% (needs 60%, enough)"
+    assert draw.placed_text(bad) == "best bad: tritones (contains), similarity 0.810 (threshold 0.78, reached)"
+    assert draw.coverage_text(bad) == "coverage 10%"
+    # A share just under what is needed never shows as that much: more digits where whole percents would tie.
+    thin = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.5995), Label.GOOD, 0.83, good.notes, Mode.NEAR_COPY, 0.6)
+    assert draw.coverage_text(thin) == "coverage 59% (needs 60%, too little)"
+    close = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.4926), Label.GOOD, 0.83, good.notes, Mode.NEAR_COPY, 0.4927)
+    assert draw.coverage_text(close) == "coverage 49.2% (needs 49.3%, too little)"
     fragment = np.concatenate([good.notes, bad.notes])
     verdict = Verdict(Outcome.VETOED, -1 + (0.97 + 1 - 0.81) / 2, good_match, bad_match)
     explanation = Explanation("crafted.json", fragment, verdict, good, bad, read_piece(chorale_path("bwv269")).bars)

@@ -352,6 +352,24 @@ def test_health_and_reflection_are_served(target):
 # --- curation --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("call", "request_message", "field", "message"),
+    [
+        ("AddExemplar", pb.AddExemplarRequest(file=pb.FileData(data=b"[]", format="json", name="x.json"), label="bad", mode="copy"),
+         "mode", "mode='copy' must be one of near-copy, contains"),
+        ("SetThresholds", pb.SetThresholdsRequest(min_coverage=-1), "min_coverage", "min_coverage=-1 must be within [0, 1]"),
+        ("SetThresholds", pb.SetThresholdsRequest(good=2), "good", "good_threshold=2 must be in (0, 1]"),
+    ],
+)
+def test_curation_errors_name_their_field(target, call, request_message, field, message):
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as caught:
+        getattr(pb_grpc.RollmatchServiceStub(channel), call)(request_message, timeout=30, metadata=(("authorization", f"Bearer {TOKEN}"),))
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and message in error.details()
+    detail = error_details_pb2.BadRequest()
+    assert rpc_status.from_call(error).details[0].Unpack(detail) and detail.field_violations[0].field == field
+
+
 def test_curation_needs_the_token(target):
     with Client(target, timeout=30) as anonymous, pytest.raises(ServiceError, match="UNAUTHENTICATED"):
         anonymous.remove_exemplar("planing")
@@ -374,8 +392,10 @@ def test_curation_changes_the_served_library(target, served, tmp_path):
             client.add_exemplar(motif, label="bad", exemplar_id="creep")
         assert client.set_thresholds(bad=0.99).thresholds.bad == pytest.approx(0.99)
         client.set_thresholds(bad=defaults.BAD_THRESHOLD)
-        with pytest.raises(InputError, match="mode='copy' must be one of near-copy, contains"):
+        with pytest.raises(InputError, match="^mode='copy' must be one of near-copy, contains"):
             client.add_exemplar(motif, label="bad", exemplar_id="creep2", mode="copy")
+        with pytest.raises(InputError, match=r"^min_coverage=1.5 must be within \[0, 1\]"):
+            client.set_thresholds(min_coverage=1.5)
         client.remove_exemplar("creep")
         with pytest.raises(NotFoundError, match="no exemplar with id 'creep'"):
             client.remove_exemplar("creep")

@@ -77,7 +77,7 @@ class Bad:
 
 
 #: The contains-mode patterns' own thresholds: midway between the most of each pattern that a held-out Bach
-#: window holds in its other voices (0.935 and 0.866 over 10,754 windows) and the whole pattern (1.0).
+#: window holds in its other voices (0.935 and 0.866 over 7,485 windows) and the whole pattern (1.0).
 PAIR_THRESHOLDS = {"parallel-fifths-pair": 0.97, "parallel-octaves-pair": 0.93}
 
 BAD = {

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_default_library import VOICES, held_out_chorales  # noqa: E402
 
-from rollmatch import Library, Scorer, transform_notes  # noqa: E402
+from rollmatch import Label, Library, Outcome, Scorer, transform_notes  # noqa: E402
 from rollmatch.calibrate import best_of  # noqa: E402
 from rollmatch.defaults import STRETCHES, TRANSPOSE_RANGE  # noqa: E402
 from rollmatch.notes import perturb_notes, select_beats, sort_notes, span_beats  # noqa: E402
@@ -82,7 +82,7 @@ def main() -> int:
     ids = list(scorer.ids)
     is_bad = scorer.is_bad
     thresholds = scorer.thresholds()
-    good_ids = [e.id for e in library.exemplars if e.label.value != "bad"]
+    good_ids = [e.id for e in library.exemplars if e.label is Label.GOOD]
 
     print("reading the held-out chorales ...", file=sys.stderr)
     held_out = held_out_chorales()
@@ -118,7 +118,7 @@ def main() -> int:
     for beats in SOURCE_WINDOWS:
         cut = []
         for e in library.exemplars:
-            if e.label.value == "bad":
+            if e.label is Label.BAD:
                 continue
             whole = read_notes(library.path / e.file, tracks=e.tracks)
             cut += [w for w in (select_beats(whole, s, s + beats) for s in np.arange(0, span_beats(whole) - beats / 2, 4.0)) if w.size]
@@ -146,14 +146,14 @@ def main() -> int:
         textures = [set_into(exemplar_notes[k], v, rng) for v in voices]
         sims = scorer.similarities(textures).similarity[:, k]
         inside = scorer.score(textures)
-        vetoed = sum(v.verdict.value == "VETOED" for v in inside)
+        vetoed = sum(v.verdict is Outcome.VETOED for v in inside)
         print(f"{name} set into {len(voices)} held-out four-voice textures: similarity {summary(sims)}; "
               f"VETOED {vetoed}/{len(inside)}")
 
     # Probes.
     probes = degenerate_probes([(i, n) for i, (_, n) in zip(good_ids, good_notes, strict=True)])
     verdicts = scorer.score([p.notes for p in probes])
-    print(f"\ndegenerate probes: {len(probes)}, judged GOOD: {sum(v.verdict.value == 'GOOD' for v in verdicts)}")
+    print(f"\ndegenerate probes: {len(probes)}, judged GOOD: {sum(v.verdict is Outcome.GOOD for v in verdicts)}")
     for family in dict.fromkeys(p.family for p in probes):
         sims = [v.good.similarity if v.good else 0.0 for p, v in zip(probes, verdicts, strict=True) if p.family == family]
         print(f"  {family:<22} {len(sims):>4} probes, best good similarity {max(sims):.3f}")
