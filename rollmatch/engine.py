@@ -255,6 +255,11 @@ class _Fragment:
     first_step: int  # step of the first onset, from the fragment's beat 0
     energy: float  # |F|^2
 
+    @cached_property
+    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The roll's runs (:func:`rollmatch.roll.runs`), for the sparse kernel and for coverage alike."""
+        return runs(self.roll)
+
 
 def _prepare_fragment(notes: np.ndarray, steps_per_beat: int, velocity: bool) -> _Fragment | None:
     if notes.size == 0:
@@ -349,7 +354,7 @@ def _match_sparse(
 
     frags = [prepared[b] for b in present]
     longest = max(f.roll.shape[1] for f in frags)
-    per_fragment = [runs(f.roll) for f in frags]
+    per_fragment = [f.runs for f in frags]
     counts = np.array([len(r[0]) for r in per_fragment])
     f_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     f_row_first = np.stack([np.searchsorted(r[0], np.arange(N_PITCHES + 1)) for r in per_fragment]).astype(np.int64)
@@ -451,11 +456,14 @@ def _match_group(
         data_dev = to_device(xp, data)
         squares = data_dev * data_dev
         rows_cumsum = xp.concatenate([xp.zeros_like(squares[:, :1]), xp.cumsum(squares, axis=1)], axis=1)  # (Bs, rows+1, L)
-        # Each data row's energy over all its steps, summed over the rows below (Bs, rows + 1); float64, so that
-        # a quiet box's energy is not the difference of two loud float32 sums.
-        row_energy = np.zeros((len(block), rows + 1))
-        row_energy[:, 1:] = np.cumsum((data.astype(np.float64) ** 2).sum(axis=-1), axis=1)
-        row_energy = to_device(xp, row_energy)
+        frag_len = np.array([f.roll.shape[1] for f in frags])
+        row_energy = None
+        if (frag_len < bank.max_length).any():  # some window spans a whole fragment
+            # Each data row's energy over all its steps, summed over the rows below (Bs, rows + 1); float64, so
+            # that a quiet box's energy is not the difference of two loud float32 sums.
+            row_energy = np.zeros((len(block), rows + 1))
+            row_energy[:, 1:] = np.cumsum((data.astype(np.float64) ** 2).sum(axis=-1), axis=1)
+            row_energy = to_device(xp, row_energy)
         spectrum = fft.rfft(data_dev, axis=-1, **fft_workers(xp)).astype(xp.complex64)  # (Bs, rows, F)
         # (F, Bs * n_t, P): for each frequency bin, every segment's pitch rows at every transposition.
         stack = _toeplitz_stack(spectrum, toeplitz, bank.band)
@@ -463,7 +471,6 @@ def _match_group(
         if support_spectra is not None:
             square_stack = _toeplitz_stack(fft.rfft(squares, axis=-1, **fft_workers(xp)).astype(xp.complex64), toeplitz, bank.band)
         owned = to_device(xp, np.array([(local_shift >= seg.lo) & (local_shift < seg.hi) for seg in block]))  # (Bs, L)
-        frag_len = np.array([f.roll.shape[1] for f in frags])
         for c, chunk in enumerate(spectra):
             m0 = c * TEMPLATE_CHUNK
             m1 = m0 + chunk.shape[-1]
@@ -522,11 +529,12 @@ def _similarity(
 
     ``sim`` is (Bs, Mc, n_t, L) c / |E|; ``inv_f`` broadcasts to it, 1 / sqrt(F_W) (0 over empty boxes and
     shifts a segment does not own); ``e_scale`` is None where every exemplar lies whole in its window, else
-    (Bs, Mc, 1, L) |E| / Ê. ``norm`` (Mc,) and ``contains`` (Mc,) are host arrays; ``on_cells`` is the
-    fragment's energy on the templates' cells for velocity-weighted rolls (None: binary, where it is c).
+    (Bs, Mc, 1, L) |E| / Ê (1 for 'contains' templates, which take no share floor). ``norm`` (Mc,) and
+    ``contains`` (Mc,) are host arrays; ``on_cells`` is the fragment's energy on the templates' cells for
+    velocity-weighted rolls (None: binary, where it is c).
     """
     columns = np.flatnonzero(contains)
-    if columns.size:  # c / (Ê max(sqrt(S), sqrt(F_W / κ))) = (c / |E|) (|E| / Ê) / max(...)
+    if columns.size:  # c / (|E| max(sqrt(S), sqrt(F_W / κ))) = (c / |E|) / max(...)
         cols = to_device(xp, columns)
         over = xp.maximum(sim[:, cols], 0)
         c = over * to_device(xp, norm[columns].astype(np.float32))[None, :, None, None]
@@ -534,8 +542,6 @@ def _similarity(
         inv = inv_f[:, cols]
         guard = 1.0 / (xp.maximum(inv, 1e-30) * np.float32(np.sqrt(defaults.CONTAINS_DENSITY)))
         held = xp.where(inv > 0, over / xp.maximum(xp.sqrt(own), guard), 0)
-        if e_scale is not None:
-            held *= e_scale[:, cols]
     sim *= inv_f  # near-copy: (c / |E|) (|E| / Ê) / sqrt(F_W)
     if e_scale is not None:
         sim *= e_scale
@@ -672,7 +678,7 @@ _COVERAGE_BLOCK = 1 << 22
 def _coverage(frag: _Fragment, bank: TemplateBank, stored: np.ndarray, transpose: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """(K,) share of the fragment's energy in the window W of each alignment: template ``stored`` (positions)
     at transposition ``transpose`` and local shift ``shift`` (steps from the fragment's first onset)."""
-    row, on, off, value = runs(frag.roll)
+    row, on, off, value = frag.runs
     steps = frag.roll.shape[1]
     lo = bank.band_lo + bank.pitch_lo[stored] + transpose
     hi = bank.band_lo + bank.pitch_hi[stored] + transpose

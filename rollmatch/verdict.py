@@ -110,7 +110,7 @@ def percent_text(share: float) -> str:
 
 def percent_pair(share: float, required: float) -> tuple[str, str]:
     """``share`` and ``required`` as percentages, with as many decimals as it takes for them to compare as
-    :func:`reaches` does: 0.4926 against 0.4925 gives ('49.26%', '49.25%'), not two 49%s."""
+    :func:`reaches` does: 0.492 against 0.4925 gives ('49.20%', '49.25%'), not a 49% that seems enough."""
     counts = bool(reaches(share, required)) or required == 0
     for digits in range(5):
         scale = 10**digits
