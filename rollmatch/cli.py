@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import NoReturn
@@ -189,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(handler=_explain)
 
     search = commands.add_parser("search", help="grow a phrase bar by bar, every window GOOD, scored through the service")
-    search.add_argument("-o", "--output", required=True, metavar="FILE.mid", help="MIDI file to write; the JSON report goes beside it")
+    search.add_argument("-o", "--output", required=True, metavar="FILE.mid|FILE.musicxml",
+                        help="MIDI or MusicXML file to write (MusicXML gets the MIDI file beside it); the JSON report goes beside it")
     search.add_argument("--bars", type=int, default=defaults.SEARCH_BARS, metavar="N",
                         help=f"length of the result in bars, the start included (default {defaults.SEARCH_BARS})")
     search.add_argument("--server", metavar="HOST:PORT", help="score through this server (default: a local one for the run)")
@@ -197,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--library", metavar="DIR",
                         help="library the generator draws on, and the local server scores with (default: the shipped exemplars/)")
     search.add_argument("--generator", default=defaults.GENERATOR, metavar="NAME|MODULE:FUNCTION",
-                        help=f"variation, random-walk, module:function or file.py:function (default {defaults.GENERATOR})")
+                        help=f"variation, markov, random-walk, module:function or file.py:function (default {defaults.GENERATOR})")
     search.add_argument("--beam", type=int, default=defaults.BEAM_WIDTH, metavar="B",
                         help=f"partial phrases kept after each bar (default {defaults.BEAM_WIDTH})")
     search.add_argument("--candidates", type=int, default=defaults.CANDIDATES_PER_BEAM, metavar="M",
@@ -205,6 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--seed", type=int, default=defaults.SEARCH_SEED, metavar="S",
                         help=f"random seed; the same seed gives the same result (default {defaults.SEARCH_SEED})")
     search.add_argument("--start", metavar="FILE", help="continue this piece (any input format); its bars count toward --bars")
+    search.add_argument("--regenerate", metavar="BARS", help="with --start: replace these bars of it (from 1, e.g. 5-6), keeping the rest")
+    search.add_argument("--max-copy", type=float, default=defaults.MAX_COPY, metavar="X",
+                        help=f"no window may match one good exemplar at X or more; 1 turns the ceiling off (default {defaults.MAX_COPY:g})")
+    search.add_argument("--max-copy-beats", type=float, default=defaults.MAX_COPY_BEATS, metavar="B",
+                        help="no stretch longer than B beats may match one good exemplar at --max-copy or more (default: off)")
+    search.add_argument("--max-reuse", type=float, default=defaults.MAX_REUSE, metavar="F",
+                        help=f"no good exemplar may explain more than this share of the windows (default {defaults.MAX_REUSE:g})")
+    search.add_argument("--results", type=int, default=defaults.SEARCH_RESULTS, metavar="N",
+                        help=f"distinct results to write: OUT, OUT-2, ... (default {defaults.SEARCH_RESULTS})")
+    search.add_argument("--range", metavar="LO-HI", help="register every bar stays in, e.g. C2-A5 or 36-81 (default: the library's)")
+    search.add_argument("--key", metavar="KEY", help="key every bar keeps, e.g. 'G major' or 'e minor' (default: the --start's, else none)")
+    search.add_argument("--tempo", type=float, default=defaults.MIDI_TEMPO_BPM, metavar="BPM",
+                        help=f"tempo written to the MIDI and MusicXML files (default {defaults.MIDI_TEMPO_BPM:g})")
     search.add_argument("--form", metavar="LETTERS", help="sections such as AABA: a repeated letter reuses or varies its section")
     search.add_argument("--window-bars", type=int, default=defaults.WINDOW_BARS, metavar="W",
                         help=f"bars in each window that must be GOOD (default {defaults.WINDOW_BARS})")
@@ -473,15 +488,21 @@ def _write_picture(path: str, picture: Picture, what: str) -> None:
 def _search(args: argparse.Namespace) -> int:
     if args.server is None and args.tls_ca:
         raise ParameterError("--tls-ca needs --server")
-    from .search import report_path, run_search  # noqa: PLC0415  (imports grpc)
+    from .search import Novelty, report_path, result_paths, run_search  # noqa: PLC0415  (imports grpc)
 
-    result = run_search(
+    results = run_search(
         args.output,
         server=args.server,
         tls_ca=args.tls_ca,
         library=args.library,
         generator=args.generator,
         start=args.start,
+        regenerate=args.regenerate,
+        key=args.key,
+        register=args.range,
+        results=args.results,
+        tempo_bpm=args.tempo,
+        novelty=Novelty(args.max_copy, args.max_copy_beats, args.max_reuse),
         backend=args.backend,
         beats_per_bar=args.beats_per_bar,
         progress=_progress,
@@ -495,13 +516,17 @@ def _search(args: argparse.Namespace) -> int:
         max_evaluations=args.max_evaluations,
         max_seconds=args.max_seconds,
     )
-    print(f"wrote {args.output} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD) and {report_path(args.output)}; "
-          f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, {result.seconds:.1f} s")
-    if not result.complete:
-        print(f"rollmatch: error: the {result.stopped} ran out at {result.bars} of {args.bars} bars; "
-              "the file holds the best phrase found so far", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    status = EXIT_OK
+    for result, path in zip(results, result_paths(Path(args.output), len(results)), strict=True):
+        novelty = result.to_dict()["novelty"]
+        print(f"wrote {path} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD; nearest exemplar "
+              f"{1 - novelty['lowest']:.3f} at most, {result.diversity['distinct_exemplars']} exemplars) and {report_path(path)}; "
+              f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, {result.seconds:.1f} s")
+        if not result.complete:
+            print(f"rollmatch: error: the {result.stopped} ran out at {result.bars} of {result.settings['bars']} bars; "
+                  f"{path} holds the best phrase found so far", file=sys.stderr)
+            status = EXIT_FAILED
+    return status
 
 
 # --- printing ------------------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ def verdict_from_message(result: pb.Result) -> Verdict:
         _match(result.good) if result.HasField("good") else None,
         _match(result.bad) if result.HasField("bad") else None,
         tuple(_match(m) for m in result.top),
+        _match(result.nearest) if result.HasField("nearest") else None,
     )
 
 

@@ -135,6 +135,32 @@ MAX_SEARCH_EVALUATIONS = 1_000_000_000
 MAX_WINDOW_BARS = 32
 #: Notes one proposed bar may hold.
 MAX_NOTES_PER_BAR = 1_000
+#: Voices that rollmatch.notes.split_voices follows at most: a texture denser than this shares voices.
+MAX_VOICES = 16
+#: The novelty ceiling: no window of a search's result may match one good exemplar at this similarity or more
+#: (1 turns it off). A window at or above it is a copy of that exemplar, transposed, shifted or stretched.
+MAX_COPY = 0.95
+#: The longest stretch, in beats, that may copy one exemplar (MaxOrder's k); None leaves it to MAX_COPY.
+MAX_COPY_BEATS: float | None = None
+#: No good exemplar may explain more than this share of a result's windows.
+MAX_REUSE = 0.5
+#: Distinct results a search returns, and the most it may be asked for.
+SEARCH_RESULTS = 1
+MAX_SEARCH_RESULTS = 32
+#: Searches run per result asked for, at most, before a search for distinct results gives up.
+RESULT_ATTEMPTS = 4
+#: Fastest tempo (quarter notes per minute) a search writes.
+MAX_TEMPO_BPM = 1_000.0
+#: A search's candidate bar may leap by at most this much (semitones) in a voice across the bar line, unless
+#: the good exemplars themselves leap further across a bar line.
+MAX_BAR_LEAP = 12
+#: With a key asked for, the share of a bar's sounding time that may lie outside the key's scale (the
+#: harmonic and melodic minor included): chromatic passing notes pass, a bar in another key does not.
+OUT_OF_KEY_SHARE = 0.25
+#: markov: the longest context (notes) the variable-order model conditions on, and the MaxOrder bound: no run
+#: of more than this many notes of a voice copies the exemplars verbatim.
+MARKOV_ORDER = 3
+MARKOV_MAX_ORDER = 5
 #: Letters (sections) of a --form such as AABA.
 MAX_FORM_SECTIONS = 26
 #: MIDI files written by rollmatch: ticks per beat (a multiple of STEPS_PER_BEAT, so every grid step is

@@ -7,6 +7,7 @@ Arrays are kept sorted by (start, pitch).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -113,7 +114,12 @@ def notes_from_columns(
 
 def sort_notes(notes: np.ndarray) -> np.ndarray:
     """Notes ordered by (start, pitch, end)."""
-    return notes[np.lexsort((notes["end"], notes["pitch"], notes["start"]))]
+    return notes[note_order(notes)]
+
+
+def note_order(notes: np.ndarray) -> np.ndarray:
+    """The permutation that sorts notes by (start, pitch, end): apply it to anything kept alongside them."""
+    return np.lexsort((notes["end"], notes["pitch"], notes["start"]))
 
 
 def select_beats(notes: np.ndarray, start_beat: float | None = None, end_beat: float | None = None) -> np.ndarray:
@@ -184,11 +190,58 @@ def pitch_name(pitch: int) -> str:
     return f"{_PITCH_CLASSES[int(pitch) % 12]}{int(pitch) // 12 - 1}"
 
 
-def snap_notes(notes: np.ndarray, ticks_per_beat: int = defaults.MIDI_TICKS_PER_BEAT) -> np.ndarray:
+def snap_notes(notes: np.ndarray, ticks_per_beat: int = defaults.MIDI_TICKS_PER_BEAT, *, keep_order: bool = False) -> np.ndarray:
     """Notes with start and end rounded to a grid of ``ticks_per_beat`` (a MIDI file's resolution), each at
-    least one tick long, sorted: written to MIDI at that resolution and read back, they are the same floats."""
+    least one tick long, sorted (unless ``keep_order``): written to MIDI at that resolution and read back,
+    they are the same floats."""
     out = notes.copy()
     start = np.round(notes["start"] * ticks_per_beat)
     out["start"] = start / ticks_per_beat
     out["end"] = np.maximum(np.round(notes["end"] * ticks_per_beat), start + 1) / ticks_per_beat
-    return sort_notes(out)
+    return out if keep_order else sort_notes(out)
+
+
+def split_voices(notes: np.ndarray) -> np.ndarray:
+    """(n,) a voice number for each note, 0 for the top voice: the texture's voices followed through time.
+
+    There are as many voices as notes ever sound at once (at most :data:`~rollmatch.defaults.MAX_VOICES`).
+    Notes that start together take the free voices (those not holding a note) in pitch order, the set of
+    free voices chosen so that each new note lies nearest the last pitch of its voice; a voice never heard
+    yet costs nothing. So a four-part chorale comes back as soprano, alto, tenor and bass, an inner voice
+    resting included, as long as the parts do not cross.
+    """
+    n = notes.size
+    voices = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return voices
+    order = np.lexsort((-notes["pitch"].astype(np.int64), notes["start"]))
+    count = min(polyphony(notes), defaults.MAX_VOICES)
+    busy_until = np.full(count, -np.inf)
+    last_pitch: list[int | None] = [None] * count
+    starts = notes["start"][order]
+    for group in np.split(order, np.flatnonzero(np.diff(starts)) + 1):
+        time = float(notes["start"][group[0]])
+        free = [v for v in range(count) if busy_until[v] <= time + 1e-9] or list(range(count))
+        pitches = [int(notes["pitch"][i]) for i in group]  # highest first
+        best: tuple[int, ...] = tuple(free[: len(pitches)])
+        if len(pitches) <= len(free):
+            best = min(
+                itertools.combinations(free, len(pitches)),
+                key=lambda chosen: sum(0 if last_pitch[v] is None else abs(p - last_pitch[v]) for v, p in zip(chosen, pitches, strict=True)),
+            )
+        for rank, i in enumerate(group):
+            v = best[min(rank, len(best) - 1)]
+            voices[i] = v
+            busy_until[v] = max(busy_until[v], float(notes["end"][i]))
+            last_pitch[v] = pitches[rank]
+    return voices
+
+
+def polyphony(notes: np.ndarray) -> int:
+    """The most notes sounding at once (0 for no notes); a note ending as another starts does not overlap it."""
+    if notes.size == 0:
+        return 0
+    times = np.concatenate([notes["start"], np.maximum(notes["end"], notes["start"] + 1e-9)])
+    steps = np.concatenate([np.ones(notes.size, dtype=np.int64), -np.ones(notes.size, dtype=np.int64)])
+    order = np.lexsort((steps, times))  # at equal times an end comes before a start
+    return int(np.cumsum(steps[order]).max())

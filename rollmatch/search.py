@@ -33,7 +33,7 @@ import math
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +42,51 @@ import numpy as np
 from . import defaults
 from .checks import number, whole_number
 from .client import Client
+from .continuity import Continuity, bar_line_leap, fault, infer_key, parse_key, parse_range
+from .diversity import diversity, pairwise_similarity
 from .errors import InputError, OutputError, ParameterError, SearchError
-from .generators import BarGenerator, Context, Material, load_generator, propose
+from .generators import (
+    BarGenerator,
+    BarOrigin,
+    Context,
+    Material,
+    Proposal,
+    load_generator,
+    propose,
+    select_voiced,
+)
 from .library import Library
-from .notes import NOTE_DTYPE, select_beats, snap_notes, span_beats, transform_notes
+from .notes import (
+    NOTE_DTYPE,
+    note_order,
+    select_beats,
+    snap_notes,
+    span_beats,
+    split_voices,
+    transform_notes,
+)
 from .readers import read_notes
 from .scoring import Progress, windows
 from .storage import write_output
-from .verdict import Outcome, Verdict, check_coverage
-from .writers import write_midi
+from .verdict import Outcome, Verdict, check_coverage, reaches
+from .writers import write_midi, write_musicxml
 
 #: Scores are ranked rounded to this many decimals, so that float noise of the engine can never reorder
 #: candidates that tie in exact arithmetic.
 SCORE_DECIMALS = 6
 #: Transpositions (semitones) a repeat of a form section is tried at, the exact repeat first.
 FORM_TRANSPOSITIONS = (0, 5, -5, 7, -7, 12, -12)
+#: How the message a search gives up with names each reason a candidate was rejected for.
+REJECTIONS = {
+    "copy": "copies (a window matched one good exemplar at or above the copy ceiling, max_copy={max_copy:g})",
+    "copied stretch": "copied stretches (longer than max_copy_beats={max_copy_beats} beats at or above max_copy={max_copy:g})",
+    "reuse": "overusing one exemplar (more than {limit} windows, max_reuse={max_reuse:g})",
+    "degenerate": "degenerate bars (one note, one repeated note, one held chord or a lone voice)",
+    "register": "outside the register",
+    "voice-leading": "leaping too far across the bar line",
+    "key": "outside the key",
+    "empty": "empty bars",
+}
 #: Where a bar in a repeat departs from the bar it repeats: transposed (first bar of the section only), or new.
 TRANSPOSED_DEVIATION, VARIED_DEVIATION = 1, 2
 
@@ -92,20 +122,27 @@ def parse_form(form: str | None, bars: int) -> tuple[Section, ...]:
 
 
 @dataclass(frozen=True)
-class BarOrigin:
-    """Where a bar of the result came from."""
+class Novelty:
+    """What a result may copy: no window may match one good exemplar at ``max_copy`` or more (1: no
+    ceiling); no stretch longer than ``max_copy_beats`` beats may (None: the window ceiling alone); no good
+    exemplar may explain more than ``max_reuse`` of the result's windows."""
 
-    source: str  #: 'start' (the given start), 'generated', 'repeat' (of an earlier bar) or 'variation' (a new bar in a repeat)
-    of_bar: int | None = None  #: the bar repeated, for 'repeat' and 'variation'
-    transpose: int = 0  #: semitones, for 'repeat'
+    max_copy: float = defaults.MAX_COPY
+    max_copy_beats: float | None = defaults.MAX_COPY_BEATS
+    max_reuse: float = defaults.MAX_REUSE
+
+    def __post_init__(self) -> None:
+        number(self.max_copy, "max_copy", above=0, at_most=1)
+        if self.max_copy_beats is not None:
+            number(self.max_copy_beats, "max_copy_beats", above=0, at_most=defaults.MAX_BEATS_PER_FRAGMENT)
+        number(self.max_reuse, "max_reuse", above=0, at_most=1)
+
+    def copies(self, verdict: Verdict) -> bool:
+        """Whether ``verdict``'s fragment copies its nearest good exemplar."""
+        return self.max_copy < 1 and verdict.nearest is not None and bool(reaches(verdict.nearest.similarity, self.max_copy))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source}
-        if self.of_bar is not None:
-            out["of_bar"] = self.of_bar
-        if self.source == "repeat":
-            out["transpose"] = self.transpose
-        return out
+        return {"max_copy": self.max_copy, "max_copy_beats": self.max_copy_beats, "max_reuse": self.max_reuse}
 
 
 @dataclass(frozen=True)
@@ -113,21 +150,25 @@ class Beam:
     """A partial phrase that survived: every window its generated bars completed passed."""
 
     notes: np.ndarray  #: the piece so far, beats from its beat 0
+    voices: np.ndarray  #: (n,) voice number of each note, 0 the top voice
     bars: int
     score: float  #: the lowest score among the windows its last bar completed
     deviation: int  #: how far its repeats depart from what they repeat (0 without a form)
     origins: tuple[BarOrigin, ...]
     transpose: int  #: the transposition its current repeat started at
     serial: int  #: its number in the order beams were ranked; seeds its draws
+    reuse: tuple[tuple[str, int], ...] = ()  #: windows each good exemplar explains so far, by exemplar id
 
 
 @dataclass(frozen=True)
 class _Candidate:
     beam: Beam
     notes: np.ndarray  #: the beam's piece with the candidate bar appended
+    voices: np.ndarray
     origin: BarOrigin
     deviation: int
     transpose: int
+    bar: Proposal  #: the candidate bar alone, beats from its start
 
 
 @dataclass(frozen=True)
@@ -139,22 +180,27 @@ class _Span:
     strict: bool
 
 
-def window_spans(bar: int, bars: int, window_bars: int) -> list[_Span]:
-    """The windows that appending bar ``bar`` (from 0) of a ``bars``-bar piece completes."""
+def window_spans(bar: int, bars: int, window_bars: int, *, closes: bool = False) -> list[_Span]:
+    """The windows that appending bar ``bar`` (from 0) of a ``bars``-bar piece completes; ``closes`` when the
+    bars after it are already there (a --regenerate's kept bars), so that every window through it is complete."""
     first = max(0, bar - window_bars + 1)
-    last = bar == bars - 1
+    last = closes or bar == bars - 1
     spans = [_Span(first, first + window_bars, bar >= window_bars - 1 or last)]
     if last:
         spans += [_Span(s, s + window_bars, True) for s in range(first + 1, bar + 1)]
     return spans
 
 
-def append_bar(piece: np.ndarray, bar_notes: np.ndarray, index: int, beats_per_bar: int) -> np.ndarray:
-    """``piece`` with ``bar_notes`` (beats from the bar's start) placed as bar ``index``, on the MIDI grid."""
-    placed = bar_notes.copy()
+def append_bar(piece: np.ndarray, voices: np.ndarray, bar: Proposal, index: int, beats_per_bar: int) -> tuple[np.ndarray, np.ndarray]:
+    """``piece`` with ``bar`` (beats from the bar's start) placed as bar ``index``, on the MIDI grid, and the
+    voices of the notes alongside."""
+    placed = bar.notes.copy()
     placed["start"] += index * beats_per_bar
     placed["end"] += index * beats_per_bar
-    return snap_notes(np.concatenate([piece, placed]))
+    bar_voices = split_voices(bar.notes) if bar.voices is None else bar.voices
+    notes = snap_notes(np.concatenate([piece, placed]), keep_order=True)
+    order = note_order(notes)
+    return notes[order], np.concatenate([voices, bar_voices])[order]
 
 
 @dataclass
@@ -180,9 +226,35 @@ class WindowResult:
     start_beat: float
     end_beat: float
     verdict: Verdict
+    longest_copy_beats: float = 0.0  #: the longest stretch inside it that copies one good exemplar
+
+    @property
+    def novelty(self) -> float:
+        """1 - the similarity of its nearest good exemplar."""
+        return 1.0 - (self.verdict.nearest.similarity if self.verdict.nearest else 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start_bar": self.start_bar, "start_beat": self.start_beat, "end_beat": self.end_beat, **self.verdict.to_dict()}
+        return {"start_bar": self.start_bar, "start_beat": self.start_beat, "end_beat": self.end_beat, **self.verdict.to_dict(),
+                "novelty": round(self.novelty, 4), "longest_copy_beats": self.longest_copy_beats}
+
+
+def copied_stretches(
+    client: Client, notes: np.ndarray, novelty: Novelty, *, window_beats: float, min_coverage: float | None = None
+) -> list[tuple[float, float]]:
+    """Every stretch (start, end beats) of ``notes``, a whole number of beats up to ``window_beats`` long and
+    starting on a beat, whose nearest good exemplar matches it at ``novelty.max_copy`` or more."""
+    span = math.ceil(span_beats(notes))
+    stretches = [(float(a), float(a + length)) for length in range(1, int(window_beats) + 1) for a in range(span - length + 1)]
+    if not stretches:
+        return []
+    verdicts = client.score([select_beats(notes, a, b) for a, b in stretches], min_coverage=min_coverage)
+    return [stretch for stretch, v in zip(stretches, verdicts, strict=True)
+            if v.nearest is not None and bool(reaches(v.nearest.similarity, novelty.max_copy))]
+
+
+def longest_copy(copied: list[tuple[float, float]], start: float, end: float) -> float:
+    """The longest of the ``copied`` stretches that lies within [start, end) beats; 0 for none."""
+    return max((b - a for a, b in copied if a >= start - 1e-9 and b <= end + 1e-9), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -191,6 +263,7 @@ class SearchResult:
     ``windows`` is every window of ``notes`` scored again at the end, as ``rollmatch score --window`` would."""
 
     notes: np.ndarray
+    voices: np.ndarray  #: (n,) voice number of each note, 0 the top voice
     bars: int
     complete: bool
     stopped: str
@@ -203,6 +276,8 @@ class SearchResult:
     seconds: float
     generation_seconds: float
     scoring_seconds: float
+    rejected: dict[str, int] = field(default_factory=dict)  #: candidates rejected, by reason
+    diversity: dict[str, Any] = field(default_factory=dict)  #: see :func:`rollmatch.diversity.diversity`
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -231,6 +306,12 @@ class SearchResult:
                 "scoring": round(self.scoring_seconds, 3),
             },
             "exemplars_matched": dict(sorted(matched.items(), key=lambda item: (-item[1], item[0]))),
+            "rejected": self.rejected,
+            "novelty": {
+                "lowest": round(min((w.novelty for w in self.windows), default=1.0), 4),
+                "longest_copy_beats": max((w.longest_copy_beats for w in self.windows), default=0.0),
+            },
+            "diversity": self.diversity,
             "sections": [
                 {"letter": s.letter, "start_bar": s.start, "bars": s.bars, **({"repeats_bar": s.first} if s.repeat else {})}
                 for s in self.sections
@@ -244,8 +325,11 @@ class PhraseSearch:
     """The state of one search: its settings, the client it scores through, and what it has spent.
 
     ``start`` is a piece to continue (beats); its length rounded up to whole bars counts toward ``bars``.
-    ``material`` is what the generator may draw on. ``name`` names the generator in messages.
-    ``min_coverage`` is the share of each window a good match must cover (None: the served library's).
+    With ``regenerate=(first, last)`` (bars from 0, inclusive) the search replaces those bars of ``start``
+    instead, keeping the rest, and ``bars`` is the start's length. ``material`` is what the generator may
+    draw on. ``name`` names the generator in messages. ``min_coverage`` is the share of each window a good
+    match must cover (None: the served library's). ``novelty`` bounds what the result may copy and
+    ``rules`` what a bar must meet to join the one before (default: the material's register and leaps).
     """
 
     def __init__(
@@ -264,6 +348,9 @@ class PhraseSearch:
         seed: int = defaults.SEARCH_SEED,
         form: str | None = None,
         start: np.ndarray | None = None,
+        regenerate: tuple[int, int] | None = None,
+        novelty: Novelty = Novelty(),
+        rules: Continuity | None = None,
         draws: int = defaults.DRAWS_PER_BEAM,
         max_evaluations: int = defaults.SEARCH_MAX_EVALUATIONS,
         max_seconds: float = defaults.SEARCH_MAX_SECONDS,
@@ -274,7 +361,6 @@ class PhraseSearch:
         self.generator = generator
         self.material = material
         self.name = name
-        self.bars = whole_number(bars, "bars", at_least=1, at_most=defaults.MAX_SEARCH_BARS)
         self.window_bars = whole_number(window_bars, "window_bars", at_least=1, at_most=defaults.MAX_WINDOW_BARS)
         self.min_coverage = None if min_coverage is None else check_coverage(min_coverage)
         self.beats_per_bar = whole_number(beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR)
@@ -287,18 +373,43 @@ class PhraseSearch:
         self.max_evaluations = whole_number(max_evaluations, "max_evaluations", at_least=1, at_most=defaults.MAX_SEARCH_EVALUATIONS)
         self.max_seconds = number(max_seconds, "max_seconds", above=0)
         self.in_flight = whole_number(in_flight, "in_flight", at_least=1, at_most=defaults.MAX_IN_FLIGHT_PER_STREAM)
+        self.novelty = novelty
+        self.rules = material.rules if rules is None else rules
+        piece = snap_notes(start) if start is not None else np.zeros(0, dtype=NOTE_DTYPE)
+        piece_bars = math.ceil(span_beats(piece) / self.beats_per_bar)
+        self.tail = np.zeros(0, dtype=NOTE_DTYPE)  #: the kept bars after a --regenerate, beats from their start
+        if regenerate is None:
+            self.bars = whole_number(bars, "bars", at_least=1, at_most=defaults.MAX_SEARCH_BARS)
+            self.start, self.start_bars, self.last_bar = piece, piece_bars, self.bars - 1
+            if self.start_bars >= self.bars:
+                raise ParameterError(f"the start is {self.start_bars} bars long; bars={self.bars} must be more, to leave bars to search")
+        else:
+            first, last = regenerate
+            if start is None:
+                raise ParameterError("regenerate needs a start: the piece whose bars to replace")
+            if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last < piece_bars):
+                raise ParameterError(f"regenerate=bars {first + 1}-{last + 1} must lie within the start's {piece_bars} bars, first <= last")
+            if form is not None:
+                raise ParameterError("regenerate and form cannot be combined: a regenerated piece keeps its own form")
+            self.bars = piece_bars
+            self.start = select_beats(piece, 0, first * self.beats_per_bar) if first else np.zeros(0, dtype=NOTE_DTYPE)
+            self.start_bars, self.last_bar = first, last
+            if last + 1 < piece_bars:
+                self.tail = select_beats(piece, (last + 1) * self.beats_per_bar)
+        self.regenerate = regenerate
         self.sections = parse_form(form, self.bars)
-        self.start = snap_notes(start) if start is not None else np.zeros(0, dtype=NOTE_DTYPE)
-        self.start_bars = math.ceil(span_beats(self.start) / self.beats_per_bar)
-        if self.start_bars >= self.bars:
-            raise ParameterError(f"the start is {self.start_bars} bars long; bars={self.bars} must be more, to leave bars to search")
         self.progress = progress
         self.settings: dict[str, Any] = {
             "bars": self.bars, "beats_per_bar": self.beats_per_bar, "window_bars": self.window_bars,
             "min_coverage": self.min_coverage, "beam": self.beam,
             "candidates": self.candidates, "seed": self.seed, "generator": name, "form": form, "start_bars": self.start_bars,
+            "regenerate": None if regenerate is None else f"{regenerate[0] + 1}-{regenerate[1] + 1}",
+            **self.novelty.to_dict(), "continuity": self.rules.to_dict(),
             "draws": self.draws, "max_evaluations": self.max_evaluations, "max_seconds": self.max_seconds,
         }
+        self.reuse_limit = max(1, math.floor(self.novelty.max_reuse * self.bars + defaults.TIE_TOLERANCE))
+        #: each good exemplar's length from its first onset, in beats: where a copy of it ends
+        self._exemplar_beats = {e: span_beats(n) - float(n["start"].min()) for e, n in material.exemplars if n.size}
         self.evaluations = 0
         self.proposed = 0
         self.expansions = 0
@@ -317,7 +428,8 @@ class PhraseSearch:
     def run(self) -> SearchResult:
         """Search until the target length, a budget, or giving up (:class:`SearchError`)."""
         self._began = time.perf_counter()
-        root = Beam(self.start, self.start_bars, 0.0, 0, (BarOrigin("start"),) * self.start_bars, 0, self._next_serial())
+        kept = BarOrigin("kept" if self.regenerate else "start")
+        root = Beam(self.start, split_voices(self.start), self.start_bars, 0.0, 0, (kept,) * self.start_bars, 0, self._next_serial())
         levels = [_Level([root])]
         while True:
             if time.perf_counter() - self._began > self.max_seconds:
@@ -329,26 +441,62 @@ class PhraseSearch:
                     raise SearchError(f"the search gave up: {self._tried()}")
                 self.backtracks += 1
                 continue
+            index = group[0][0].bars
             candidates = self._candidates(group)
-            spans = window_spans(group[0][0].bars, self.bars, self.window_bars)
-            requests = [[select_beats(c.notes, s.start * self.beats_per_bar, s.end * self.beats_per_bar) for s in spans] for c in candidates]
-            if self.evaluations + len(candidates) * len(spans) > self.max_evaluations:
+            spans = window_spans(index, self.bars, self.window_bars, closes=index == self.last_bar)
+            stretches = self._copy_stretches(index)
+            requests = [[select_beats(c.notes, s.start * self.beats_per_bar, s.end * self.beats_per_bar) for s in spans]
+                        + [select_beats(c.notes, a, b) for a, b in stretches] for c in candidates]
+            if self.evaluations + sum(len(r) for r in requests) > self.max_evaluations:
                 return self._stop(levels, f"evaluation budget of {self.max_evaluations}")
             survivors = self._survivors(candidates, spans, self._score(requests)) if candidates else []
-            self._show(survivors[0].bars if survivors else group[0][0].bars)
+            self._show(survivors[0].bars if survivors else index)
             self.dead_ends += not survivors
-            if survivors and survivors[0].bars == self.bars:
+            if survivors and index == self.last_bar:
                 return self._result(survivors[0], complete=True, stopped="length reached")
             if survivors:
                 levels.append(_Level(survivors))
                 self.deepest = max(self.deepest, survivors[0].bars)
 
+    def _copies(self, origin: float, verdict: Verdict) -> bool:
+        """Whether a fragment starting at beat ``origin`` of the piece copies its nearest good exemplar in bars
+        the search made: a copy that lies wholly within the given start or kept bars is the user's own."""
+        if not self.novelty.copies(verdict) or verdict.nearest is None:
+            return False
+        nearest = verdict.nearest
+        first = origin + nearest.shift_beats
+        last = first + self._exemplar_beats.get(nearest.exemplar, math.inf) * nearest.stretch
+        kept_before = self.start_bars * self.beats_per_bar
+        kept_after = (self.last_bar + 1) * self.beats_per_bar if self.tail.size else math.inf
+        return not (max(first, origin) >= kept_after - 1e-9 or last <= kept_before + 1e-9)
+
+    def _copy_stretches(self, index: int) -> list[tuple[float, float]]:
+        """With max_copy_beats B: the stretches (beats) of the next whole beat count above B that end inside
+        bar ``index``, each of which must not copy an exemplar."""
+        if self.novelty.max_copy_beats is None:
+            return []
+        length = math.floor(self.novelty.max_copy_beats) + 1
+        ends = range((index * self.beats_per_bar) + 1, (index + 1) * self.beats_per_bar + 1)
+        return [(float(end - length), float(end)) for end in ends if end - length >= 0]
+
     def _candidates(self, group: list[tuple[Beam, int]]) -> list[_Candidate]:
-        """Every candidate of the group, in a fixed order, without two alike."""
+        """Every candidate of the group that meets the continuity rules, in a fixed order, without two alike."""
         out: list[_Candidate] = []
         seen: set[bytes] = set()
         for beam, draw in group:
+            previous = beam.bars - 1
+            before = select_voiced(beam.notes, beam.voices, previous * self.beats_per_bar, beam.bars * self.beats_per_bar) if beam.bars else None
             for candidate in self._expand(beam, draw):
+                reason = fault(candidate.bar.notes, candidate.bar.voices, self.rules,
+                               previous=before[0] if before else None, previous_voices=before[1] if before else None)
+                if reason is None and beam.bars == self.last_bar and self.tail.size:
+                    after = select_voiced(self.tail, split_voices(self.tail), 0, self.beats_per_bar)
+                    voices = split_voices(candidate.bar.notes) if candidate.bar.voices is None else candidate.bar.voices
+                    if after[0].size and (leap := bar_line_leap(candidate.bar.notes, voices, *after)) > self.rules.max_leap:
+                        reason = f"voice-leading: a voice leaps {leap} semitones into the kept bar after it"
+                if reason is not None:
+                    self.rejected[reason.partition(":")[0]] += 1
+                    continue
                 key = candidate.notes.tobytes()
                 if key not in seen:
                     seen.add(key)
@@ -358,32 +506,39 @@ class PhraseSearch:
 
     def _expand(self, beam: Beam, draw: int) -> list[_Candidate]:
         """Candidates for the bar after ``beam``: in a repeat (first draw only) the bar it repeats, then the
-        generator's."""
+        generator's. The last bar of a --regenerate brings the kept bars after it along."""
         index = beam.bars
         section = next(s for s in self.sections if s.start <= index < s.start + s.bars)
         offset = index - section.start
         reference = None
-        out = []
+        bars: list[tuple[Proposal, BarOrigin, int, int]] = []
         if section.repeat:
             repeated = section.first + offset
-            reference = select_beats(beam.notes, repeated * self.beats_per_bar, (repeated + 1) * self.beats_per_bar)
+            reference, reference_voices = select_voiced(beam.notes, beam.voices, repeated * self.beats_per_bar, (repeated + 1) * self.beats_per_bar)
             shifts = FORM_TRANSPOSITIONS if offset == 0 else (beam.transpose,)
             for t in shifts if draw == 0 and reference.size else ():
                 try:
-                    bar = transform_notes(reference, transpose=t)
+                    moved = transform_notes(reference, transpose=t)
                 except InputError:
                     continue  # the repeat would leave MIDI's pitch range
-                out.append(_Candidate(beam, append_bar(beam.notes, bar, index, self.beats_per_bar), BarOrigin("repeat", repeated, t),
-                                      TRANSPOSED_DEVIATION if t and offset == 0 else 0, t))
-        context = Context(beam.notes, index, self.bars, self.beats_per_bar, self.candidates, self.material, reference)
+                bars.append((Proposal(moved, reference_voices), BarOrigin("repeat", repeated, t),
+                             TRANSPOSED_DEVIATION if t and offset == 0 else 0, t))
+        context = Context(beam.notes, index, self.bars, self.beats_per_bar, self.candidates, self.material, reference,
+                          beam.voices, beam.origins, self.rules)
         began = time.perf_counter()
         proposed = propose(self.generator, self.name, context, np.random.default_rng([self.seed, beam.serial, draw]))
         self.generation_seconds += time.perf_counter() - began
         self.proposed += len(proposed)
-        origin = BarOrigin("variation", section.first + offset) if section.repeat else BarOrigin("generated")
+        kind, of_bar = ("variation", section.first + offset) if section.repeat else ("generated", None)
         deviation = VARIED_DEVIATION if section.repeat else 0
         transpose = beam.transpose if section.repeat and offset else 0
-        out += [_Candidate(beam, append_bar(beam.notes, bar, index, self.beats_per_bar), origin, deviation, transpose) for bar in proposed]
+        bars += [(p, BarOrigin(kind, of_bar, 0, p.sources, p.transforms), deviation, transpose) for p in proposed]
+        out = []
+        for bar, origin, dev, t in bars:
+            notes, voices = append_bar(beam.notes, beam.voices, bar, index, self.beats_per_bar)
+            if index == self.last_bar and self.tail.size:
+                notes, voices = append_bar(notes, voices, Proposal(self.tail), index + 1, self.beats_per_bar)
+            out.append(_Candidate(beam, notes, voices, origin, dev, t, bar))
         return out
 
     def _score(self, requests: list[list[np.ndarray]]) -> list[list[Verdict]]:
@@ -399,22 +554,38 @@ class PhraseSearch:
         return answers
 
     def _survivors(self, candidates: list[_Candidate], spans: list[_Span], verdicts: list[list[Verdict]]) -> list[Beam]:
-        """The candidates whose windows all pass, as beams ranked by (deviation, score, candidate order)."""
+        """The candidates whose windows all pass, copy no exemplar and overuse none, as beams ranked by
+        (deviation, score, candidate order)."""
         ranked = []
         for order, (candidate, answer) in enumerate(zip(candidates, verdicts, strict=True)):
-            failed = next((v for s, v in zip(spans, answer, strict=True)
+            windows, stretches = answer[: len(spans)], answer[len(spans):]
+            failed = next((v for s, v in zip(spans, windows, strict=True)
                            if v.verdict is Outcome.VETOED or (s.strict and v.verdict is not Outcome.GOOD)), None)
             if failed is not None:
                 self.rejected[failed.verdict.value] += 1
                 if failed.verdict is Outcome.VETOED and failed.bad is not None:
                     self.vetoes[failed.bad.exemplar] += 1
                 continue
-            score = min(v.score for v in answer)
-            ranked.append((candidate.beam.deviation + candidate.deviation, -round(score, SCORE_DECIMALS), order, score, candidate))
+            if any(self._copies(s.start * self.beats_per_bar, v) for s, v in zip(spans, windows, strict=True)):
+                self.rejected["copy"] += 1
+                continue
+            if any(self._copies(a, v) for (a, _), v in zip(self._copy_stretches(candidate.beam.bars), stretches, strict=True)):
+                self.rejected["copied stretch"] += 1
+                continue
+            reuse = Counter(dict(candidate.beam.reuse))
+            reuse.update(v.good.exemplar for s, v in zip(spans, windows, strict=True) if s.strict and v.good is not None)
+            if reuse and max(reuse.values()) > self.reuse_limit:
+                self.rejected["reuse"] += 1
+                continue
+            score = min(v.score for v in windows)
+            ranked.append((candidate.beam.deviation + candidate.deviation, -round(score, SCORE_DECIMALS), order, score, candidate,
+                           tuple(sorted(reuse.items()))))
         ranked.sort(key=lambda r: r[:3])
         return [
-            Beam(c.notes, c.beam.bars + 1, score, deviation, c.beam.origins + (c.origin,), c.transpose, self._next_serial())
-            for deviation, _, _, score, c in ranked
+            Beam(c.notes, c.voices, c.beam.bars + 1 if c.beam.bars < self.last_bar else self.bars, score, deviation,
+                 c.beam.origins + (c.origin,) + (BarOrigin("kept"),) * (self.bars - self.last_bar - 1 if c.beam.bars == self.last_bar else 0),
+                 c.transpose, self._next_serial(), reuse)
+            for deviation, _, _, score, c, reuse in ranked
         ]
 
     def _next_serial(self) -> int:
@@ -430,26 +601,34 @@ class PhraseSearch:
         return self._result(levels[-1].beams[0], complete=False, stopped=budget)
 
     def _result(self, beam: Beam, *, complete: bool, stopped: str) -> SearchResult:
-        """Score every window of the result again, in one call, with positions in the piece's beats."""
+        """Score every window of the result again, in one call, with positions in the piece's beats, and
+        measure its novelty."""
         cut = windows(beam.notes, window_beats=self.window_bars * self.beats_per_bar, hop_beats=self.beats_per_bar)
         verdicts = self.client.score([w for _, _, w in cut], origin_beats=[s for s, _, _ in cut], min_coverage=self.min_coverage)
+        copied = copied_stretches(self.client, beam.notes, self.novelty, window_beats=self.window_bars * self.beats_per_bar,
+                                  min_coverage=self.min_coverage)
         self._show(beam.bars)
         if self.progress:
             self.progress("")
         return SearchResult(
             notes=beam.notes,
+            voices=beam.voices,
             bars=beam.bars,
             complete=complete,
             stopped=stopped,
             origins=beam.origins,
             sections=self.sections,
-            windows=tuple(WindowResult(round(s / self.beats_per_bar), s, e, v) for (s, e, _), v in zip(cut, verdicts, strict=True)),
+            windows=tuple(WindowResult(round(s / self.beats_per_bar), s, e, v, longest_copy(copied, s, e))
+                          for (s, e, _), v in zip(cut, verdicts, strict=True)),
             evaluations=self.evaluations,
             dead_ends=self.dead_ends,
             backtracks=self.backtracks,
             seconds=time.perf_counter() - self._began,
             generation_seconds=self.generation_seconds,
             scoring_seconds=self.scoring_seconds,
+            rejected=dict(sorted(self.rejected.items())),
+            diversity=diversity(beam.notes, [v.good.exemplar if v.verdict is Outcome.GOOD and v.good else None for v in verdicts],
+                                [notes for _, notes in self.material.exemplars]),
             settings=self.settings,
         )
 
@@ -457,7 +636,8 @@ class PhraseSearch:
         """What the search tried, for the message it gives up with."""
         if not self.proposed:
             return f"generator {self.name!r} proposed no candidate bars in {self.expansions} requests"
-        reasons = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.rejected.items()))
+        names = {key: text.format(**self.novelty.to_dict(), limit=self.reuse_limit) for key, text in REJECTIONS.items()}
+        reasons = ", ".join(f"{count} {names.get(outcome, outcome)}" for outcome, count in self.rejected.most_common())
         vetoes = ", ".join(f"{exemplar} ({count})" for exemplar, count in self.vetoes.most_common(3))
         return (
             f"no candidate survived; generator {self.name!r} was asked {self.expansions} times for up to {self.candidates} "
@@ -483,14 +663,36 @@ def report_path(output: str | os.PathLike[str]) -> Path:
     return Path(output).with_suffix(".json")
 
 
+#: The outputs a search writes, by suffix: MIDI, or MusicXML with the MIDI file beside it.
+MIDI_SUFFIXES = (".mid", ".midi")
+MUSICXML_SUFFIXES = (".musicxml", ".xml")
+
+
 def check_output(output: str | os.PathLike[str]) -> Path:
-    """The MIDI path to write, checked before a search spends any time."""
+    """The path to write, checked before a search spends any time."""
     path = Path(output)
-    if path.suffix.lower() not in (".mid", ".midi"):
-        raise ParameterError(f"output={str(output)!r} must end in .mid or .midi")
+    if path.suffix.lower() not in MIDI_SUFFIXES + MUSICXML_SUFFIXES:
+        raise ParameterError(f"output={str(output)!r} must end in .mid, .midi, .musicxml or .xml")
     if not path.parent.is_dir():
         raise OutputError(f"{path.parent}: no such directory for the output")
     return path
+
+
+def result_paths(output: Path, count: int) -> list[Path]:
+    """Where results 1..count go: ``output`` itself, then OUT-2, OUT-3, ... beside it."""
+    return [output] + [output.with_name(f"{output.stem}-{k}{output.suffix}") for k in range(2, count + 1)]
+
+
+def parse_bars(text: str) -> tuple[int, int]:
+    """'5-6' or '5' (bar numbers from 1, inclusive) as (first, last) bar indices from 0."""
+    first, dash, last = str(text).strip().partition("-")
+    try:
+        lo, hi = int(first), int(last) if dash else int(first)
+    except ValueError:
+        raise ParameterError(f"regenerate={text!r} must be bar numbers from 1, such as 5-6 or 5") from None
+    if not 1 <= lo <= hi:
+        raise ParameterError(f"regenerate={text!r} must name bars from 1, the first no later than the last")
+    return lo - 1, hi - 1
 
 
 def run_search(
@@ -501,22 +703,45 @@ def run_search(
     library: str | os.PathLike[str] | None = None,
     generator: str = defaults.GENERATOR,
     start: str | os.PathLike[str] | None = None,
+    regenerate: str | None = None,
+    key: str | None = None,
+    register: str | None = None,
+    results: int = defaults.SEARCH_RESULTS,
+    tempo_bpm: float = defaults.MIDI_TEMPO_BPM,
     backend: str = "auto",
     beats_per_bar: int = defaults.BEATS_PER_BAR,
     progress: Progress | None = None,
     **options: Any,
-) -> SearchResult:
-    """Search (``options`` as for :class:`PhraseSearch`) and write the MIDI file ``output`` and its JSON report.
+) -> list[SearchResult]:
+    """Search (``options`` as for :class:`PhraseSearch`) for ``results`` distinct results and write each as
+    MIDI (and MusicXML, when ``output`` ends in .musicxml or .xml) with its JSON report beside it.
 
     Scores through the server at ``server`` (``host:port``), or else through a local server started on a free
     loopback port for the run with ``library``. The generator draws on ``library``'s good exemplars either way
-    (default: the shipped library).
+    (default: the shipped library). ``regenerate`` ('5-6') replaces those bars of ``start``. ``key`` ('G
+    major') is kept by every bar; with a ``start`` and no ``key``, the start's key is. ``register`` ('C2-A5')
+    replaces the library's. Result k > 1 runs with seed + k - 1 (and on, past results that copy an earlier
+    one at the copy ceiling or more).
     """
     path = check_output(output)
+    results = whole_number(results, "results", at_least=1, at_most=defaults.MAX_SEARCH_RESULTS)
+    number(tempo_bpm, "tempo_bpm", above=0, at_most=defaults.MAX_TEMPO_BPM)
+    span = parse_bars(regenerate) if regenerate is not None else None
     bar_generator = load_generator(generator)
     material_library = Library.open(library)
     material = Material.from_library(material_library, beats_per_bar=beats_per_bar)
     start_notes = read_notes(start) if start is not None else None
+    if span is not None and start_notes is None:
+        raise ParameterError("regenerate needs --start: the piece whose bars to replace")
+    rules = material.rules
+    if register is not None:
+        low, high = parse_range(register)
+        rules = replace(rules, low=low, high=high)
+    chosen_key = parse_key(key) if key is not None else infer_key(start_notes) if start_notes is not None else None
+    rules = replace(rules, key=chosen_key)
+    novelty: Novelty = options.pop("novelty", Novelty())
+    seed = options.pop("seed", defaults.SEARCH_SEED)
+    found: list[SearchResult] = []
     with contextlib.ExitStack() as stack:
         if server is None:
             from .server.app import BackgroundServer, ServerConfig  # noqa: PLC0415
@@ -527,18 +752,39 @@ def run_search(
             target = server
         client = stack.enter_context(Client(target, tls_ca=tls_ca))
         served = client.library()
-        result = PhraseSearch(
-            client, bar_generator, material=material, name=generator, start=start_notes, beats_per_bar=beats_per_bar,
-            progress=progress, **options,
-        ).run()
-    write_midi(path, result.notes, beats_per_bar=beats_per_bar)
-    report = {
-        "output": str(path),
-        "server": server or "local",
-        "library": {"name": served.name, "version": served.version, "min_coverage": served.thresholds.min_coverage},
-        "material": str(material_library.path),
-        "start": None if start is None else str(start),
-        **result.to_dict(),
-    }
-    write_output(report_path(path), (json.dumps(report, indent=2) + "\n").encode())
-    return result
+        attempts = 0
+        while len(found) < results:
+            if attempts >= results * defaults.RESULT_ATTEMPTS:
+                raise SearchError(f"found {len(found)} distinct results of the {results} asked for in {attempts} searches; "
+                                  f"the others copied an earlier result at max_copy={novelty.max_copy:g} or more")
+            result = PhraseSearch(
+                client, bar_generator, material=material, name=generator, start=start_notes, regenerate=span, rules=rules,
+                novelty=novelty, seed=seed + attempts, beats_per_bar=beats_per_bar, progress=progress, **options,
+            ).run()
+            attempts += 1
+            similarity = pairwise_similarity([r.notes for r in found] + [result.notes])
+            if found and novelty.max_copy < 1 and bool(reaches(similarity[-1, :-1].max(), novelty.max_copy)):
+                continue
+            found.append(result)
+    similarity = pairwise_similarity([r.notes for r in found])
+    paths = result_paths(path, len(found))
+    for k, (result, target_path) in enumerate(zip(found, paths, strict=True)):
+        midi_path = target_path.with_suffix(".mid") if target_path.suffix.lower() in MUSICXML_SUFFIXES else target_path
+        write_midi(midi_path, result.notes, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm)
+        if midi_path != target_path:
+            write_musicxml(target_path, result.notes, voices=result.voices, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm,
+                           key=None if chosen_key is None else chosen_key.name)
+        report = {
+            "output": str(target_path),
+            "midi": str(midi_path),
+            "server": server or "local",
+            "library": {"name": served.name, "version": served.version, "min_coverage": served.thresholds.min_coverage},
+            "material": str(material_library.path),
+            "start": None if start is None else str(start),
+            "key": None if chosen_key is None else chosen_key.name,
+            "tempo_bpm": tempo_bpm,
+            **result.to_dict(),
+            "others": {str(p): round(float(similarity[k, j]), 4) for j, p in enumerate(paths) if j != k},
+        }
+        write_output(report_path(target_path), (json.dumps(report, indent=2) + "\n").encode())
+    return found

@@ -84,6 +84,8 @@ class Verdict:
     good: Match | None
     bad: Match | None
     top: tuple[Match, ...] = ()  #: the best matches of any label, most similar first, when asked for
+    #: the most similar good exemplar, whatever it reaches or covers: how near the fragment is to a copy
+    nearest: Match | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -94,6 +96,8 @@ class Verdict:
         }
         if self.top:
             out["top"] = [m.to_dict() for m in self.top]
+        if self.nearest:
+            out["nearest"] = self.nearest.to_dict()
         return out
 
 
@@ -175,7 +179,8 @@ def judge(
     ``is_bad`` (K,) marks bad exemplars and ``thresholds`` (K,) is the threshold in force for each; a good
     match counts for GOOD only with a coverage of at least ``min_coverage``.
     ``origin_beats`` (B,) is added to every reported shift, e.g. a window's start within its piece.
-    ``top_k`` asks for that many best matches of any label as well.
+    ``top_k`` asks for that many best matches of any label as well. ``nearest`` is the most similar good
+    exemplar whatever it reaches or covers: the figure a novelty ceiling is held against.
     The reported match for a label is the most similar exemplar that counts (a good one that reaches its
     threshold and covers enough, a bad one that reaches its threshold), else the most similar that reaches
     its threshold, else the most similar one; None when the library has no exemplar of that label or nothing
@@ -203,7 +208,8 @@ def judge(
             for k in np.argsort(-sims[b], kind="stable")[:top_k]
             if sims[b, k] > 0
         )
-        verdicts.append(Verdict(outcome, _TIER[outcome] + (g + 1.0 - s) / 2.0, good, bad, top))
+        nearest = _pick(best, b, ~is_bad, np.zeros(sims.shape[1], dtype=int), ids, steps_per_beat, origins[b])
+        verdicts.append(Verdict(outcome, _TIER[outcome] + (g + 1.0 - s) / 2.0, good, bad, top, nearest))
     return verdicts
 
 

@@ -124,6 +124,7 @@ def result(verdict: Verdict, version: str) -> pb.Result:
         bad=match(verdict.bad),
         top=[match(m) for m in verdict.top],
         library_version=version,
+        nearest=match(verdict.nearest),
     )
 
 

@@ -1,3 +1,4 @@
+import collections
 import json
 import os
 import re
@@ -8,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rollmatch import Library, defaults, draw
+import music21
+
+from rollmatch import Library, defaults, draw, read_notes, select_beats
+from rollmatch.continuity import degenerate
 from rollmatch.cli import main
 from rollmatch.server.app import BackgroundServer, ServerConfig
 
@@ -62,9 +66,11 @@ def test_score_json_has_the_documented_keys(capsys):
     code, out, _ = run(capsys, "score", "--json", str(EXAMPLES / "bwv269-opening.mid"))
     (line,) = out.splitlines()
     result = json.loads(line)
-    assert code == 0 and set(result) == {"file", "verdict", "score", "good", "bad"}
+    assert code == 0 and set(result) == {"file", "verdict", "score", "good", "bad", "nearest"}
     assert result["verdict"] == "UNMATCHED"
-    assert set(result["good"]) == {"exemplar", "similarity", "transpose", "shift_beats", "stretch", "coverage"}
+    assert set(result["good"]) == set(result["nearest"]) == {"exemplar", "similarity", "transpose", "shift_beats", "stretch", "coverage"}
+    # nothing good counts here, so the reported good match is the most similar one: the nearest
+    assert result["nearest"] == result["good"]
 
 
 def test_score_windows_print_one_line_per_window(capsys):
@@ -382,32 +388,67 @@ def propose(context, rng):
 """
 
 
-def test_search_writes_a_phrase_whose_every_window_score_finds_good(tmp_path, capsys):
-    out = tmp_path / "phrase.mid"
-    code, printed, err = run(capsys, "search", "--bars", "4", "--beam", "2", "--candidates", "6", "--seed", "3", "-o", str(out))
+def check_result_independently(capsys, midi, library):
+    """What a search promises, checked from the MIDI file on disk by `rollmatch score` and by hand."""
+    code, printed, _ = run(capsys, "score", "--json", "--window", "12", "--hop", "4", str(midi))
+    windows = [json.loads(line) for line in printed.splitlines()]
+    assert code == 0 and len(windows) == 16
+    assert [w["verdict"] for w in windows] == ["GOOD"] * 16
+    assert max(w["nearest"]["similarity"] for w in windows) < 0.95  # no window copies one exemplar
+    explained = collections.Counter(w["good"]["exemplar"] for w in windows)
+    assert max(explained.values()) <= 8 and len(explained) >= 3  # none explains more than half the windows
+    good = [n for e, n in zip(library.exemplars, library.notes(), strict=True) if e.label.value == "good"]
+    low, high = min(int(n["pitch"].min()) for n in good), max(int(n["pitch"].max()) for n in good)
+    notes = read_notes(midi)
+    assert low <= notes["pitch"].min() and notes["pitch"].max() <= high
+    for bar in range(16):
+        inside = select_beats(notes, 4 * bar, 4 * bar + 4)
+        assert len(set(inside["pitch"].tolist())) > 1, f"bar {bar + 1} holds one note or one repeated note"
+        assert len(set(inside["start"].tolist())) > 1, f"bar {bar + 1} is one held chord"
+        assert degenerate(inside, polyphonic=True) is None  # the probes' families find nothing in any bar
+    return windows
+
+
+@pytest.mark.parametrize("generator", ["variation", "markov"])
+def test_a_seeded_16_bar_search_is_new_good_music_by_every_check(tmp_path, capsys, default_library, generator):
+    out = tmp_path / f"{generator}.musicxml"
+    code, printed, err = run(capsys, "search", "--bars", "16", "--seed", "1", "--generator", generator, "-o", str(out))
     assert code == 0 and "Traceback" not in err
-    assert printed.startswith(f"wrote {out} (4 bars; 4 of 4 windows GOOD) and {tmp_path / 'phrase.json'}")
-    # scored independently, window by window, from the MIDI file on disk
-    code, printed, _ = run(capsys, "score", "--json", "--window", "12", "--hop", "4", str(out))
-    lines = [json.loads(line) for line in printed.splitlines()]
-    assert code == 0 and [x["verdict"] for x in lines] == ["GOOD"] * 4
-    assert [(x["start_beat"], x["end_beat"]) for x in lines] == [(0, 12), (4, 16), (8, 20), (12, 24)]
-    report = json.loads((tmp_path / "phrase.json").read_text())
-    assert report["complete"] and report["all_windows_good"] and report["settings"]["bars"] == 4
-    assert report["server"] == "local" and report["library"]["name"] == "rollmatch-default"
-    assert [(w["verdict"], w["score"], w["good"]) for w in report["windows"]] == [(x["verdict"], x["score"], x["good"]) for x in lines]
-    assert sum(report["exemplars_matched"].values()) == 4 and report["evaluations"] > 0
-    assert set(report["seconds"]) == {"total", "generation", "scoring"}
+    midi = tmp_path / f"{generator}.mid"
+    assert printed.startswith(f"wrote {out} (16 bars; 16 of 16 windows GOOD; nearest exemplar 0.9")
+    windows = check_result_independently(capsys, midi, default_library)
+    report = json.loads((tmp_path / f"{generator}.json").read_text())
+    assert report["complete"] and report["all_windows_good"] and report["midi"] == str(midi)
+    assert [(w["verdict"], w["score"], w["good"], w["nearest"]) for w in report["windows"]] == [
+        (w["verdict"], w["score"], w["good"], w["nearest"]) for w in windows]
+    assert all(round(1 - w["nearest"]["similarity"], 4) == w["novelty"] for w in report["windows"])
+    assert all(0 <= w["longest_copy_beats"] <= 12 for w in report["windows"])
+    assert report["diversity"]["distinct_exemplars"] == len({w["good"]["exemplar"] for w in windows})
+    assert set(report["diversity"]["pitch_class_entropy"]) == {"result", "library"}
+    assert all(o["source"] == "generated" and o["sources"] for o in report["bar_origins"])
+    assert report["settings"]["max_copy"] == 0.95 and report["settings"]["max_reuse"] == 0.5
+    # the MusicXML file: one part per voice, the key, the tempo, 16 numbered bars
+    score = music21.converter.parse(out)
+    assert [p.partName for p in score.parts] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert [m.number for m in score.parts[0].getElementsByClass("Measure")] == list(range(1, 17))
+    assert score.flatten().getElementsByClass("MetronomeMark")[0].number == defaults.MIDI_TEMPO_BPM
+    assert score.parts[0].getElementsByClass("Measure")[0].keySignature is not None
+    assert sorted((int(p.midi), float(n.offset)) for n in score.stripTies().flatten().notes for p in n.pitches) == sorted(
+        (int(n["pitch"]), float(n["start"])) for n in read_notes(midi))
+    if generator == "markov":  # the same seed gives the same bytes
+        again = tmp_path / "again.mid"
+        assert run(capsys, "search", "--bars", "16", "--seed", "1", "--generator", generator, "-o", str(again))[0] == 0
+        assert again.read_bytes() == midi.read_bytes()
 
 
 def test_search_through_a_running_server(tmp_path, capsys):
     with BackgroundServer(ServerConfig(library=REPO / "exemplars", port=0, backend="cpu")) as server:
-        code, printed, _ = run(capsys, "search", "--server", server.target, "--bars", "3", "--beam", "2", "--candidates", "6",
-                               "--form", "ABA", "-o", str(tmp_path / "aba.mid"))
-    assert code == 0 and "(3 bars; 3 of 3 windows GOOD)" in printed
+        code, printed, _ = run(capsys, "search", "--server", server.target, "--bars", "6", "--max-reuse", "1",
+                               "--form", "ABA", "--tempo", "80", "-o", str(tmp_path / "aba.mid"))
+    assert code == 0 and "(6 bars; 6 of 6 windows GOOD;" in printed
     report = json.loads((tmp_path / "aba.json").read_text())
-    assert report["server"] == server.target and report["settings"]["form"] == "ABA"
-    assert [o["source"] for o in report["bar_origins"]][2] in ("repeat", "variation")
+    assert report["server"] == server.target and report["settings"]["form"] == "ABA" and report["tempo_bpm"] == 80
+    assert {o["source"] for o in report["bar_origins"][4:]} <= {"repeat", "variation"}
 
 
 def test_search_that_finds_nothing_says_what_it_tried(tmp_path, capsys):
@@ -424,7 +465,7 @@ def test_search_that_finds_nothing_says_what_it_tried(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["--generator", "markov"], 2, "generator='markov' must be a built-in (variation, random-walk) or module:function"),
+        (["--generator", "lstm"], 2, "generator='lstm' must be a built-in (variation, markov, random-walk) or module:function"),
         (["--generator", "no_such_module_xyz:propose"], 1, "generator module 'no_such_module_xyz' not found"),
         (["--form", "AABA", "--bars", "6"], 2, "bars=6 does not split into the 4 sections of form='AABA'"),
         (["--tls-ca", "ca.pem"], 2, "--tls-ca needs --server"),

@@ -10,6 +10,15 @@ from rollmatch import make_notes, select_beats
 from rollmatch.errors import GeneratorError, ParameterError
 from rollmatch.generators import (
     BUILTINS,
+    VARIATIONS,
+    BarOrigin,
+    SourceRef,
+    _dotted_rhythm,
+    _neighbour_tone,
+    _passing_tone,
+    _revoice,
+    _suspension,
+    _voice_exchange,
     Context,
     Material,
     check_candidates,
@@ -137,7 +146,8 @@ def test_invalid_note_values_are_refused_naming_the_generator():
 def test_answers_are_snapped_to_the_midi_grid_and_empty_bars_dropped():
     bar = make_notes([60, 62], [0.0001, 1], [0.0001, 3.99999])  # a zero-length note, an end a hair before the bar's
     (out,) = check_candidates([bar, empty_notes()], name="mine", count=8, beats_per_bar=4)
-    assert as_tuples(out) == [(60, 0.0, 1 / 480), (62, 1.0, 4.0)]
+    assert as_tuples(out.notes) == [(60, 0.0, 1 / 480), (62, 1.0, 4.0)]
+    assert out.voices.tolist() == [0, 0]  # inferred: one line
 
 
 def test_a_generator_that_raises_is_named_with_its_error():
@@ -154,7 +164,7 @@ def test_a_generator_that_raises_is_named_with_its_error():
 def test_builtins_load_by_name():
     assert load_generator("variation") is variation
     assert load_generator("random-walk") is random_walk
-    assert set(BUILTINS) == {"variation", "random-walk"}
+    assert set(BUILTINS) == {"variation", "markov", "random-walk"}
 
 
 def test_a_module_function_and_a_file_function_load(tmp_path):
@@ -168,11 +178,11 @@ def test_a_module_function_and_a_file_function_load(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "error", "message"),
     [
-        ("markov", ParameterError, r"generator='markov' must be a built-in \(variation, random-walk\) or module:function"),
+        ("lstm", ParameterError, r"generator='lstm' must be a built-in \(variation, markov, random-walk\) or module:function"),
         (":propose", ParameterError, "must be a built-in"),
         ("no_such_module_xyz:propose", GeneratorError, "generator module 'no_such_module_xyz' not found"),
         ("rollmatch.generators:no_such", GeneratorError, "rollmatch.generators has no attribute 'no_such'"),
-        ("rollmatch.generators:MUTATION_RATE", GeneratorError, "is a float, not a callable"),
+        ("rollmatch.generators:CONTINUE_SHARE", GeneratorError, "is a float, not a callable"),
         ("/no/such/file.py:propose", GeneratorError, "generator file /no/such/file.py: no such file"),
     ],
 )
@@ -191,20 +201,67 @@ def test_a_module_that_fails_to_import_is_named(tmp_path):
 # --- the built-ins --------------------------------------------------------------------------------------
 
 
-def test_variation_first_continues_the_exemplar_the_last_bar_comes_from():
+def test_variation_goes_on_with_the_phrase_its_last_bar_came_from():
     piece = transpose_bar(material().bars[0].notes, -5)  # bar 0 of "scale", a fourth lower
-    proposals = variation(context(piece), np.random.default_rng(0))
-    assert as_tuples(proposals[0]) == as_tuples(transpose_bar(material().bars[1].notes, -5))
-    assert 1 < len(proposals) <= 8
-    assert check_candidates(proposals, name="variation", count=8, beats_per_bar=4)
+    proposals = variation(context(piece, count=16), np.random.default_rng(0))
+    going_on = [p for p in proposals if p.sources[:1] == (SourceRef("scale", 1, -5),)]
+    assert going_on and 1 < len(proposals) <= 16
+    plain = transpose_bar(material().bars[1].notes, -5)
+    assert all(as_tuples(p.notes) == as_tuples(plain) for p in going_on if not p.transforms)
+    # once varied, the bar is found by its origin, not by its notes
+    varied = context(transpose_bar(EXEMPLAR[:4], 2), count=16)
+    varied = Context(varied.notes, 1, 8, 4, 16, material(), origins=(BarOrigin("generated", sources=(SourceRef("scale", 0, 2),)),))
+    assert any(p.sources[:1] == (SourceRef("scale", 1, 2),) for p in variation(varied, np.random.default_rng(1)))
 
 
 def test_variation_is_reproducible_and_valid():
     first = variation(context(), np.random.default_rng(7))
     second = variation(context(), np.random.default_rng(7))
-    assert [p.tobytes() for p in first] == [p.tobytes() for p in second]
+    assert [p.notes.tobytes() for p in first] == [p.notes.tobytes() for p in second]
     assert len(check_candidates(first, name="variation", count=8, beats_per_bar=4)) == len(first)
-    assert len({p.tobytes() for p in first}) == len(first)
+    assert len({p.notes.tobytes() for p in first}) == len(first)
+    assert all(p.sources and set(p.transforms) <= set(VARIATIONS) | {"sequence"} for p in first)
+
+
+# A two-voice bar: the upper voice C5 (quarter) E5 (quarter) E5 (half), the lower C4 held for the whole bar.
+TWO_VOICES = [[72.0, 0.0, 1.0, 90.0, 0.0], [76.0, 1.0, 2.0, 90.0, 0.0], [76.0, 2.0, 4.0, 90.0, 0.0], [60.0, 0.0, 4.0, 90.0, 1.0]]
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+
+
+def rows_of(rows):
+    return sorted((r[0], r[1], r[2], int(r[4])) for r in rows)
+
+
+def test_a_passing_tone_fills_a_third_with_the_scale_step_between():
+    out = _passing_tone([list(r) for r in TWO_VOICES], np.random.default_rng(0), scale=C_MAJOR)
+    assert rows_of(out) == [(60, 0, 4, 1), (72, 0, 0.5, 0), (74, 0.5, 1, 0), (76, 1, 2, 0), (76, 2, 4, 0)]
+
+
+def test_a_neighbour_tone_steps_away_and_back_on_a_repeated_note():
+    out = _neighbour_tone([list(r) for r in TWO_VOICES], np.random.default_rng(0), scale=C_MAJOR)
+    # the only repeated pair is E5-E5: the first E's second half moves a step (F5 above, D5 below)
+    (moved,) = [r for r in rows_of(out) if r[0] not in (60, 72, 76)]
+    assert moved[0] in (74, 77) and moved[1:] == (1.5, 2, 0)
+    assert len(out) == 5
+
+
+def test_a_suspension_holds_a_note_into_the_next_and_a_dotted_rhythm_lengthens_the_first():
+    bar = [[72.0, 0.0, 1.0, 90.0, 0.0], [71.0, 1.0, 2.0, 90.0, 0.0], [60.0, 0.0, 2.0, 90.0, 1.0]]
+    assert rows_of(_suspension([list(r) for r in bar], np.random.default_rng(0))) == [(60, 0, 2, 1), (71, 1.5, 2, 0), (72, 0, 1.5, 0)]
+    assert rows_of(_dotted_rhythm([list(r) for r in bar], np.random.default_rng(0))) == [(60, 0, 2, 1), (71, 1.5, 2, 0), (72, 0, 1.5, 0)]
+    assert _suspension([list(r) for r in TWO_VOICES], np.random.default_rng(0)) is None  # no voice moves by step
+
+
+def test_voice_exchange_and_revoicing_keep_the_voices_in_order():
+    chord = [[76.0, 0.0, 4.0, 90.0, 0.0], [67.0, 0.0, 4.0, 90.0, 1.0], [60.0, 0.0, 4.0, 90.0, 2.0], [48.0, 0.0, 4.0, 90.0, 3.0]]
+    exchanged = rows_of(_voice_exchange([list(r) for r in chord], np.random.default_rng(0)))
+    assert len(exchanged) == 4 and sorted(r[3] for r in exchanged) == [0, 1, 2, 3]
+    by_voice = sorted(exchanged, key=lambda r: r[3])
+    assert all(a[0] > b[0] for a, b in itertools.pairwise(by_voice))  # the upper voice stays above the lower
+    assert {r[0] % 12 for r in exchanged} == {4, 7, 0}
+    revoiced = rows_of(_revoice([list(r) for r in chord], np.random.default_rng(0)))
+    inner = [r for r in revoiced if r[3] in (1, 2)]
+    assert revoiced != rows_of(chord) and all(48 < r[0] < 76 and r[0] % 12 in {0, 4, 7} for r in inner)
 
 
 def test_variation_needs_good_exemplars():
@@ -239,7 +296,7 @@ def test_the_readmes_generator_example_plugs_in(tmp_path, default_library):
     piece = select_beats(default_library.notes()[0], 0, 4)
     ctx = Context(piece, 1, 8, 4, 8, Material.from_library(default_library))
     bars = propose(generator, "intervals.py:propose", ctx, np.random.default_rng(0))
-    assert len(bars) == 8 and all(bar.size == 4 and bar["end"].max() == 4 for bar in bars)
+    assert len(bars) == 8 and all(bar.notes.size == 4 and bar.notes["end"].max() == 4 for bar in bars)
 
 
 def test_a_generators_own_generator_error_is_not_wrapped_again():

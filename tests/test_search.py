@@ -7,14 +7,15 @@ from rollmatch.server.app import BackgroundServer, ServerConfig
 from rollmatch import Scorer, make_notes, select_beats, windows
 from rollmatch.client import Client
 from rollmatch.errors import ParameterError, SearchError
-from rollmatch.generators import Material, transpose_bar, variation
-from rollmatch.search import PhraseSearch, _Level, append_bar, parse_form, window_spans
+from rollmatch.generators import Material, Proposal, transpose_bar, variation
+from rollmatch.search import Novelty, PhraseSearch, _Level, append_bar, parse_form, window_spans
 from rollmatch.verdict import Outcome
 
 from .conftest import REPO
 
-# Small searches, so that each takes seconds.
-SMALL = {"bars": 4, "beam": 2, "candidates": 6, "seed": 3}
+# Small searches, so that each takes seconds. In four bars the last phrase explains the last three windows, more
+# than the default max_reuse of half of four: a result this short needs reuse allowed.
+SMALL = {"bars": 4, "beam": 4, "candidates": 16, "seed": 3, "novelty": Novelty(max_reuse=1.0)}
 
 
 # --- pure parts -------------------------------------------------------------------------------------------
@@ -66,8 +67,9 @@ def test_parse_form_refuses_what_it_cannot_cut(form, bars, message):
 def test_append_bar_places_the_bar_and_snaps_to_the_midi_grid():
     piece = make_notes([60], [0], [4])
     bar = make_notes([62, 64], [0, 1 / 3], [1 / 3, 4])
-    out = append_bar(piece, bar, 1, 4)
+    out, voices = append_bar(piece, np.array([0]), Proposal(bar, np.array([1, 0])), 1, 4)
     assert out["start"].tolist() == [0, 4, 4 + 160 / 480] and out["end"].tolist() == [4, 4 + 160 / 480, 8]
+    assert voices.tolist() == [0, 1, 0]  # each note keeps its voice through the sort
 
 
 def test_levels_hand_out_every_beams_first_draw_before_any_second():
@@ -137,7 +139,7 @@ def test_a_generator_of_vetoed_material_ends_with_a_clear_message(client, materi
     def vetoed(context, rng):
         return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-6, 7), size=context.count, replace=False)]
 
-    search = PhraseSearch(client, vetoed, material=material, name="fifths", max_evaluations=500, **SMALL)
+    search = PhraseSearch(client, vetoed, material=material, name="fifths", max_evaluations=500, **{**SMALL, "candidates": 6})
     with pytest.raises(SearchError) as caught:
         search.run()
     message = str(caught.value)
@@ -148,17 +150,17 @@ def test_a_generator_of_vetoed_material_ends_with_a_clear_message(client, materi
 
 
 def test_the_evaluation_budget_stops_a_search(client, material, bad_bar):
-    def vetoed(context, rng):
-        return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-6, 7), size=context.count, replace=False)]
+    def vetoed(context, rng):  # within the library's register, so that every candidate is scored
+        return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-3, 3), size=context.count, replace=False)]
 
-    search = PhraseSearch(client, vetoed, material=material, name="fifths", max_evaluations=10, **SMALL)
-    with pytest.raises(SearchError, match="the evaluation budget of 10 ran out before any bar survived: .*'fifths'"):
+    search = PhraseSearch(client, vetoed, material=material, name="fifths", max_evaluations=4, **{**SMALL, "candidates": 6})
+    with pytest.raises(SearchError, match="the evaluation budget of 4 ran out before any bar survived: .*'fifths'"):
         search.run()
-    assert search.evaluations <= 10
+    assert search.evaluations <= 4
     # with material that can grow, the budget leaves the best phrase so far, marked incomplete
-    partial = PhraseSearch(client, variation, material=material, name="variation", max_evaluations=30, **{**SMALL, "bars": 8}).run()
-    assert not partial.complete and partial.stopped == "evaluation budget of 30"
-    assert 1 <= partial.bars < 8 and partial.evaluations <= 30
+    partial = PhraseSearch(client, variation, material=material, name="variation", max_evaluations=150, **{**SMALL, "bars": 8}).run()
+    assert not partial.complete and partial.stopped == "evaluation budget of 150"
+    assert 1 <= partial.bars < 8 and partial.evaluations <= 150
     with pytest.raises(SearchError, match=r"the time budget of 1e-09 s ran out before any bar survived"):
         PhraseSearch(client, variation, material=material, max_seconds=1e-9, **SMALL).run()
 

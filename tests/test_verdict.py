@@ -43,6 +43,7 @@ def test_verdict_explains_itself():
         "score": 1.825,
         "good": {"exemplar": "good-b", "similarity": 0.95, "transpose": -3, "shift_beats": 8.5, "stretch": 0.5, "coverage": 0.9},
         "bad": {"exemplar": "bad-x", "similarity": 0.3, "transpose": 5, "shift_beats": 8.0, "stretch": 2.0, "coverage": 0.25},
+        "nearest": {"exemplar": "good-b", "similarity": 0.95, "transpose": -3, "shift_beats": 8.5, "stretch": 0.5, "coverage": 0.9},
     }
 
 

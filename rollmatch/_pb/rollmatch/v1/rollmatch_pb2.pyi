@@ -89,20 +89,22 @@ class Match(_message.Message):
     def __init__(self, exemplar: _Optional[str] = ..., similarity: _Optional[float] = ..., transpose: _Optional[int] = ..., shift_beats: _Optional[float] = ..., stretch: _Optional[float] = ..., coverage: _Optional[float] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("verdict", "score", "good", "bad", "top", "library_version")
+    __slots__ = ("verdict", "score", "good", "bad", "top", "library_version", "nearest")
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     GOOD_FIELD_NUMBER: _ClassVar[int]
     BAD_FIELD_NUMBER: _ClassVar[int]
     TOP_FIELD_NUMBER: _ClassVar[int]
     LIBRARY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_FIELD_NUMBER: _ClassVar[int]
     verdict: Verdict
     score: float
     good: Match
     bad: Match
     top: _containers.RepeatedCompositeFieldContainer[Match]
     library_version: str
-    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., score: _Optional[float] = ..., good: _Optional[_Union[Match, _Mapping]] = ..., bad: _Optional[_Union[Match, _Mapping]] = ..., top: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., library_version: _Optional[str] = ...) -> None: ...
+    nearest: Match
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., score: _Optional[float] = ..., good: _Optional[_Union[Match, _Mapping]] = ..., bad: _Optional[_Union[Match, _Mapping]] = ..., top: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., library_version: _Optional[str] = ..., nearest: _Optional[_Union[Match, _Mapping]] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
     __slots__ = ("fragments", "options")
