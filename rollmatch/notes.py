@@ -206,9 +206,10 @@ def split_voices(notes: np.ndarray) -> np.ndarray:
 
     There are as many voices as notes ever sound at once (at most :data:`~rollmatch.defaults.MAX_VOICES`).
     Notes that start together take the free voices (those not holding a note) in pitch order, the set of
-    free voices chosen so that each new note lies nearest the last pitch of its voice; a voice never heard
-    yet costs nothing. So a four-part chorale comes back as soprano, alto, tenor and bass, an inner voice
-    resting included, as long as the parts do not cross.
+    free voices chosen so that each new note lies nearest the last pitch of its voice; a voice not heard yet
+    counts as an octave away. Voices are numbered by their mean pitch at the end, highest first. So a four-part
+    chorale comes back as soprano, alto, tenor and bass, an inner voice resting included, as long as the parts
+    do not cross.
     """
     n = notes.size
     voices = np.zeros(n, dtype=np.int64)
@@ -227,14 +228,17 @@ def split_voices(notes: np.ndarray) -> np.ndarray:
         if len(pitches) <= len(free):
             best = min(
                 itertools.combinations(free, len(pitches)),
-                key=lambda chosen: sum(0 if last_pitch[v] is None else abs(p - last_pitch[v]) for v, p in zip(chosen, pitches, strict=True)),
+                key=lambda chosen: sum(12 if last_pitch[v] is None else abs(p - last_pitch[v]) for v, p in zip(chosen, pitches, strict=True)),
             )
         for rank, i in enumerate(group):
             v = best[min(rank, len(best) - 1)]
             voices[i] = v
             busy_until[v] = max(busy_until[v], float(notes["end"][i]))
             last_pitch[v] = pitches[rank]
-    return voices
+    means = [notes["pitch"][voices == v].mean() if np.any(voices == v) else -1.0 for v in range(count)]
+    rank_of = np.empty(count, dtype=np.int64)
+    rank_of[np.argsort(-np.asarray(means), kind="stable")] = np.arange(count)
+    return rank_of[voices]
 
 
 def polyphony(notes: np.ndarray) -> int:

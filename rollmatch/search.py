@@ -471,13 +471,15 @@ class PhraseSearch:
         return not (max(first, origin) >= kept_after - 1e-9 or last <= kept_before + 1e-9)
 
     def _copy_stretches(self, index: int) -> list[tuple[float, float]]:
-        """With max_copy_beats B: the stretches (beats) of the next whole beat count above B that end inside
-        bar ``index``, each of which must not copy an exemplar."""
+        """With max_copy_beats B: every stretch (beats) longer than B, up to a window, starting on a beat and
+        ending on a beat inside bar ``index``; none of them may copy an exemplar. All lengths are scored,
+        because similarity is not monotone in length: a stretch can copy where the shorter ones inside it don't."""
         if self.novelty.max_copy_beats is None:
             return []
-        length = math.floor(self.novelty.max_copy_beats) + 1
-        ends = range((index * self.beats_per_bar) + 1, (index + 1) * self.beats_per_bar + 1)
-        return [(float(end - length), float(end)) for end in ends if end - length >= 0]
+        shortest = math.floor(self.novelty.max_copy_beats) + 1
+        ends = range(index * self.beats_per_bar + 1, (index + 1) * self.beats_per_bar + 1)
+        lengths = range(shortest, self.window_bars * self.beats_per_bar + 1)
+        return [(float(end - length), float(end)) for end in ends for length in lengths if end - length >= 0]
 
     def _candidates(self, group: list[tuple[Beam, int]]) -> list[_Candidate]:
         """Every candidate of the group that meets the continuity rules, in a fixed order, without two alike."""

@@ -451,6 +451,50 @@ def test_search_through_a_running_server(tmp_path, capsys):
     assert {o["source"] for o in report["bar_origins"][4:]} <= {"repeat", "variation"}
 
 
+def test_regenerate_replaces_bars_keeping_the_rest_byte_identical(tmp_path, capsys):
+    piece = tmp_path / "piece.mid"
+    assert run(capsys, "search", "--bars", "8", "--seed", "2", "-o", str(piece))[0] == 0
+    out = tmp_path / "again.mid"
+    code, printed, err = run(capsys, "search", "--start", str(piece), "--regenerate", "5-6", "--seed", "5", "-o", str(out))
+    assert code == 0 and "Traceback" not in err and "(8 bars; 8 of 8 windows GOOD;" in printed
+    before, after = read_notes(piece), read_notes(out)
+    for kept in ((0, 16), (24, 32)):  # bars 1-4 and 7-8, as beats
+        assert select_beats(after, *kept).tobytes() == select_beats(before, *kept).tobytes()
+    assert select_beats(after, 16, 24).tobytes() != select_beats(before, 16, 24).tobytes()
+    # every window that touches bars 5-6 passes, scored again from the file
+    code, printed, _ = run(capsys, "score", "--json", "--window", "12", "--hop", "4", str(out))
+    windows = [json.loads(line) for line in printed.splitlines()]
+    assert [w["verdict"] for w in windows if w["start_beat"] < 24 and w["end_beat"] > 16] == ["GOOD"] * 4  # from bars 3, 4, 5, 6
+    report = json.loads((tmp_path / "again.json").read_text())
+    assert [o["source"] for o in report["bar_origins"]] == ["kept"] * 4 + ["generated"] * 2 + ["kept"] * 2
+    assert report["settings"]["regenerate"] == "5-6" and report["key"]  # the start's key, inferred and kept
+    code, _, err = run(capsys, "search", "--start", str(piece), "--regenerate", "8-9", "-o", str(tmp_path / "x.mid"))
+    assert code == 2 and err == "rollmatch: error: regenerate=bars 8-9 must lie within the start's 8 bars, first <= last\n"
+    code, _, err = run(capsys, "search", "--regenerate", "5-6", "-o", str(tmp_path / "x.mid"))
+    assert code == 2 and err == "rollmatch: error: regenerate needs --start: the piece whose bars to replace\n"
+
+
+def test_results_are_distinct_and_keep_the_key_and_range_asked_for(tmp_path, capsys):
+    out = tmp_path / "pair.mid"
+    code, printed, err = run(capsys, "search", "--bars", "4", "--max-reuse", "1", "--results", "2", "--key", "D major",
+                             "--range", "F2-E5", "-o", str(out))
+    assert code == 0 and "Traceback" not in err and len(printed.splitlines()) == 2
+    second = tmp_path / "pair-2.mid"
+    first_report, second_report = (json.loads(p.with_suffix(".json").read_text()) for p in (out, second))
+    assert read_notes(out).tobytes() != read_notes(second).tobytes()
+    assert first_report["others"] == {str(second): second_report["others"][str(out)]} and first_report["others"][str(second)] < 0.95
+    d_major = {2, 4, 6, 7, 9, 11, 1}
+    for path, report in ((out, first_report), (second, second_report)):
+        notes = read_notes(path)
+        assert report["key"] == "D major" and report["settings"]["continuity"]["range"] == "F2-E5"
+        assert 41 <= notes["pitch"].min() and notes["pitch"].max() <= 76
+        for bar in range(4):
+            inside = select_beats(notes, 4 * bar, 4 * bar + 4)
+            length = inside["end"] - inside["start"]
+            outside = ~np.isin(inside["pitch"] % 12, sorted(d_major))
+            assert length[outside].sum() <= 0.25 * length.sum() + 1e-9  # each bar keeps D major
+
+
 def test_search_that_finds_nothing_says_what_it_tried(tmp_path, capsys):
     generator = tmp_path / "fifths.py"
     generator.write_text(VETOED_GENERATOR)
@@ -470,6 +514,14 @@ def test_search_that_finds_nothing_says_what_it_tried(tmp_path, capsys):
         (["--form", "AABA", "--bars", "6"], 2, "bars=6 does not split into the 4 sections of form='AABA'"),
         (["--tls-ca", "ca.pem"], 2, "--tls-ca needs --server"),
         (["--beam", "0"], 2, "beam=0 must be a whole number"),
+        (["--max-copy", "1.5"], 2, "max_copy=1.5 must be in (0, 1]"),
+        (["--max-reuse", "0"], 2, "max_reuse=0 must be in (0, 1]"),
+        (["--results", "0"], 2, "results=0 must be a whole number"),
+        (["--range", "C9-C2"], 2, "range='C9-C2' is empty: C9 lies above C2"),
+        (["--range", "low-high"], 2, "range='low-high' must be LOW-HIGH"),
+        (["--key", "H major"], 2, "key='H major' is not a key"),
+        (["--regenerate", "x"], 2, "regenerate='x' must be bar numbers from 1"),
+        (["--tempo", "0"], 2, "tempo_bpm=0 must be"),
     ],
 )
 def test_search_refuses_bad_options_in_one_line(tmp_path, capsys, argv, code, message):

@@ -3,7 +3,9 @@ import pytest
 
 from rollmatch import InputError, LimitError, ParameterError, make_notes, notes_from_records, select_beats, transform_notes
 from rollmatch import defaults
-from rollmatch.notes import perturb_notes, pitch_name, snap_notes
+from rollmatch.notes import perturb_notes, pitch_name, polyphony, snap_notes, sort_notes, split_voices
+
+from .conftest import VOICES, chorale_voices
 
 
 def test_make_notes_sorts_by_start_then_pitch():
@@ -87,3 +89,20 @@ def test_snap_notes_rounds_to_ticks_and_keeps_every_note_at_least_a_tick_long():
     out = snap_notes(notes, 480)
     assert (out["start"] * 480).tolist() == [0, 160, 960] and (out["end"] * 480).tolist() == [1, 320, 961]
     assert np.array_equal(snap_notes(out, 480), out)  # already on the grid: unchanged
+
+
+def test_split_voices_follows_a_chorales_four_parts():
+    parts = chorale_voices("bwv269", 16.0)
+    notes = sort_notes(np.concatenate([parts[v] for v in VOICES]))
+    voices = split_voices(notes)
+    assert sorted(set(voices.tolist())) == [0, 1, 2, 3]
+    for k, name in enumerate(VOICES):  # soprano 0 ... bass 3, every note in its own part's voice
+        assert sort_notes(notes[voices == k]).tobytes() == sort_notes(parts[name]).tobytes()
+
+
+def test_split_voices_by_hand():
+    # a held C4 under a rising line, then a three-note chord: the line stays voice 0, the held note voice 1
+    notes = make_notes([60, 67, 69, 71, 72, 64, 55], [0, 0, 1, 2, 4, 4, 4], [4, 1, 2, 4, 5, 5, 5])
+    assert split_voices(notes).tolist() == [1, 0, 0, 0, 2, 1, 0]
+    assert polyphony(notes) == 3 and polyphony(notes[:0]) == 0
+    assert split_voices(notes[:0]).tolist() == []

@@ -217,3 +217,47 @@ def test_the_material_is_the_libraries_good_exemplars_in_bars(material, default_
     assert {b.exemplar for b in material.bars} == set(good)
     assert all(b.notes["end"].max() <= 4 for b in material.bars)
 
+
+
+def copies_only(context, rng):
+    """A generator that can only copy: each exemplar's bars as they are, going on with the phrase in progress."""
+    material = context.material
+    going_on = [material.successor(i) for i, _ in material.find(context.bar_notes(-1))] if context.bar else []
+    picks = [i for i in going_on if i is not None] or list(rng.choice(material.openings, size=context.count, replace=False))
+    return [Proposal(material.bars[i].notes, material.bars[i].voices) for i in picks[: context.count]]
+
+
+def test_a_generator_that_can_only_copy_gives_up_naming_the_copy_ceiling(client, material):
+    search = PhraseSearch(client, copies_only, material=material, name="copier", **SMALL)
+    with pytest.raises(SearchError) as caught:
+        search.run()
+    message = str(caught.value)
+    assert message.startswith("the search gave up: no candidate survived; generator 'copier'")
+    assert "copies (a window matched one good exemplar at or above the copy ceiling, max_copy=0.95)" in message
+    assert search.rejected["copy"] > 0 and set(search.rejected) <= {"copy", "register", "voice-leading", "UNMATCHED"}
+    assert search.evaluations < 500  # it ran out of candidates, not of budget: it did not hang
+    # with the ceiling off, the same copies are GOOD: the ceiling alone stopped them
+    copied = PhraseSearch(client, copies_only, material=material, name="copier", **{**SMALL, "novelty": Novelty(max_copy=1, max_reuse=1)}).run()
+    assert copied.complete and max(w.verdict.nearest.similarity for w in copied.windows) > 0.99
+
+
+def test_novelty_settings_are_checked_once():
+    with pytest.raises(ParameterError, match=r"max_copy=0 must be in \(0, 1\]"):
+        Novelty(max_copy=0)
+    with pytest.raises(ParameterError, match="max_reuse=1.5 must be"):
+        Novelty(max_reuse=1.5)
+    with pytest.raises(ParameterError, match=r"max_copy_beats=-1 must be in \(0, 1024\]"):
+        Novelty(max_copy_beats=-1)
+
+
+def test_max_copy_beats_scores_the_stretches_ending_in_each_new_bar(client, material):
+    # smaller still: every candidate is scored on up to 30 stretches as well as its windows
+    search = PhraseSearch(client, variation, material=material, **{**SMALL, "bars": 3, "beam": 2, "candidates": 8,
+                                                                   "novelty": Novelty(max_copy_beats=3, max_reuse=1)})
+    assert search._copy_stretches(0) == [(0.0, 4.0)]
+    stretches = search._copy_stretches(2)  # ending on beats 9-12, 4 to 12 beats long
+    assert (5.0, 9.0) in stretches and (0.0, 12.0) in stretches and (8.0, 12.0) in stretches
+    assert len(stretches) == len(set(stretches)) == 6 + 7 + 8 + 9
+    result = search.run()
+    # every 4-beat stretch, anywhere in the result, is below the ceiling: none copies an exemplar for more than 3 beats
+    assert result.complete and max(w.longest_copy_beats for w in result.windows) <= 3
