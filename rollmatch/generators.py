@@ -2,23 +2,26 @@
 
 A generator is any callable ``generator(context, rng) -> list of note arrays``:
 
-- ``context`` is a :class:`Context`: the piece so far (``context.notes``, beats from the piece's beat 0),
-  the index of the bar wanted, the meter, how many candidates are wanted (``context.count``), the good
-  exemplars as :class:`Material` (whole and cut into bars), and, inside a repeat of a ``--form``, the bar
+- ``context`` is a :class:`Context`: the piece so far (``context.notes``, beats from the piece's beat 0) and
+  its voices, where each bar came from (``context.origins``), the index of the bar wanted, the meter, how
+  many candidates are wanted (``context.count``), the good exemplars as :class:`Material` (whole and cut into
+  bars, with voices), the continuity rules the search applies, and, inside a repeat of a ``--form``, the bar
   being repeated (``context.reference``);
 - ``rng`` is a :class:`numpy.random.Generator` seeded by the search: draw every random number from it and
   the same seed gives the same piece;
 - it returns at most ``context.count`` candidate bars, each a note array of dtype
-  :data:`~rollmatch.notes.NOTE_DTYPE` (build one with :func:`rollmatch.make_notes`) timed in beats from the
-  bar's start, every note inside [0, beats_per_bar]. Times are snapped to the MIDI grid
+  :data:`~rollmatch.notes.NOTE_DTYPE` (build one with :func:`rollmatch.make_notes`) or a :class:`Proposal`
+  (the notes with their voices, the exemplar bars they came from and what was done to them), timed in beats
+  from the bar's start, every note inside [0, beats_per_bar]. Times are snapped to the MIDI grid
   (:data:`~rollmatch.defaults.MIDI_TICKS_PER_BEAT` per beat), empty bars are dropped, and anything else
-  (another dtype, notes outside the bar, too many bars or notes) stops the search with an error naming the
-  generator.
+  (another dtype, notes outside the bar, voices that do not fit, too many bars or notes) stops the search
+  with an error naming the generator.
 
-A Markov chain over bars or a neural network plugs in as such a function, e.g. ``--generator
-mymodel:propose`` or ``--generator path/to/mymodel.py:propose``. The built-ins are :func:`variation` (the
-default: recombines and mutates bars of the good exemplars) and :func:`random_walk` (a scale-constrained
-melody).
+A neural network plugs in as such a function, e.g. ``--generator mymodel:propose`` or ``--generator
+path/to/mymodel.py:propose``. The built-ins are :func:`variation` (the default: exemplar phrases varied by
+ornaments, suspensions, rhythm, re-voicing, voice exchange, recombination and sequences), ``markov`` (a
+variable-order Markov model of the exemplars' voices under MaxOrder's bound, :mod:`rollmatch.markov`) and
+:func:`random_walk` (a scale-constrained melody).
 """
 
 from __future__ import annotations

@@ -20,6 +20,14 @@ number, the draw), serial numbers are given in rank order, answers are put back 
 order they arrive in, and ties rank by candidate order, so the result never depends on timing, except
 where the time budget stops a search.
 
+**New music, not copies.** A candidate must first meet the continuity rules (:mod:`rollmatch.continuity`:
+register, voice-leading, key, no degenerate bar), which cost no evaluation. After scoring it must copy no
+exemplar (:class:`Novelty`: no window whose nearest good exemplar reaches ``max_copy``, no stretch longer than
+``max_copy_beats`` that does) and overuse none (no exemplar explaining more than ``max_reuse`` of the windows).
+
+**Regenerate.** ``regenerate=(first, last)`` grows those bars of ``start`` in place: the bars after them come
+back with the last one, and every window that touches them is checked.
+
 **Form.** ``form='AABA'`` cuts the bars into equal sections. A section whose letter came before starts as
 a repeat: the earlier section's bars, exact or transposed, with the generator's bars as variations; beams
 rank first by how few bars depart from what they repeat, then by score. Every window is checked all the same.
@@ -180,6 +188,14 @@ class _Span:
     strict: bool
 
 
+def _kinds(origin: BarOrigin) -> tuple[str, ...]:
+    """What made a candidate bar, for counting acceptance: its transformations, 'as drawn' for none, or its
+    source for a repeat."""
+    if origin.source == "repeat":
+        return ("repeat",)
+    return tuple(t.partition(":")[0] for t in origin.transforms) or ("as drawn",)
+
+
 def window_spans(bar: int, bars: int, window_bars: int, *, closes: bool = False) -> list[_Span]:
     """The windows that appending bar ``bar`` (from 0) of a ``bars``-bar piece completes; ``closes`` when the
     bars after it are already there (a --regenerate's kept bars), so that every window through it is complete."""
@@ -277,6 +293,10 @@ class SearchResult:
     generation_seconds: float
     scoring_seconds: float
     rejected: dict[str, int] = field(default_factory=dict)  #: candidates rejected, by reason
+    proposed: int = 0  #: candidate bars the generator proposed
+    scored: int = 0  #: candidates that met the continuity rules and were scored
+    accepted: int = 0  #: candidates whose windows all passed: the beams
+    acceptance: dict[str, dict[str, int]] = field(default_factory=dict)  #: see :meth:`PhraseSearch.acceptance`
     diversity: dict[str, Any] = field(default_factory=dict)  #: see :func:`rollmatch.diversity.diversity`
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -306,6 +326,9 @@ class SearchResult:
                 "scoring": round(self.scoring_seconds, 3),
             },
             "exemplars_matched": dict(sorted(matched.items(), key=lambda item: (-item[1], item[0]))),
+            "candidates": {"proposed": self.proposed, "scored": self.scored, "accepted": self.accepted,
+                           "acceptance_rate": round(self.accepted / self.scored, 4) if self.scored else 0.0},
+            "acceptance": self.acceptance,
             "rejected": self.rejected,
             "novelty": {
                 "lowest": round(min((w.novelty for w in self.windows), default=1.0), 4),
@@ -418,6 +441,11 @@ class PhraseSearch:
         self.deepest = self.start_bars
         self.rejected: Counter[str] = Counter()
         self.vetoes: Counter[str] = Counter()
+        self.scored = 0  #: candidates scored (those that met the continuity rules)
+        self.accepted = 0  #: candidates whose windows all passed
+        #: the same, by what their generator did to them ('as drawn' for nothing)
+        self.scored_kinds: Counter[str] = Counter()
+        self.accepted_kinds: Counter[str] = Counter()
         self.generation_seconds = 0.0
         self.scoring_seconds = 0.0
         self._serial = 0
@@ -560,6 +588,8 @@ class PhraseSearch:
         (deviation, score, candidate order)."""
         ranked = []
         for order, (candidate, answer) in enumerate(zip(candidates, verdicts, strict=True)):
+            self.scored += 1
+            self.scored_kinds.update(_kinds(candidate.origin))
             windows, stretches = answer[: len(spans)], answer[len(spans):]
             failed = next((v for s, v in zip(spans, windows, strict=True)
                            if v.verdict is Outcome.VETOED or (s.strict and v.verdict is not Outcome.GOOD)), None)
@@ -580,6 +610,8 @@ class PhraseSearch:
                 self.rejected["reuse"] += 1
                 continue
             score = min(v.score for v in windows)
+            self.accepted += 1
+            self.accepted_kinds.update(_kinds(candidate.origin))
             ranked.append((candidate.beam.deviation + candidate.deviation, -round(score, SCORE_DECIMALS), order, score, candidate,
                            tuple(sorted(reuse.items()))))
         ranked.sort(key=lambda r: r[:3])
@@ -589,6 +621,10 @@ class PhraseSearch:
                  c.transpose, self._next_serial(), reuse)
             for deviation, _, _, score, c, reuse in ranked
         ]
+
+    def acceptance(self) -> dict[str, dict[str, int]]:
+        """Candidates scored and accepted, by what their generator did to them."""
+        return {kind: {"scored": count, "accepted": self.accepted_kinds[kind]} for kind, count in sorted(self.scored_kinds.items())}
 
     def _next_serial(self) -> int:
         self._serial += 1
@@ -629,6 +665,10 @@ class PhraseSearch:
             generation_seconds=self.generation_seconds,
             scoring_seconds=self.scoring_seconds,
             rejected=dict(sorted(self.rejected.items())),
+            proposed=self.proposed,
+            scored=self.scored,
+            accepted=self.accepted,
+            acceptance=self.acceptance(),
             diversity=diversity(beam.notes, [v.good.exemplar if v.verdict is Outcome.GOOD and v.good else None for v in verdicts],
                                 [notes for _, notes in self.material.exemplars]),
             settings=self.settings,
