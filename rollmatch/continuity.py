@@ -62,7 +62,7 @@ def infer_key(notes: np.ndarray) -> Key:
         raise ParameterError("cannot infer a key from a start with no notes; give --key")
     from music21 import note, stream
 
-    part = stream.Stream()
+    part: stream.Stream = stream.Stream()
     for n in notes:
         m21 = note.Note(int(n["pitch"]))
         m21.quarterLength = max(float(n["end"] - n["start"]), 1 / 12)

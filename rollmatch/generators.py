@@ -138,10 +138,10 @@ class Material:
         #: indices of the bars that some bar follows in their exemplar: where a recombined phrase can go on
         self.continuable = tuple(i for i, after in enumerate(following) if after is not None)
         #: indices of the exemplars' first bars: where a phrase starts
-        self.openings = tuple(i for i, bar in enumerate(self.bars) if bar.index == 0)
+        self.openings = tuple(i for i, source in enumerate(self.bars) if source.index == 0)
         self._by_shape: dict[bytes, list[int]] = {}
-        for i, bar in enumerate(self.bars):
-            self._by_shape.setdefault(_shape_key(bar.notes), []).append(i)
+        for i, source in enumerate(self.bars):
+            self._by_shape.setdefault(_shape_key(source.notes), []).append(i)
         self.rules = material_rules(list(zip((n for _, n in self.exemplars), self.voices, strict=True)), beats_per_bar=beats_per_bar)
 
     @classmethod

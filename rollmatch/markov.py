@@ -15,9 +15,9 @@ must be re-surfaced and cannot be leaves the candidate out.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Sequence
-from functools import cache
 
 import numpy as np
 
@@ -86,9 +86,14 @@ def tokens(line: np.ndarray, steps_per_beat: int, previous: int | None = None) -
     return out
 
 
-@cache
+#: One model per material, kept only as long as the material is.
+_MODELS: weakref.WeakKeyDictionary[Material, MarkovModel] = weakref.WeakKeyDictionary()
+
+
 def _model(material: Material) -> MarkovModel:
-    return MarkovModel.from_material(material)
+    if material not in _MODELS:
+        _MODELS[material] = MarkovModel.from_material(material)
+    return _MODELS[material]
 
 
 def markov(context: Context, rng: np.random.Generator) -> list[Proposal]:

@@ -226,10 +226,11 @@ def split_voices(notes: np.ndarray) -> np.ndarray:
         pitches = [int(notes["pitch"][i]) for i in group]  # highest first
         best: tuple[int, ...] = tuple(free[: len(pitches)])
         if len(pitches) <= len(free):
-            best = min(
-                itertools.combinations(free, len(pitches)),
-                key=lambda chosen: sum(12 if last_pitch[v] is None else abs(p - last_pitch[v]) for v, p in zip(chosen, pitches, strict=True)),
-            )
+
+            def cost(chosen: tuple[int, ...]) -> int:
+                return sum(12 if (last := last_pitch[v]) is None else abs(p - last) for v, p in zip(chosen, pitches, strict=True))
+
+            best = min(itertools.combinations(free, len(pitches)), key=cost)
         for rank, i in enumerate(group):
             v = best[min(rank, len(best) - 1)]
             voices[i] = v

@@ -517,12 +517,12 @@ class PhraseSearch:
             previous = beam.bars - 1
             before = select_voiced(beam.notes, beam.voices, previous * self.beats_per_bar, beam.bars * self.beats_per_bar) if beam.bars else None
             for candidate in self._expand(beam, draw):
-                reason = fault(candidate.bar.notes, candidate.bar.voices, self.rules,
-                               previous=before[0] if before else None, previous_voices=before[1] if before else None)
+                bar = candidate.bar.notes
+                voices = split_voices(bar) if candidate.bar.voices is None else candidate.bar.voices
+                reason = fault(bar, voices, self.rules, previous=before[0] if before else None, previous_voices=before[1] if before else None)
                 if reason is None and beam.bars == self.last_bar and self.tail.size:
                     after = select_voiced(self.tail, split_voices(self.tail), 0, self.beats_per_bar)
-                    voices = split_voices(candidate.bar.notes) if candidate.bar.voices is None else candidate.bar.voices
-                    if after[0].size and (leap := bar_line_leap(candidate.bar.notes, voices, *after)) > self.rules.max_leap:
+                    if after[0].size and (leap := bar_line_leap(bar, voices, *after)) > self.rules.max_leap:
                         reason = f"voice-leading: a voice leaps {leap} semitones into the kept bar after it"
                 if reason is not None:
                     self.rejected[reason.partition(":")[0]] += 1
