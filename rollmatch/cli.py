@@ -523,8 +523,10 @@ def _search(args: argparse.Namespace) -> int:
               f"{1 - novelty['lowest']:.3f} at most, {result.diversity['distinct_exemplars']} exemplars) and {report_path(path)}; "
               f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, {result.seconds:.1f} s")
         if not result.complete:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(result.rejected.items(), key=lambda item: -item[1])[:3])
             print(f"rollmatch: error: the {result.stopped} ran out at {result.bars} of {result.settings['bars']} bars; "
-                  f"{path} holds the best phrase found so far", file=sys.stderr)
+                  f"{path} holds the best phrase found so far, its last windows not all judged; candidates were rejected most "
+                  f"often as {reasons or 'nothing'}", file=sys.stderr)
             status = EXIT_FAILED
     return status
 

@@ -3,8 +3,8 @@
 Pure functions over note arrays (beats) and voice numbers (:func:`rollmatch.notes.split_voices`). A candidate
 bar must stay within a register, join the bar before it by voice-leading (no voice leaps further than
 ``max_leap`` semitones across the bar line), keep a key when one is asked for, and not be degenerate (one
-note or one repeated note, one held chord, or a lone voice where the material has several). These are
-checked before a candidate is scored, so they cost no evaluations.
+note or one repeated note, one chord held or struck again, or a lone voice where the material has several).
+These are checked before a candidate is scored, so they cost no evaluations.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from .notes import pitch_name, polyphony
 MAJOR_CLASSES = frozenset((0, 2, 4, 5, 7, 9, 11))
 MINOR_CLASSES = frozenset((0, 2, 3, 5, 7, 8, 9, 10, 11))
 _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_KEY_PATTERN = re.compile(r"^\s*([A-Ga-g])\s*(#|b|-|sharp|flat)?\s*(major|minor|maj|min|m)?\s*$", re.IGNORECASE)
-_NOTE_PATTERN = re.compile(r"^\s*([A-Ga-g])(#|b|-)?(-?\d)\s*$")
+_KEY_PATTERN = re.compile(r"^\s*([A-Ga-g])\s*(#|b|-|sharp|flat)?\s*(major|minor|maj|min|M|m)?\s*$")
+#: A note name for a range: a letter, an accidental (# or b) and an octave, which may be -1 (C-1 is MIDI 0).
+_NOTE_PATTERN = re.compile(r"^\s*([A-Ga-g])(#|b)?(-1|\d)\s*$")
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def parse_key(text: str) -> Key:
         raise ParameterError(f"key={text!r} is not a key; give e.g. 'G major', 'e minor' or 'Bb'")
     letter, accidental, mode = found.groups()
     tonic = (_LETTERS[letter.upper()] + {"#": 1, "sharp": 1, "b": -1, "-": -1, "flat": -1}.get((accidental or "").lower(), 0)) % 12
-    minor = mode.lower() in ("minor", "min", "m") if mode else letter.islower()
+    minor = mode in ("minor", "min", "m") if mode else letter.islower()  # M is major, m minor, as in chord symbols
     return Key(tonic, minor)
 
 
@@ -73,7 +74,7 @@ def infer_key(notes: np.ndarray) -> Key:
 
 def parse_range(text: str) -> tuple[int, int]:
     """'C2-A5' or '36-81' as (lowest, highest) MIDI pitch."""
-    parts = re.split(r"\s*(?<=\d)-|\s*\.\.\s*|\s*:\s*", text.strip()) if isinstance(text, str) else []
+    parts = re.split(r"(?<=\d)\s*-\s*|\s*\.\.\s*|\s*:\s*", text.strip()) if isinstance(text, str) else []
     if len(parts) != 2:
         raise ParameterError(f"range={text!r} must be LOW-HIGH, as MIDI numbers or note names: e.g. 36-81 or C2-A5")
     low, high = (_pitch(p, text) for p in parts)
@@ -87,7 +88,7 @@ def _pitch(text: str, whole: str) -> int:
         value = int(text)
     elif found := _NOTE_PATTERN.match(text):
         letter, accidental, octave = found.groups()
-        value = 12 * (int(octave) + 1) + _LETTERS[letter.upper()] + {"#": 1, "b": -1, "-": -1}.get(accidental or "", 0)
+        value = 12 * (int(octave) + 1) + _LETTERS[letter.upper()] + {"#": 1, "b": -1}.get(accidental or "", 0)
     else:
         raise ParameterError(f"range={whole!r}: {text!r} is neither a MIDI number nor a note name such as C2 or F#5")
     if not 0 <= value <= 127:
@@ -109,6 +110,10 @@ class Continuity:
     polyphonic: bool = False
 
     def __post_init__(self) -> None:
+        if self.key is not None and not isinstance(self.key, Key):
+            raise ParameterError(f"key={self.key!r} must be a Key (see parse_key) or None")
+        if not isinstance(self.polyphonic, bool):
+            raise ParameterError(f"polyphonic={self.polyphonic!r} must be True or False")
         whole_number(self.low, "low", at_least=0, at_most=127)
         whole_number(self.high, "high", at_least=self.low, at_most=127)
         whole_number(self.max_leap, "max_leap", at_least=0, at_most=127)
@@ -150,30 +155,43 @@ def fault(
 
 
 def degenerate(notes: np.ndarray, *, polyphonic: bool) -> str | None:
-    """The degenerate probe family (:mod:`rollmatch.probes`) that ``notes`` belongs to, or None: one held
-    note, one repeated note, one held chord, or, where ``polyphonic`` material is expected, a lone voice."""
+    """The degenerate probe family (:mod:`rollmatch.probes`) that ``notes`` belongs to, or None, judged on
+    what sounds, as the piano roll does: one pitch throughout ('one held note' or 'one repeated note'), one set
+    of pitches throughout ('one chord, held or repeated': a chord struck again sounds like one held), or,
+    where ``polyphonic`` material is expected, never two pitches at once ('a lone voice'; a unison is one)."""
     if notes.size == 0:
         return None
     if np.unique(notes["pitch"]).size == 1:
         return "one held note" if notes.size == 1 else "one repeated note"
-    if np.unique(notes["start"]).size == 1:
-        return "one held chord"
-    if polyphonic and polyphony(notes) == 1:
+    sets = {frozenset(notes["pitch"][(notes["start"] <= t) & (notes["end"] > t)].tolist()) for t in np.unique(notes["start"])}
+    if len(sets) == 1:
+        return "one chord, held or repeated"
+    if polyphonic and max(len(s) for s in sets) == 1:
         return "a lone voice"
     return None
 
 
 def bar_line_leap(previous: np.ndarray, previous_voices: np.ndarray, bar: np.ndarray, voices: np.ndarray) -> int:
-    """The largest leap (semitones) from a voice's last note in ``previous`` to its first note in ``bar``,
-    over the voices that sound in both."""
-    leap = 0
-    for v in np.intersect1d(previous_voices, voices):
-        before = previous[previous_voices == v]
-        after = bar[voices == v]
-        last = int(before["pitch"][np.argmax(before["start"])])
-        first = int(after["pitch"][np.argmin(after["start"])])
-        leap = max(leap, abs(first - last))
-    return leap
+    """The largest leap (semitones) from a voice's last note in ``previous`` to its first note in ``bar``. Voices
+    pair by number when both bars have the same ones; otherwise (a voice rests, or the numbers were inferred
+    bar by bar) by rank, the top voice with the top voice and the bottom with the bottom."""
+    def ends(notes: np.ndarray, numbers: np.ndarray, last: bool) -> list[tuple[float, int]]:
+        """(mean pitch, the voice's last or first pitch) per voice, highest voice first."""
+        out = []
+        for v in np.unique(numbers):
+            line = notes[numbers == v]
+            at = np.argmax(line["start"]) if last else np.argmin(line["start"])
+            out.append((float(line["pitch"].mean()), int(line["pitch"][at])))
+        return sorted(out, reverse=True)
+
+    before, after = ends(previous, previous_voices, True), ends(bar, voices, False)
+    if not before or not after:
+        return 0
+    if set(np.unique(previous_voices).tolist()) == set(np.unique(voices).tolist()):
+        pairs = list(zip(before, after, strict=True))
+    else:
+        pairs = [(before[0], after[0]), (before[-1], after[-1])]
+    return max(abs(b[1] - a[1]) for a, b in pairs)
 
 
 def out_of_key_share(notes: np.ndarray, key: Key) -> float:

@@ -149,7 +149,9 @@ SEARCH_RESULTS = 1
 MAX_SEARCH_RESULTS = 32
 #: Searches run per result asked for, at most, before a search for distinct results gives up.
 RESULT_ATTEMPTS = 4
-#: Fastest tempo (quarter notes per minute) a search writes.
+#: Slowest and fastest tempo (quarter notes per minute) a search writes: MIDI's longest quarter note is
+#: 16,777,215 microseconds, 3.58 beats a minute.
+MIN_TEMPO_BPM = 3.6
 MAX_TEMPO_BPM = 1_000.0
 #: A search's candidate bar may leap by at most this much (semitones) in a voice across the bar line, unless
 #: the good exemplars themselves leap further across a bar line.

@@ -46,8 +46,10 @@ from .notes import (
     check_note_values,
     empty_notes,
     note_order,
+    select_beats,
     snap_notes,
     sort_notes,
+    sounding_in,
     span_beats,
     split_voices,
 )
@@ -170,11 +172,7 @@ class Material:
 
 def select_voiced(notes: np.ndarray, voices: np.ndarray, start_beat: float, end_beat: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`rollmatch.notes.select_beats` with each kept note's voice number alongside."""
-    keep = (notes["start"] < end_beat) & ((notes["end"] > start_beat) | ((notes["end"] == notes["start"]) & (notes["start"] >= start_beat)))
-    out = notes[keep].copy()
-    out["start"] = np.maximum(out["start"], start_beat) - start_beat
-    out["end"] = np.minimum(out["end"], end_beat) - start_beat
-    return out, voices[keep]
+    return select_beats(notes, start_beat, end_beat), voices[sounding_in(notes, start_beat, end_beat)]
 
 
 def _shape_key(notes: np.ndarray) -> bytes:
@@ -378,9 +376,9 @@ def substitute(notes: np.ndarray, rng: np.random.Generator, *, count: int = 1) -
 
 # --- the built-ins -------------------------------------------------------------------------------------
 
-#: variation: how many transformations one candidate gets, drawn uniformly (0: the exemplar bar as it is,
-#: which the search's copy ceiling still judges as part of the whole phrase).
-VARIATION_STEPS = (0, 1, 2, 2, 3)
+#: variation: how many transformations one candidate gets, drawn uniformly (one that does not apply to the
+#: bar is skipped, so a few candidates stay as drawn).
+VARIATION_STEPS = (1, 2, 2, 3)
 #: variation: the transformations of a bar and their weights (see :func:`vary`).
 VARIATIONS = {
     "passing tone": 3, "neighbour tone": 2, "suspension": 2, "dotted rhythm": 2, "re-voicing": 1, "voice exchange": 1,
@@ -487,7 +485,7 @@ def sequence(context: Context, rng: np.random.Generator) -> Proposal:
     higher or lower, its sources moved with it."""
     notes, voices = context.voiced_bar(-1)
     direction = int(rng.choice((-1, 1)))
-    scale = set(scale_pitches(fitted_tonic(context.notes)) % 12)
+    scale = _scale(context, notes)
     step = max((1, 2), key=lambda s: (np.isin((notes["pitch"] + direction * s) % 12, sorted(scale)).mean(), s)) * direction
     origin = context.origins[-1] if context.origins else None
     sources = tuple(SourceRef(r.exemplar, r.bar, r.transpose + step) for r in origin.sources) if origin else ()
@@ -500,7 +498,7 @@ def vary(bar: Proposal, context: Context, rng: np.random.Generator, *, steps: in
     names = list(VARIATIONS)
     weights = np.array([VARIATIONS[n] for n in names], dtype=np.float64)
     rows = _rows(bar.notes, split_voices(bar.notes) if bar.voices is None else bar.voices)
-    scale = set(scale_pitches(fitted_tonic(np.concatenate([context.notes, bar.notes]))) % 12)
+    scale = _scale(context, bar.notes)
     sources, done = list(bar.sources), list(bar.transforms)
     for _ in range(int(rng.choice(VARIATION_STEPS)) if steps is None else steps):
         name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
@@ -510,6 +508,12 @@ def vary(bar: Proposal, context: Context, rng: np.random.Generator, *, steps: in
             done.append(name)
     notes, voices = _arrays(rows)
     return Proposal(notes, voices, tuple(sources), tuple(done))
+
+
+def _scale(context: Context, bar: np.ndarray) -> set[int]:
+    """The pitch classes steps are taken on: the key asked for, else the major scale that fits the piece best."""
+    key = context.continuity.key
+    return set(key.classes()) if key is not None else set(scale_pitches(fitted_tonic(np.concatenate([context.notes, bar]))) % 12)
 
 
 # Rows are [pitch, start, end, velocity, voice] lists: easy to split and join notes in, per voice.

@@ -134,7 +134,8 @@ def resurface(model: MarkovModel, notes: np.ndarray, voices: np.ndarray, context
                 following = int(line["pitch"][i + 1]) if i + 1 < line.size else None
                 split = _split(model, history, pitch, previous, end - start, following, rng)
                 if split is not None:
-                    first, second, (interval, length) = split
+                    first, second = split
+                    interval, length = second
                     cut = end - length / steps
                     rows += [(pitch, start, cut, velocity, int(v)), (pitch + interval, cut, end, velocity, int(v))]
                     history += [first, second]
@@ -162,9 +163,9 @@ def resurface(model: MarkovModel, notes: np.ndarray, voices: np.ndarray, context
 
 
 def _split(model: MarkovModel, history: list[Token], pitch: int, previous: int | None, beats: float, following: int | None,
-           rng: np.random.Generator) -> tuple[Token, Token, Token] | None:
-    """A note of ``pitch`` lasting ``beats`` split in two: (first token, second token, (interval, steps) of
-    the second), the second drawn from the model given the context; None when nothing fits."""
+           rng: np.random.Generator) -> tuple[Token, Token] | None:
+    """A note of ``pitch`` lasting ``beats`` split in two: the tokens of the two parts, the second drawn from the
+    model given the context; None when nothing fits."""
     steps = defaults.STEPS_PER_BEAT
     total = max(1, round(beats * steps))
     interval_in = 0 if previous is None else pitch - previous
@@ -186,5 +187,4 @@ def _split(model: MarkovModel, history: list[Token], pitch: int, previous: int |
     if not options:
         return None
     p = np.array(weights) / sum(weights)
-    first, second = options[int(rng.choice(len(options), p=p))]
-    return first, second, second
+    return options[int(rng.choice(len(options), p=p))]

@@ -129,11 +129,16 @@ def select_beats(notes: np.ndarray, start_beat: float | None = None, end_beat: f
     """
     lo = 0.0 if start_beat is None else number(start_beat, "start_beat", at_least=0)
     hi = np.inf if end_beat is None else number(end_beat, "end_beat", above=lo)
-    keep = (notes["start"] < hi) & ((notes["end"] > lo) | ((notes["end"] == notes["start"]) & (notes["start"] >= lo)))
+    keep = sounding_in(notes, lo, hi)
     out = notes[keep].copy()
     out["start"] = np.maximum(out["start"], lo) - lo
     out["end"] = np.minimum(out["end"], hi) - lo
     return out
+
+
+def sounding_in(notes: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(n,) which notes sound in [lo, hi) beats; a zero-length note sounds at its start."""
+    return (notes["start"] < hi) & ((notes["end"] > lo) | ((notes["end"] == notes["start"]) & (notes["start"] >= lo)))
 
 
 def transform_notes(

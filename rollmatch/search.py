@@ -89,11 +89,13 @@ REJECTIONS = {
     "copy": "copies (a window matched one good exemplar at or above the copy ceiling, max_copy={max_copy:g})",
     "copied stretch": "copied stretches (longer than max_copy_beats={max_copy_beats} beats at or above max_copy={max_copy:g})",
     "reuse": "overusing one exemplar (more than {limit} windows, max_reuse={max_reuse:g})",
-    "degenerate": "degenerate bars (one note, one repeated note, one held chord or a lone voice)",
+    "degenerate": "degenerate bars (one note, one repeated note, one chord held or repeated, or a lone voice)",
+    "filler": "filler (a bar inside no window's good match, let through by coverage)",
     "register": "outside the register",
     "voice-leading": "leaping too far across the bar line",
     "key": "outside the key",
     "empty": "empty bars",
+    "unchanged": "unchanged (the regenerated bars as they were)",
 }
 #: Where a bar in a repeat departs from the bar it repeats: transposed (first bar of the section only), or new.
 TRANSPOSED_DEVIATION, VARIED_DEVIATION = 1, 2
@@ -146,7 +148,7 @@ class Novelty:
         number(self.max_reuse, "max_reuse", above=0, at_most=1)
 
     def copies(self, verdict: Verdict) -> bool:
-        """Whether ``verdict``'s fragment copies its nearest good exemplar."""
+        """Whether ``verdict``'s fragment copies its nearest good exemplar (never with the ceiling off)."""
         return self.max_copy < 1 and verdict.nearest is not None and bool(reaches(verdict.nearest.similarity, self.max_copy))
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +168,7 @@ class Beam:
     transpose: int  #: the transposition its current repeat started at
     serial: int  #: its number in the order beams were ranked; seeds its draws
     reuse: tuple[tuple[str, int], ...] = ()  #: windows each good exemplar explains so far, by exemplar id
+    covered: frozenset[int] = frozenset()  #: the bars inside some GOOD window's good match so far
 
 
 @dataclass(frozen=True)
@@ -264,8 +267,7 @@ def copied_stretches(
     if not stretches:
         return []
     verdicts = client.score([select_beats(notes, a, b) for a, b in stretches], min_coverage=min_coverage)
-    return [stretch for stretch, v in zip(stretches, verdicts, strict=True)
-            if v.nearest is not None and bool(reaches(v.nearest.similarity, novelty.max_copy))]
+    return [stretch for stretch, v in zip(stretches, verdicts, strict=True) if novelty.copies(v)]
 
 
 def longest_copy(copied: list[tuple[float, float]], start: float, end: float) -> float:
@@ -416,6 +418,7 @@ class PhraseSearch:
                 raise ParameterError("regenerate and form cannot be combined: a regenerated piece keeps its own form")
             self.bars = piece_bars
             self.start = select_beats(piece, 0, first * self.beats_per_bar) if first else np.zeros(0, dtype=NOTE_DTYPE)
+            self._replaced = select_beats(piece, first * self.beats_per_bar, (last + 1) * self.beats_per_bar)
             self.start_bars, self.last_bar = first, last
             if last + 1 < piece_bars:
                 self.tail = select_beats(piece, (last + 1) * self.beats_per_bar)
@@ -500,14 +503,17 @@ class PhraseSearch:
 
     def _copy_stretches(self, index: int) -> list[tuple[float, float]]:
         """With max_copy_beats B: every stretch (beats) longer than B, up to a window, starting on a beat and
-        ending on a beat inside bar ``index``; none of them may copy an exemplar. All lengths are scored,
-        because similarity is not monotone in length: a stretch can copy where the shorter ones inside it don't."""
-        if self.novelty.max_copy_beats is None:
+        ending on a beat inside bar ``index`` (and, for the last bar of a --regenerate, inside the kept bars a
+        window after it); none of them may copy an exemplar. All lengths are scored, because similarity is
+        not monotone in length: a stretch can copy where the shorter ones inside it don't."""
+        if self.novelty.max_copy_beats is None or self.novelty.max_copy >= 1:
             return []
         shortest = math.floor(self.novelty.max_copy_beats) + 1
-        ends = range(index * self.beats_per_bar + 1, (index + 1) * self.beats_per_bar + 1)
-        lengths = range(shortest, self.window_bars * self.beats_per_bar + 1)
-        return [(float(end - length), float(end)) for end in ends for length in lengths if end - length >= 0]
+        longest = self.window_bars * self.beats_per_bar
+        last = index + 1 if index < self.last_bar else min(self.bars, index + self.window_bars)
+        ends = range(index * self.beats_per_bar + 1, last * self.beats_per_bar + 1)
+        return [(float(end - length), float(end)) for end in ends for length in range(shortest, longest + 1)
+                if end - length >= 0 and end - length < (index + 1) * self.beats_per_bar]
 
     def _candidates(self, group: list[tuple[Beam, int]]) -> list[_Candidate]:
         """Every candidate of the group that meets the continuity rules, in a fixed order, without two alike."""
@@ -520,6 +526,11 @@ class PhraseSearch:
                 bar = candidate.bar.notes
                 voices = split_voices(bar) if candidate.bar.voices is None else candidate.bar.voices
                 reason = fault(bar, voices, self.rules, previous=before[0] if before else None, previous_voices=before[1] if before else None)
+                if reason is None and self.regenerate is not None and beam.bars == self.last_bar:
+                    first = self.start_bars * self.beats_per_bar
+                    region = select_beats(candidate.notes, first, (self.last_bar + 1) * self.beats_per_bar)
+                    if region.tobytes() == self._replaced.tobytes():
+                        reason = "unchanged: the regenerated bars are the bars they replace"
                 if reason is None and beam.bars == self.last_bar and self.tail.size:
                     after = select_voiced(self.tail, split_voices(self.tail), 0, self.beats_per_bar)
                     if after[0].size and (leap := bar_line_leap(bar, voices, *after)) > self.rules.max_leap:
@@ -609,18 +620,43 @@ class PhraseSearch:
             if reuse and max(reuse.values()) > self.reuse_limit:
                 self.rejected["reuse"] += 1
                 continue
+            covered = candidate.beam.covered.union(*(self._placed(s.start, v) for s, v in zip(spans, windows, strict=True)))
+            if any(b not in covered for b in self._settled(candidate.beam.bars)):
+                self.rejected["filler"] += 1
+                continue
             score = min(v.score for v in windows)
             self.accepted += 1
             self.accepted_kinds.update(_kinds(candidate.origin))
             ranked.append((candidate.beam.deviation + candidate.deviation, -round(score, SCORE_DECIMALS), order, score, candidate,
-                           tuple(sorted(reuse.items()))))
+                           tuple(sorted(reuse.items())), frozenset(covered)))
         ranked.sort(key=lambda r: r[:3])
         return [
             Beam(c.notes, c.voices, c.beam.bars + 1 if c.beam.bars < self.last_bar else self.bars, score, deviation,
                  c.beam.origins + (c.origin,) + (BarOrigin("kept"),) * (self.bars - self.last_bar - 1 if c.beam.bars == self.last_bar else 0),
-                 c.transpose, self._next_serial(), reuse)
-            for deviation, _, _, score, c, reuse in ranked
+                 c.transpose, self._next_serial(), reuse, covered)
+            for deviation, _, _, score, c, reuse, covered in ranked
         ]
+
+    def _placed(self, start_bar: int, verdict: Verdict) -> frozenset[int]:
+        """The bars (from 0) that a GOOD window starting at ``start_bar`` has inside its good match: at least
+        half of each lies where the exemplar, transposed, shifted and stretched, sounds. An exemplar the
+        material does not hold (another server's) counts as covering the whole window."""
+        if verdict.verdict is not Outcome.GOOD or verdict.good is None:
+            return frozenset()
+        bpb = self.beats_per_bar
+        length = self._exemplar_beats.get(verdict.good.exemplar)
+        if length is None:
+            return frozenset(range(start_bar, min(start_bar + self.window_bars, self.bars)))
+        first = start_bar * bpb + verdict.good.shift_beats
+        last = first + length * verdict.good.stretch
+        return frozenset(b for b in range(max(0, math.floor(first / bpb)), math.ceil(last / bpb))
+                         if min(last, (b + 1) * bpb) - max(first, b * bpb) >= bpb / 2 - 1e-9)
+
+    def _settled(self, index: int) -> range:
+        """The generated bars whose every window is judged once bar ``index`` is appended: each must lie
+        inside the good match of one of them, so that no bar is filler a window's coverage let through."""
+        last = self.last_bar if index == self.last_bar else index - self.window_bars + 1
+        return range(self.start_bars, min(last, self.last_bar) + 1)
 
     def acceptance(self) -> dict[str, dict[str, int]]:
         """Candidates scored and accepted, by what their generator did to them."""
@@ -767,7 +803,7 @@ def run_search(
     """
     path = check_output(output)
     results = whole_number(results, "results", at_least=1, at_most=defaults.MAX_SEARCH_RESULTS)
-    number(tempo_bpm, "tempo_bpm", above=0, at_most=defaults.MAX_TEMPO_BPM)
+    number(tempo_bpm, "tempo_bpm", at_least=defaults.MIN_TEMPO_BPM, at_most=defaults.MAX_TEMPO_BPM)
     span = parse_bars(regenerate) if regenerate is not None else None
     bar_generator = load_generator(generator)
     material_library = Library.open(library)
@@ -782,7 +818,37 @@ def run_search(
     chosen_key = parse_key(key) if key is not None else infer_key(start_notes) if start_notes is not None else None
     rules = replace(rules, key=chosen_key)
     novelty: Novelty = options.pop("novelty", Novelty())
-    seed = options.pop("seed", defaults.SEARCH_SEED)
+    seed = whole_number(options.pop("seed", defaults.SEARCH_SEED), "seed", at_least=0, at_most=2**63 - 1 - results * defaults.RESULT_ATTEMPTS)
+    paths = result_paths(path, results)
+
+    def compared(result: SearchResult) -> np.ndarray:
+        """What two results are compared on: the bars the search made (all of them, but for a --regenerate)."""
+        return result.notes if span is None else select_beats(result.notes, span[0] * beats_per_bar, (span[1] + 1) * beats_per_bar)
+
+    def write(found: list[SearchResult], served: Any) -> None:
+        """Every result found so far, each with its report; written as each is found, so none is lost."""
+        similarity = pairwise_similarity([compared(r) for r in found])
+        for k, (result, target_path) in enumerate(zip(found, paths, strict=False)):
+            midi_path = target_path.with_suffix(".mid") if target_path.suffix.lower() in MUSICXML_SUFFIXES else target_path
+            if k == len(found) - 1:
+                write_midi(midi_path, result.notes, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm)
+                if midi_path != target_path:
+                    write_musicxml(target_path, result.notes, voices=result.voices, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm,
+                                   key=None if chosen_key is None else chosen_key.name)
+            report = {
+                "output": str(target_path),
+                "midi": str(midi_path),
+                "server": server or "local",
+                "library": {"name": served.name, "version": served.version, "min_coverage": served.thresholds.min_coverage},
+                "material": str(material_library.path),
+                "start": None if start is None else str(start),
+                "key": None if chosen_key is None else chosen_key.name,
+                "tempo_bpm": tempo_bpm,
+                **result.to_dict(),
+                "others": {str(p): round(float(similarity[k, j]), 4) for j, p in enumerate(paths[: len(found)]) if j != k},
+            }
+            write_output(report_path(target_path), (json.dumps(report, indent=2) + "\n").encode())
+
     found: list[SearchResult] = []
     with contextlib.ExitStack() as stack:
         if server is None:
@@ -798,35 +864,15 @@ def run_search(
         while len(found) < results:
             if attempts >= results * defaults.RESULT_ATTEMPTS:
                 raise SearchError(f"found {len(found)} distinct results of the {results} asked for in {attempts} searches; "
-                                  f"the others copied an earlier result at max_copy={novelty.max_copy:g} or more")
+                                  f"the others matched an earlier result at max_copy={novelty.max_copy:g} or more")
             result = PhraseSearch(
                 client, bar_generator, material=material, name=generator, start=start_notes, regenerate=span, rules=rules,
                 novelty=novelty, seed=seed + attempts, beats_per_bar=beats_per_bar, progress=progress, **options,
             ).run()
             attempts += 1
-            similarity = pairwise_similarity([r.notes for r in found] + [result.notes])
-            if found and novelty.max_copy < 1 and bool(reaches(similarity[-1, :-1].max(), novelty.max_copy)):
+            # a result as near an earlier one as the copy ceiling (with the ceiling off: identical) is no new result
+            if found and bool(reaches(pairwise_similarity([compared(r) for r in found] + [compared(result)])[-1, :-1].max(), novelty.max_copy)):
                 continue
             found.append(result)
-    similarity = pairwise_similarity([r.notes for r in found])
-    paths = result_paths(path, len(found))
-    for k, (result, target_path) in enumerate(zip(found, paths, strict=True)):
-        midi_path = target_path.with_suffix(".mid") if target_path.suffix.lower() in MUSICXML_SUFFIXES else target_path
-        write_midi(midi_path, result.notes, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm)
-        if midi_path != target_path:
-            write_musicxml(target_path, result.notes, voices=result.voices, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm,
-                           key=None if chosen_key is None else chosen_key.name)
-        report = {
-            "output": str(target_path),
-            "midi": str(midi_path),
-            "server": server or "local",
-            "library": {"name": served.name, "version": served.version, "min_coverage": served.thresholds.min_coverage},
-            "material": str(material_library.path),
-            "start": None if start is None else str(start),
-            "key": None if chosen_key is None else chosen_key.name,
-            "tempo_bpm": tempo_bpm,
-            **result.to_dict(),
-            "others": {str(p): round(float(similarity[k, j]), 4) for j, p in enumerate(paths) if j != k},
-        }
-        write_output(report_path(target_path), (json.dumps(report, indent=2) + "\n").encode())
+            write(found, served)
     return found

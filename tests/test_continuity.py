@@ -72,7 +72,11 @@ def test_continuity_checks_its_own_values():
 def test_degenerate_bars_are_named_by_their_probe_family():
     assert degenerate(make_notes([60], [0], [4]), polyphonic=False) == "one held note"
     assert degenerate(make_notes([60] * 4, [0, 1, 2, 3], [1, 2, 3, 4]), polyphonic=False) == "one repeated note"
-    assert degenerate(make_notes([60, 64, 67], [0, 0, 0], [4, 4, 4]), polyphonic=False) == "one held chord"
+    assert degenerate(make_notes([60, 64, 67], [0, 0, 0], [4, 4, 4]), polyphonic=False) == "one chord, held or repeated"
+    struck = make_notes([63, 67, 70] * 4, [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3, [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3)
+    assert degenerate(struck, polyphonic=True) == "one chord, held or repeated"  # re-struck sounds as held in a roll
+    unison = make_notes([60, 60, 62, 62, 64, 64], [0, 0, 1, 1, 2, 2], [1, 1, 2, 2, 4, 4])
+    assert degenerate(unison, polyphonic=True) == "a lone voice"  # two voices in unison are one line
     scale = make_notes([60, 62, 64, 65], [0, 1, 2, 3], [1, 2, 3, 4])
     assert degenerate(scale, polyphonic=True) == "a lone voice" and degenerate(scale, polyphonic=False) is None
     assert degenerate(BAR, polyphonic=True) is None
@@ -96,6 +100,9 @@ def test_fault_names_the_first_rule_broken():
     assert fault(sharp, VOICES, rules) == "key: 50% of the bar lies outside C major (at most 25%)"
     far = make_notes([79, 60, 77, 62], [0, 0, 2, 2], [2, 2, 4, 4])  # the upper voice from F5 to G5, the lower from D5 to C4
     assert bar_line_leap(BAR[2:], VOICES[2:], far, split_voices(far)) == 14
+    # numbered differently (the lower voice called 2 here): paired by rank, top with top, bottom with bottom
+    assert bar_line_leap(BAR[2:], VOICES[2:], far, np.array([2, 0, 2, 0])) == 14
+    assert bar_line_leap(BAR[2:], VOICES[2:], BAR, np.array([2, 0, 2, 0])) == 2
     assert fault(far, split_voices(far), rules, previous=BAR, previous_voices=VOICES) == (
         "voice-leading: a voice leaps 14 semitones across the bar line (at most 12)")
 

@@ -9,7 +9,7 @@ from rollmatch.client import Client
 from rollmatch.errors import ParameterError, SearchError
 from rollmatch.generators import Material, Proposal, transpose_bar, variation
 from rollmatch.search import Novelty, PhraseSearch, _Level, append_bar, parse_form, window_spans
-from rollmatch.verdict import Outcome
+from rollmatch.verdict import Match, Outcome, Verdict
 
 from .conftest import REPO
 
@@ -261,3 +261,18 @@ def test_max_copy_beats_scores_the_stretches_ending_in_each_new_bar(client, mate
     result = search.run()
     # every 4-beat stretch, anywhere in the result, is below the ceiling: none copies an exemplar for more than 3 beats
     assert result.complete and max(w.longest_copy_beats for w in result.windows) <= 3
+
+
+def test_every_generated_bar_must_lie_inside_a_good_match(material):
+    search = PhraseSearch(None, variation, material=material, **{**SMALL, "bars": 8})
+    length = search._exemplar_beats["bwv101.7-phrase1"]
+    assert length == 8
+    good = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 4.0, 1.0, 0.66), None)
+    assert search._placed(2, good) == {3, 4}  # a window from bar 2 whose match starts a bar in: bars 3 and 4
+    half = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 2.0, 0.5, 0.66), None)
+    assert search._placed(0, half) == {0, 1}  # stretched by 1/2 it sounds in beats 2-6: half of bar 0, half of bar 1
+    short = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 3.0, 0.5, 0.66), None)
+    assert search._placed(0, short) == {1}  # beats 3-7: a quarter of bar 0, three quarters of bar 1
+    assert search._placed(0, Verdict(Outcome.UNMATCHED, 0.5, good.good, None)) == frozenset()
+    # once bar 4 is appended, every window holding bars 0-2 has been judged; the last bar settles them all
+    assert list(search._settled(4)) == [0, 1, 2] and list(search._settled(7)) == list(range(8))
