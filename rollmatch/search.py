@@ -422,6 +422,8 @@ class PhraseSearch:
             self.start_bars, self.last_bar = first, last
             if last + 1 < piece_bars:
                 self.tail = select_beats(piece, (last + 1) * self.beats_per_bar)
+        self._tail_voices = split_voices(self.tail)
+        self._tail = Proposal(self.tail, self._tail_voices)  #: the kept bars after, with their voices, found once
         self.regenerate = regenerate
         self.sections = parse_form(form, self.bars)
         self.progress = progress
@@ -480,7 +482,7 @@ class PhraseSearch:
                         + [select_beats(c.notes, a, b) for a, b in stretches] for c in candidates]
             if self.evaluations + sum(len(r) for r in requests) > self.max_evaluations:
                 return self._stop(levels, f"evaluation budget of {self.max_evaluations}")
-            survivors = self._survivors(candidates, spans, self._score(requests)) if candidates else []
+            survivors = self._survivors(candidates, spans, stretches, self._score(requests)) if candidates else []
             self._show(survivors[0].bars if survivors else index)
             self.dead_ends += not survivors
             if survivors and index == self.last_bar:
@@ -532,7 +534,7 @@ class PhraseSearch:
                     if region.tobytes() == self._replaced.tobytes():
                         reason = "unchanged: the regenerated bars are the bars they replace"
                 if reason is None and beam.bars == self.last_bar and self.tail.size:
-                    after = select_voiced(self.tail, split_voices(self.tail), 0, self.beats_per_bar)
+                    after = select_voiced(self.tail, self._tail_voices, 0, self.beats_per_bar)
                     if after[0].size and (leap := bar_line_leap(bar, voices, *after)) > self.rules.max_leap:
                         reason = f"voice-leading: a voice leaps {leap} semitones into the kept bar after it"
                 if reason is not None:
@@ -578,7 +580,7 @@ class PhraseSearch:
         for bar, origin, dev, t in bars:
             notes, voices = append_bar(beam.notes, beam.voices, bar, index, self.beats_per_bar)
             if index == self.last_bar and self.tail.size:
-                notes, voices = append_bar(notes, voices, Proposal(self.tail), index + 1, self.beats_per_bar)
+                notes, voices = append_bar(notes, voices, self._tail, index + 1, self.beats_per_bar)
             out.append(_Candidate(beam, notes, voices, origin, dev, t, bar))
         return out
 
@@ -594,14 +596,16 @@ class PhraseSearch:
         self.evaluations += sum(len(r) for r in requests)
         return answers
 
-    def _survivors(self, candidates: list[_Candidate], spans: list[_Span], verdicts: list[list[Verdict]]) -> list[Beam]:
+    def _survivors(
+        self, candidates: list[_Candidate], spans: list[_Span], stretches: list[tuple[float, float]], verdicts: list[list[Verdict]]
+    ) -> list[Beam]:
         """The candidates whose windows all pass, copy no exemplar and overuse none, as beams ranked by
         (deviation, score, candidate order)."""
         ranked = []
         for order, (candidate, answer) in enumerate(zip(candidates, verdicts, strict=True)):
             self.scored += 1
             self.scored_kinds.update(_kinds(candidate.origin))
-            windows, stretches = answer[: len(spans)], answer[len(spans):]
+            windows, copied = answer[: len(spans)], answer[len(spans):]
             failed = next((v for s, v in zip(spans, windows, strict=True)
                            if v.verdict is Outcome.VETOED or (s.strict and v.verdict is not Outcome.GOOD)), None)
             if failed is not None:
@@ -612,7 +616,7 @@ class PhraseSearch:
             if any(self._copies(s.start * self.beats_per_bar, v) for s, v in zip(spans, windows, strict=True)):
                 self.rejected["copy"] += 1
                 continue
-            if any(self._copies(a, v) for (a, _), v in zip(self._copy_stretches(candidate.beam.bars), stretches, strict=True)):
+            if any(self._copies(a, v) for (a, _), v in zip(stretches, copied, strict=True)):
                 self.rejected["copied stretch"] += 1
                 continue
             reuse = Counter(dict(candidate.beam.reuse))
