@@ -141,6 +141,7 @@ class Material:
         self.continuable = tuple(i for i, after in enumerate(following) if after is not None)
         #: indices of the exemplars' first bars: where a phrase starts
         self.openings = tuple(i for i, source in enumerate(self.bars) if source.index == 0)
+        self._index = {(source.exemplar, source.index): i for i, source in enumerate(self.bars)}
         self._by_shape: dict[bytes, list[int]] = {}
         for i, source in enumerate(self.bars):
             self._by_shape.setdefault(_shape_key(source.notes), []).append(i)
@@ -167,7 +168,7 @@ class Material:
 
     def index_of(self, ref: SourceRef) -> int | None:
         """The index of the bar ``ref`` names, or None when the material has no such bar."""
-        return next((i for i, bar in enumerate(self.bars) if bar.exemplar == ref.exemplar and bar.index == ref.bar), None)
+        return self._index.get((ref.exemplar, ref.bar))
 
 
 def select_voiced(notes: np.ndarray, voices: np.ndarray, start_beat: float, end_beat: float) -> tuple[np.ndarray, np.ndarray]:

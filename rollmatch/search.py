@@ -829,9 +829,9 @@ def run_search(
         """What two results are compared on: the bars the search made (all of them, but for a --regenerate)."""
         return result.notes if span is None else select_beats(result.notes, span[0] * beats_per_bar, (span[1] + 1) * beats_per_bar)
 
-    def write(found: list[SearchResult], served: Any) -> None:
-        """Every result found so far, each with its report; written as each is found, so none is lost."""
-        similarity = pairwise_similarity([compared(r) for r in found])
+    def write(found: list[SearchResult], similarity: np.ndarray, served: Any) -> None:
+        """Every result found so far, each with its report (``similarity``: theirs to each other); written as
+        each is found, so none is lost."""
         for k, (result, target_path) in enumerate(zip(found, paths, strict=False)):
             midi_path = target_path.with_suffix(".mid") if target_path.suffix.lower() in MUSICXML_SUFFIXES else target_path
             if k == len(found) - 1:
@@ -874,9 +874,10 @@ def run_search(
                 novelty=novelty, seed=seed + attempts, beats_per_bar=beats_per_bar, progress=progress, **options,
             ).run()
             attempts += 1
+            similarity = pairwise_similarity([compared(r) for r in found] + [compared(result)])
             # a result as near an earlier one as the copy ceiling (with the ceiling off: identical) is no new result
-            if found and bool(reaches(pairwise_similarity([compared(r) for r in found] + [compared(result)])[-1, :-1].max(), novelty.max_copy)):
+            if found and bool(reaches(similarity[-1, :-1].max(), novelty.max_copy)):
                 continue
             found.append(result)
-            write(found, served)
+            write(found, similarity, served)
     return found
