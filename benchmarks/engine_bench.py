@@ -29,8 +29,8 @@ from music21 import corpus
 
 from rollmatch import TemplateBank, match, read_notes, select_beats
 from rollmatch.backend import array_module, gpu_available
-from rollmatch.engine import resolve_method
 from rollmatch.defaults import STRETCHES
+from rollmatch.engine import resolve_method
 from rollmatch.roll import piano_roll, runs
 
 STEPS = 64
@@ -121,8 +121,10 @@ def main() -> int:
     rest = pool[args.fragments :]
     exemplars = [rest[i % len(rest)] for i in range(args.exemplars)]
     density = np.mean([(piano_roll(f) > 0).sum() / (88 * STEPS) for f in fragments])
-    print(f"case: {len(fragments)} fragments x {len(exemplars)} exemplars, {STEPS} steps, 88 keys, "
-          f"{density:.1%} of cells on, +-{R} semitones, all shifts")
+    print(
+        f"case: {len(fragments)} fragments x {len(exemplars)} exemplars, {STEPS} steps, 88 keys, "
+        f"{density:.1%} of cells on, +-{R} semitones, all shifts"
+    )
 
     # The peers run first: once numba's OpenMP threads have run, other libraries in the same process run
     # about 20% slower (measured), which would flatter the engine.
@@ -141,7 +143,10 @@ def main() -> int:
     methods = ["sparse", "dense"] if resolve_method("auto", np) == "sparse" else ["dense"]
     auto = resolve_method("auto", np)
     rates: dict[tuple[str, str, str], float] = {}  # (method, mode, stretches) -> pairs/s
-    for stretches, name, subset, repeats in (((1.0,), "S=1", exemplars, 3), (STRETCHES, "7 stretches", exemplars[: max(1, args.exemplars // 8)], 1)):
+    for stretches, name, subset, repeats in (
+        ((1.0,), "S=1", exemplars, 3),
+        (STRETCHES, "7 stretches", exemplars[: max(1, args.exemplars // 8)], 1),
+    ):
         for mode in MODES:
             bank = TemplateBank(subset, stretches=stretches, modes=[mode] * len(subset))
             for method in methods:
@@ -176,9 +181,11 @@ def main() -> int:
     fft_length, band, n_t = 128, bank.band, 2 * R + 1
     gemm = (fft_length // 2 + 1) * n_t * band * 8
     ifft = n_t * 2.5 * fft_length * np.log2(fft_length)
-    print(f"\ndense path, work per pair: {gemm / 1e6:.2f} MFLOP in products + {ifft / 1e6:.2f} MFLOP inverse FFT, "
-          f"{n_t * fft_length * 4 / 1e3:.1f} kB per pass over the correlation: "
-          f"{rates['dense', 'near-copy', 'S=1'] * (gemm + ifft) / 1e9:.1f} GFLOP/s at {rates['dense', 'near-copy', 'S=1']:,.0f} pairs/s")
+    print(
+        f"\ndense path, work per pair: {gemm / 1e6:.2f} MFLOP in products + {ifft / 1e6:.2f} MFLOP inverse FFT, "
+        f"{n_t * fft_length * 4 / 1e3:.1f} kB per pass over the correlation: "
+        f"{rates['dense', 'near-copy', 'S=1'] * (gemm + ifft) / 1e9:.1f} GFLOP/s at {rates['dense', 'near-copy', 'S=1']:,.0f} pairs/s"
+    )
 
     # Sparse path, work per pair: the scan is a chain of dependent adds, so its floor is latency, not width.
     work = np.array([sparse_work(fragments[b], exemplars[k]) for b, k in pairs])
@@ -186,14 +193,18 @@ def main() -> int:
     rate = rates.get(("sparse", "near-copy", "S=1"))
     if rate:
         per_core_ns = 2 * 1e9 / rate  # two cores
-        print(f"sparse path, work per pair: {run_pairs:.0f} run pairs (4 writes each) + {cells:.0f} cells scanned "
-              f"(2 dependent adds each); {per_core_ns:,.0f} ns per pair per core = "
-              f"{per_core_ns / cells:.2f} ns per scanned cell, spikes included")
+        print(
+            f"sparse path, work per pair: {run_pairs:.0f} run pairs (4 writes each) + {cells:.0f} cells scanned "
+            f"(2 dependent adds each); {per_core_ns:,.0f} ns per pair per core = "
+            f"{per_core_ns / cells:.2f} ns per scanned cell, spikes included"
+        )
 
     if gpu_available():
         cupy = array_module("gpu")
         for mode in MODES:
-            gpu_bank = TemplateBank(exemplars, stretches=(1.0,), modes=[mode] * len(exemplars), xp=cupy)  # dense path on cupy
+            gpu_bank = TemplateBank(
+                exemplars, stretches=(1.0,), modes=[mode] * len(exemplars), xp=cupy
+            )  # dense path on cupy
             match(fragments[:2], gpu_bank)
             seconds = timed(lambda gpu_bank=gpu_bank: match(fragments, gpu_bank))
             print(f"{f'rollmatch engine, GPU, {mode}, S=1':<46} {len(fragments) * len(exemplars) / seconds:12,.0f}")

@@ -40,13 +40,13 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
+from rollmatch.server.app import BackgroundServer, ServerConfig
 
 from rollmatch import Library, defaults
 from rollmatch.client import Client
 from rollmatch.errors import SearchError
 from rollmatch.generators import Material, load_generator
 from rollmatch.search import PhraseSearch, SearchResult
-from rollmatch.server.app import BackgroundServer, ServerConfig
 
 
 class RecordingClient:
@@ -80,8 +80,12 @@ class Served:
             with BackgroundServer(ServerConfig(port=0, backend="cpu")) as self.background:
                 yield self.background.target
             return
-        process = subprocess.Popen([sys.executable, "-m", "rollmatch", "serve", "--port", "0", "--backend", "cpu", "--grace", "0"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rollmatch", "serve", "--port", "0", "--backend", "cpu", "--grace", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             yield process.stdout.readline().split()[-1]
         finally:
@@ -90,7 +94,9 @@ class Served:
 
     def totals(self) -> tuple[float, int, int]:
         """(engine seconds, fragments, batches) over the server's life, from the last statistics line of its log."""
-        batches, fragments, seconds = re.findall(r"(\d+) batches, (\d+) fragments in all, ([\d.]+) s in the engine", self.log)[-1]
+        batches, fragments, seconds = re.findall(
+            r"(\d+) batches, (\d+) fragments in all, ([\d.]+) s in the engine", self.log
+        )[-1]
         return float(seconds), int(fragments), int(batches)
 
 
@@ -107,8 +113,17 @@ def bench(name: str, client: Client, material: Material, server: Served, args: a
     """One search with generator ``name``; prints its figures and returns the row of the summary table."""
     recording = RecordingClient(client)
     before = engine_counters(server)
-    search = PhraseSearch(recording, load_generator(name), material=material, name=name, bars=args.bars, beam=args.beam,
-                          candidates=args.candidates, seed=args.seed, max_evaluations=args.max_evaluations)
+    search = PhraseSearch(
+        recording,
+        load_generator(name),
+        material=material,
+        name=name,
+        bars=args.bars,
+        beam=args.beam,
+        candidates=args.candidates,
+        seed=args.seed,
+        max_evaluations=args.max_evaluations,
+    )
     began = time.perf_counter()
     try:
         result: SearchResult | None = search.run()
@@ -126,25 +141,42 @@ def bench(name: str, client: Client, material: Material, server: Served, args: a
     total, service = result.seconds, result.scoring_seconds
     report = result.to_dict()
     nearest = [w.verdict.nearest.similarity if w.verdict.nearest else 0.0 for w in result.windows]
-    print(f"\n{name}: {'complete' if result.complete else 'stopped: ' + result.stopped}, {result.bars} bars, "
-          f"{result.good_windows} of {len(result.windows)} windows GOOD; {candidates} candidates scored as {windows} windows, "
-          f"{result.dead_ends} dead ends, {result.backtracks} backtracks")
-    print(f"  through the service: {candidates / service:.1f} candidates/s ({windows / service:.1f} windows/s); "
-          f"end to end: {candidates / total:.1f} candidates/s")
-    print(f"  acceptance: {search.accepted} of {search.scored} scored candidates ({rate:.1%}); per bar of the result "
-          f"{search.proposed / args.bars:.1f} candidates proposed and {result.evaluations / args.bars:.1f} evaluations; "
-          f"rejected: {dict(search.rejected.most_common())}")
-    print("  by transformation (accepted / scored): "
-          + ", ".join(f"{kind} {a['accepted']}/{a['scored']} ({a['accepted'] / a['scored']:.0%})" for kind, a in result.acceptance.items()))
+    print(
+        f"\n{name}: {'complete' if result.complete else 'stopped: ' + result.stopped}, {result.bars} bars, "
+        f"{result.good_windows} of {len(result.windows)} windows GOOD; {candidates} candidates scored as {windows} windows, "
+        f"{result.dead_ends} dead ends, {result.backtracks} backtracks"
+    )
+    print(
+        f"  through the service: {candidates / service:.1f} candidates/s ({windows / service:.1f} windows/s); "
+        f"end to end: {candidates / total:.1f} candidates/s"
+    )
+    print(
+        f"  acceptance: {search.accepted} of {search.scored} scored candidates ({rate:.1%}); per bar of the result "
+        f"{search.proposed / args.bars:.1f} candidates proposed and {result.evaluations / args.bars:.1f} evaluations; "
+        f"rejected: {dict(search.rejected.most_common())}"
+    )
+    print(
+        "  by transformation (accepted / scored): "
+        + ", ".join(
+            f"{kind} {a['accepted']}/{a['scored']} ({a['accepted'] / a['scored']:.0%})"
+            for kind, a in result.acceptance.items()
+        )
+    )
     d = result.diversity
-    print(f"  novelty: nearest exemplar per window highest {max(nearest):.3f}, mean {np.mean(nearest):.3f}; longest copied stretch "
-          f"{report['novelty']['longest_copy_beats']:g} beats")
-    print(f"  diversity: {d['distinct_exemplars']} exemplars, largest share {d['largest_share']:.0%}; pitch-class entropy "
-          f"{d['pitch_class_entropy']['result']:.2f} bits (library {d['pitch_class_entropy']['library']:.2f}), rhythm entropy "
-          f"{d['rhythm_entropy']['result']:.2f} (library {d['rhythm_entropy']['library']:.2f})")
+    print(
+        f"  novelty: nearest exemplar per window highest {max(nearest):.3f}, mean {np.mean(nearest):.3f}; longest copied stretch "
+        f"{report['novelty']['longest_copy_beats']:g} beats"
+    )
+    print(
+        f"  diversity: {d['distinct_exemplars']} exemplars, largest share {d['largest_share']:.0%}; pitch-class entropy "
+        f"{d['pitch_class_entropy']['result']:.2f} bits (library {d['pitch_class_entropy']['library']:.2f}), rhythm entropy "
+        f"{d['rhythm_entropy']['result']:.2f} (library {d['rhythm_entropy']['library']:.2f})"
+    )
     if before and after:
         fragments = after[1] - before[1]
-        engine = (after[0] - before[0]) * windows / fragments  # the engine time also covers the final check: the search's share
+        engine = (
+            (after[0] - before[0]) * windows / fragments
+        )  # the engine time also covers the final check: the search's share
     else:
         engine = float("nan")
     print(f"  wall time {total:.2f} s:")
@@ -153,9 +185,18 @@ def bench(name: str, client: Client, material: Material, server: Served, args: a
     show("  engine", engine, total, "   (the server's own time, from its batch statistics)")
     show("  transport and queueing", service - engine, total)
     show("bookkeeping and final check", total - result.generation_seconds - service, total)
-    row.update({"per_second": candidates / service, "per_bar": result.evaluations / args.bars, "proposed": search.proposed / args.bars, "highest": max(nearest),
-                "mean": float(np.mean(nearest)), "exemplars": d["distinct_exemplars"], "share": d["largest_share"],
-                "copy": report["novelty"]["longest_copy_beats"]})
+    row.update(
+        {
+            "per_second": candidates / service,
+            "per_bar": result.evaluations / args.bars,
+            "proposed": search.proposed / args.bars,
+            "highest": max(nearest),
+            "mean": float(np.mean(nearest)),
+            "exemplars": d["distinct_exemplars"],
+            "share": d["largest_share"],
+            "copy": report["novelty"]["longest_copy_beats"],
+        }
+    )
     return row
 
 
@@ -167,26 +208,36 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=defaults.CANDIDATES_PER_BEAM)
     parser.add_argument("--seed", type=int, default=defaults.SEARCH_SEED)
     parser.add_argument("--max-evaluations", type=int, default=5000, help="each search's budget (default 5000)")
-    parser.add_argument("--subprocess", action="store_true", help="run the server as 'rollmatch serve' in its own process")
+    parser.add_argument(
+        "--subprocess", action="store_true", help="run the server as 'rollmatch serve' in its own process"
+    )
     args = parser.parse_args()
 
     material = Material.from_library(Library.open())
     server = Served(args.subprocess)
-    print(f"search: {args.bars} bars, beam {args.beam}, {args.candidates} candidates per beam, window {defaults.WINDOW_BARS} bars, "
-          f"seed {args.seed}, default library, max_copy {defaults.MAX_COPY}, max_reuse {defaults.MAX_REUSE}; server "
-          f"{'in its own process (engine time not split out)' if args.subprocess else 'in this process'}")
+    print(
+        f"search: {args.bars} bars, beam {args.beam}, {args.candidates} candidates per beam, window {defaults.WINDOW_BARS} bars, "
+        f"seed {args.seed}, default library, max_copy {defaults.MAX_COPY}, max_reuse {defaults.MAX_REUSE}; server "
+        f"{'in its own process (engine time not split out)' if args.subprocess else 'in this process'}"
+    )
     with server.run() as target, Client(target) as client:
         client.score([material.bars[0].notes])  # warm-up: the server builds its template bank
         rows = [bench(name, client, material, server, args) for name in args.generators.split(",")]
     print("\nsummary")
-    print(f"  {'generator':<12} {'complete':>8} {'accepted':>9} {'cand/s':>7} {'prop/bar':>8} {'eval/bar':>9} {'nearest max':>11} {'mean':>6} "
-          f"{'exemplars':>9} {'share':>6} {'copy beats':>10}")
+    print(
+        f"  {'generator':<12} {'complete':>8} {'accepted':>9} {'cand/s':>7} {'prop/bar':>8} {'eval/bar':>9} {'nearest max':>11} {'mean':>6} "
+        f"{'exemplars':>9} {'share':>6} {'copy beats':>10}"
+    )
     for r in rows:
         if "per_bar" in r:
-            print(f"  {r['generator']:<12} {'yes' if r['complete'] else 'no':>8} {r['acceptance']:>9.1%} {r['per_second']:>7.1f} {r['proposed']:>8.1f} "
-                  f"{r['per_bar']:>9.1f} {r['highest']:>11.3f} {r['mean']:>6.3f} {r['exemplars']:>9} {r['share']:>6.0%} {r['copy']:>10g}")
+            print(
+                f"  {r['generator']:<12} {'yes' if r['complete'] else 'no':>8} {r['acceptance']:>9.1%} {r['per_second']:>7.1f} {r['proposed']:>8.1f} "
+                f"{r['per_bar']:>9.1f} {r['highest']:>11.3f} {r['mean']:>6.3f} {r['exemplars']:>9} {r['share']:>6.0%} {r['copy']:>10g}"
+            )
         else:
-            print(f"  {r['generator']:<12} {'no':>8} {r['acceptance']:>9.1%} {r['per_second']:>7.1f}   (gave up: nothing to report)")
+            print(
+                f"  {r['generator']:<12} {'no':>8} {r['acceptance']:>9.1%} {r['per_second']:>7.1f}   (gave up: nothing to report)"
+            )
     return 0
 
 

@@ -23,10 +23,10 @@ import numpy as np
 from music21 import corpus
 
 from rollmatch import Library, Scorer, read_notes, windows
-from rollmatch.defaults import STRETCHES
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.client import fragment_message
+from rollmatch.defaults import STRETCHES
 
 
 def material(count: int) -> list[np.ndarray]:
@@ -81,9 +81,23 @@ def main() -> int:
     raw = len(fragments) / (time.perf_counter() - began)
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "rollmatch", "serve", "--port", "0", "--backend", "cpu",
-         "--batch-max", str(args.batch_max), "--batch-wait-ms", str(args.batch_wait_ms)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "rollmatch",
+            "serve",
+            "--port",
+            "0",
+            "--backend",
+            "cpu",
+            "--batch-max",
+            str(args.batch_max),
+            "--batch-wait-ms",
+            str(args.batch_wait_ms),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     target = server.stdout.readline().split()[-1]
     try:
@@ -97,14 +111,20 @@ def main() -> int:
     count, total = int(lines[-1][1]), int(lines[-1][2])
     ms = np.percentile(np.array(latencies) * 1e3, [50, 99])
     streamed = len(latencies) / elapsed
-    print(f"library: default, {len(scorer.ids)} exemplars x {len(scorer.bank(STRETCHES).stretches)} stretches; "
-          f"fragments: {len(fragments)} eight-beat chorale windows")
-    print(f"load: {args.clients} concurrent streams x {args.requests} requests, {args.in_flight} in flight per stream; "
-          f"batching: max {args.batch_max} fragments / {args.batch_wait_ms:g} ms")
+    print(
+        f"library: default, {len(scorer.ids)} exemplars x {len(scorer.bank(STRETCHES).stretches)} stretches; "
+        f"fragments: {len(fragments)} eight-beat chorale windows"
+    )
+    print(
+        f"load: {args.clients} concurrent streams x {args.requests} requests, {args.in_flight} in flight per stream; "
+        f"batching: max {args.batch_max} fragments / {args.batch_wait_ms:g} ms"
+    )
     print(f"raw engine, one batch in-process:  {raw:8.1f} fragments/s")
     print(f"streamed through the service:      {streamed:8.1f} fragments/s  ({streamed / raw:.0%} of raw)")
     print(f"latency per request: p50 {ms[0]:.0f} ms, p99 {ms[1]:.0f} ms")
-    print(f"server batches (warm-up included): {count} batches, {total / count:.1f} fragments on average, largest {largest}")
+    print(
+        f"server batches (warm-up included): {count} batches, {total / count:.1f} fragments on average, largest {largest}"
+    )
     return 0
 
 

@@ -91,11 +91,14 @@ def labeled_files(path: str | os.PathLike[str]) -> list[tuple[Path, int]]:
             if not folder.is_dir():
                 if kind == "other":
                     continue
-                raise InputError(f"{root}: no {kind}/ folder; a labeled folder holds good/ and bad/ folders of fragments, and optionally other/")
+                raise InputError(
+                    f"{root}: no {kind}/ folder; a labeled folder holds good/ and bad/ folders of fragments, and optionally other/"
+                )
             files += [
                 (file, code)
                 for file in sorted(folder.rglob("*"))
-                if file.is_file() and file.suffix.lower() in FORMATS
+                if file.is_file()
+                and file.suffix.lower() in FORMATS
                 and not any(part.startswith(".") for part in file.relative_to(folder).parts)
             ]
     elif root.is_file():
@@ -214,8 +217,11 @@ class Confusion:
         the set holds none of that kind."""
         if not self.size(kind):
             return None
-        right = {GOOD_KIND: self.counts[GOOD_KIND, GOOD], BAD_KIND: self.counts[BAD_KIND, VETOED],
-                 OTHER_KIND: self.size(OTHER_KIND) - self.counts[OTHER_KIND, GOOD]}[kind]
+        right = {
+            GOOD_KIND: self.counts[GOOD_KIND, GOOD],
+            BAD_KIND: self.counts[BAD_KIND, VETOED],
+            OTHER_KIND: self.size(OTHER_KIND) - self.counts[OTHER_KIND, GOOD],
+        }[kind]
         return int(right) / self.size(kind)
 
     @property
@@ -281,8 +287,10 @@ def _kind_counts(kinds: np.ndarray) -> str:
 
 def _check_kinds(kinds: np.ndarray) -> None:
     if not (kinds == GOOD_KIND).any() or (kinds == GOOD_KIND).all():
-        raise ParameterError(f"choosing thresholds needs fragments labeled good and fragments labeled bad or other; "
-                             f"the labeled set has {_kind_counts(kinds)}")
+        raise ParameterError(
+            f"choosing thresholds needs fragments labeled good and fragments labeled bad or other; "
+            f"the labeled set has {_kind_counts(kinds)}"
+        )
 
 
 def choose_thresholds(
@@ -314,7 +322,11 @@ def choose_thresholds(
         above = np.cumsum(table[::-1], axis=0)[::-1][1:]  # row i: fragments with pg > i
         accepted = np.cumsum(above, axis=1)[:, : len(b_cand)]  # column j: and pb <= j
         vetoed = (pb[rows][None, :] > np.arange(len(b_cand))[:, None]).sum(axis=1)[None, :]  # column j: pb > j
-        right = {GOOD_KIND: accepted, BAD_KIND: np.broadcast_to(vetoed, accepted.shape), OTHER_KIND: rows.sum() - accepted}[kind]
+        right = {
+            GOOD_KIND: accepted,
+            BAD_KIND: np.broadcast_to(vetoed, accepted.shape),
+            OTHER_KIND: rows.sum() - accepted,
+        }[kind]
         shares.append(right / rows.sum())
     objective = np.mean(shares, axis=0)
     optimal = objective >= objective.max() - 1e-12
@@ -390,7 +402,9 @@ def cross_validate(
     counts = tuple(int((kinds == k).sum()) for k in range(len(KINDS)))
     if any(0 < n < folds for n in counts):
         have = ", ".join(f"{n} {kind}" for kind, n in zip(KINDS, counts, strict=True) if n)
-        raise ParameterError(f"folds={folds} needs at least {folds} fragments of each kind labeled; the labeled set has {have}")
+        raise ParameterError(
+            f"folds={folds} needs at least {folds} fragments of each kind labeled; the labeled set has {have}"
+        )
     fold = fold_of(kinds, folds, seed)
     held_out = np.empty(kinds.size, dtype=np.int64)
     fold_thresholds = []
@@ -454,7 +468,9 @@ def calibrate(
     settings = {"transpose_range": transpose_range, "stretches": stretches, "backend": backend}
     in_force = {f.key for f in check_library(library, **settings)}
     good, bad = result.chosen
-    at_chosen = check_library(replace(library, config=replace(config, good_threshold=good, bad_threshold=bad)), **settings)
+    at_chosen = check_library(
+        replace(library, config=replace(config, good_threshold=good, bad_threshold=bad)), **settings
+    )
     return replace(result, new_findings=tuple(f for f in at_chosen if f.key not in in_force))
 
 
@@ -481,8 +497,10 @@ def report_lines(result: Calibration) -> list[str]:
     lines = [
         f"{result.fragments} labeled fragments: {counted}",
         "",
-        (f"{'':<22}{'τ_good':>12}{'τ_bad':>12}{'balanced':>10}{'good GOOD':>11}{'bad VETOED':>12}{'other not GOOD':>16}"
-         f"{'precision':>11}{'good vetoed':>13}"),
+        (
+            f"{'':<22}{'τ_good':>12}{'τ_bad':>12}{'balanced':>10}{'good GOOD':>11}{'bad VETOED':>12}{'other not GOOD':>16}"
+            f"{'precision':>11}{'good vetoed':>13}"
+        ),
     ]
     for name, tau_good, tau_bad, c in rows:
         lines.append(
@@ -494,7 +512,12 @@ def report_lines(result: Calibration) -> list[str]:
     for name, _, _, c in rows:
         for r, k in enumerate(present):
             lines.append(f"{name if r == 0 else '':<22}{KINDS[k]:<9}" + "".join(f"{int(n):>11}" for n in c.counts[k]))
-    lines += ["", ("good should be GOOD, bad VETOED and other anything but GOOD; 'balanced' is the mean of those "
-                   "shares, the objective. The after row judges each fragment with thresholds chosen without it; the "
-                   "last row's figures come from the data the thresholds were chosen on.")]
+    lines += [
+        "",
+        (
+            "good should be GOOD, bad VETOED and other anything but GOOD; 'balanced' is the mean of those "
+            "shares, the objective. The after row judges each fragment with thresholds chosen without it; the "
+            "last row's figures come from the data the thresholds were chosen on."
+        ),
+    ]
     return lines

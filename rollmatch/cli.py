@@ -10,9 +10,9 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, defaults
@@ -75,27 +75,59 @@ def build_parser() -> argparse.ArgumentParser:
     _add_judging_options(score)
     score.add_argument("--server", metavar="HOST:PORT", help="score through a running rollmatch server")
     score.add_argument("--tls-ca", metavar="PEM", help="with --server: trust this certificate for TLS")
-    score.add_argument("--png", metavar="OUT.png", help="with --window and one file: draw the window scores under its piano roll")
+    score.add_argument(
+        "--png", metavar="OUT.png", help="with --window and one file: draw the window scores under its piano roll"
+    )
     _add_beats_per_bar(score)
     score.set_defaults(handler=_score)
 
     serve = commands.add_parser("serve", help="serve scoring and curation over gRPC")
     serve.add_argument("--library", metavar="DIR", help="exemplar library (default: the shipped exemplars/)")
-    serve.add_argument("--host", default=defaults.SERVER_HOST, help=f"address to listen on (default {defaults.SERVER_HOST})")
-    serve.add_argument("--port", type=int, default=defaults.SERVER_PORT, help=f"port, 0 for any free one (default {defaults.SERVER_PORT})")
-    serve.add_argument("--curator-token", default=os.environ.get(defaults.CURATOR_TOKEN_ENV),
-                       help=f"token for the curation calls (default ${defaults.CURATOR_TOKEN_ENV}; none disables them)")
+    serve.add_argument(
+        "--host", default=defaults.SERVER_HOST, help=f"address to listen on (default {defaults.SERVER_HOST})"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=defaults.SERVER_PORT,
+        help=f"port, 0 for any free one (default {defaults.SERVER_PORT})",
+    )
+    serve.add_argument(
+        "--curator-token",
+        default=os.environ.get(defaults.CURATOR_TOKEN_ENV),
+        help=f"token for the curation calls (default ${defaults.CURATOR_TOKEN_ENV}; none disables them)",
+    )
     serve.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
     serve.add_argument("--tls-key", metavar="PEM", help="and this private key")
-    serve.add_argument("--batch-max", type=int, default=defaults.BATCH_MAX_FRAGMENTS, metavar="N",
-                       help=f"close a batch at N fragments (default {defaults.BATCH_MAX_FRAGMENTS})")
-    serve.add_argument("--batch-wait-ms", type=float, default=defaults.BATCH_MAX_WAIT_MS, metavar="MS",
-                       help=f"or MS milliseconds after its first request (default {defaults.BATCH_MAX_WAIT_MS:g})")
-    serve.add_argument("--grace", type=float, default=defaults.SHUTDOWN_GRACE_S, metavar="SECONDS",
-                       help=f"time calls in flight get after SIGTERM (default {defaults.SHUTDOWN_GRACE_S:g})")
+    serve.add_argument(
+        "--batch-max",
+        type=int,
+        default=defaults.BATCH_MAX_FRAGMENTS,
+        metavar="N",
+        help=f"close a batch at N fragments (default {defaults.BATCH_MAX_FRAGMENTS})",
+    )
+    serve.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=defaults.BATCH_MAX_WAIT_MS,
+        metavar="MS",
+        help=f"or MS milliseconds after its first request (default {defaults.BATCH_MAX_WAIT_MS:g})",
+    )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=defaults.SHUTDOWN_GRACE_S,
+        metavar="SECONDS",
+        help=f"time calls in flight get after SIGTERM (default {defaults.SHUTDOWN_GRACE_S:g})",
+    )
     serve.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
-    serve.add_argument("--library-poll", type=float, default=defaults.LIBRARY_POLL_S, metavar="SECONDS",
-                       help=f"check the library for changes by other writers this often; 0: never (default {defaults.LIBRARY_POLL_S:g})")
+    serve.add_argument(
+        "--library-poll",
+        type=float,
+        default=defaults.LIBRARY_POLL_S,
+        metavar="SECONDS",
+        help=f"check the library for changes by other writers this often; 0: never (default {defaults.LIBRARY_POLL_S:g})",
+    )
     serve.set_defaults(handler=_serve)
 
     library = commands.add_parser("library", help="create and curate exemplar libraries")
@@ -107,14 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     add = actions.add_parser("add", help="add files (or parts of them) as exemplars, each its own")
     add.add_argument("dir", metavar="DIR")
-    add.add_argument("files", nargs="+", metavar="FILE|FOLDER",
-                     help=f"music files; a folder adds the files directly inside it ({' '.join(sorted(FORMATS))})")
+    add.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE|FOLDER",
+        help=f"music files; a folder adds the files directly inside it ({' '.join(sorted(FORMATS))})",
+    )
     add.add_argument("--label", required=True, choices=("good", "bad"))
     add.add_argument("--id", help="exemplar id, with one file only (default: from the file name)")
     add.add_argument("--start", type=float, metavar="BEAT", help="first beat to take")
     add.add_argument("--end", type=float, metavar="BEAT", help="beat to stop before")
-    add.add_argument("--bars", type=_bar_range, metavar="A-B",
-                     help="take bars A to B (or bar A), counted from 1, a pickup being bar 0; instead of --start/--end")
+    add.add_argument(
+        "--bars",
+        type=_bar_range,
+        metavar="A-B",
+        help="take bars A to B (or bar A), counted from 1, a pickup being bar 0; instead of --start/--end",
+    )
     add.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     add.add_argument("--threshold", type=float, help="this exemplar's own similarity threshold")
     _add_mode(add)
@@ -150,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     thresholds.add_argument("dir", metavar="DIR")
     thresholds.add_argument("--good", type=float, metavar="X", help="new good threshold")
     thresholds.add_argument("--bad", type=float, metavar="Y", help="new bad threshold")
-    thresholds.add_argument("--min-coverage", type=float, metavar="C",
-                            help="new share of a fragment a good match must cover for GOOD, 0-1")
+    thresholds.add_argument(
+        "--min-coverage", type=float, metavar="C", help="new share of a fragment a good match must cover for GOOD, 0-1"
+    )
     thresholds.set_defaults(handler=_library_thresholds)
 
     check = actions.add_parser("check", help="lint a library: broken files, veto conflicts, near duplicates, ...")
@@ -161,10 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = actions.add_parser("calibrate", help="choose the thresholds from labeled fragments by cross-validation")
     calibrate.add_argument("dir", metavar="DIR")
-    calibrate.add_argument("labeled", metavar="LABELED",
-                           help="a folder with good/, bad/ and optionally other/ folders, or a CSV of file,label (good, bad or other)")
-    calibrate.add_argument("--folds", type=int, default=defaults.CALIBRATION_FOLDS, metavar="K",
-                           help=f"cross-validation folds (default {defaults.CALIBRATION_FOLDS})")
+    calibrate.add_argument(
+        "labeled",
+        metavar="LABELED",
+        help="a folder with good/, bad/ and optionally other/ folders, or a CSV of file,label (good, bad or other)",
+    )
+    calibrate.add_argument(
+        "--folds",
+        type=int,
+        default=defaults.CALIBRATION_FOLDS,
+        metavar="K",
+        help=f"cross-validation folds (default {defaults.CALIBRATION_FOLDS})",
+    )
     calibrate.add_argument("--write", action="store_true", help="write the chosen thresholds to the manifest")
     calibrate.set_defaults(handler=_library_calibrate)
 
@@ -175,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_beats_per_bar(show)
     show.set_defaults(handler=_library_show)
 
-    report = actions.add_parser("report", help="write one self-contained HTML page showing every exemplar and the lint findings")
+    report = actions.add_parser(
+        "report", help="write one self-contained HTML page showing every exemplar and the lint findings"
+    )
     report.add_argument("dir", metavar="DIR")
     report.add_argument("-o", "--output", required=True, metavar="OUT.html", help="the HTML file to write")
     _add_beats_per_bar(report)
@@ -185,80 +236,204 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("fragment", metavar="FRAGMENT", help="MIDI, MusicXML, kern, ABC or JSON note list")
     explain.add_argument("--library", metavar="DIR", help="exemplar library (default: the shipped exemplars/)")
     _add_judging_options(explain)
-    explain.add_argument("--png", metavar="OUT.png", help="draw the fragment with its best good and best bad exemplar laid over it")
+    explain.add_argument(
+        "--png", metavar="OUT.png", help="draw the fragment with its best good and best bad exemplar laid over it"
+    )
     _add_beats_per_bar(explain)
     explain.set_defaults(handler=_explain)
 
-    search = commands.add_parser("search", help="grow a phrase bar by bar, every window GOOD, scored through the service")
-    search.add_argument("-o", "--output", required=True, metavar="FILE.mid|FILE.musicxml",
-                        help="MIDI or MusicXML file to write (MusicXML gets the MIDI file beside it); the JSON report goes beside it")
-    search.add_argument("--bars", type=int, default=defaults.SEARCH_BARS, metavar="N",
-                        help=f"length of the result in bars, the start included (default {defaults.SEARCH_BARS})")
-    search.add_argument("--server", metavar="HOST:PORT", help="score through this server (default: a local one for the run)")
+    search = commands.add_parser(
+        "search", help="grow a phrase bar by bar, every window GOOD, scored through the service"
+    )
+    search.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE.mid|FILE.musicxml",
+        help="MIDI or MusicXML file to write (MusicXML gets the MIDI file beside it); the JSON report goes beside it",
+    )
+    search.add_argument(
+        "--bars",
+        type=int,
+        default=defaults.SEARCH_BARS,
+        metavar="N",
+        help=f"length of the result in bars, the start included (default {defaults.SEARCH_BARS})",
+    )
+    search.add_argument(
+        "--server", metavar="HOST:PORT", help="score through this server (default: a local one for the run)"
+    )
     search.add_argument("--tls-ca", metavar="PEM", help="with --server: trust this certificate for TLS")
-    search.add_argument("--library", metavar="DIR",
-                        help="library the generator draws on, and the local server scores with (default: the shipped exemplars/)")
-    search.add_argument("--generator", default=defaults.GENERATOR, metavar="NAME|MODULE:FUNCTION",
-                        help=f"variation, markov, random-walk, module:function or file.py:function (default {defaults.GENERATOR})")
-    search.add_argument("--beam", type=int, default=defaults.BEAM_WIDTH, metavar="B",
-                        help=f"partial phrases kept after each bar (default {defaults.BEAM_WIDTH})")
-    search.add_argument("--candidates", type=int, default=defaults.CANDIDATES_PER_BEAM, metavar="M",
-                        help=f"candidate bars asked for per beam (default {defaults.CANDIDATES_PER_BEAM})")
-    search.add_argument("--seed", type=int, default=defaults.SEARCH_SEED, metavar="S",
-                        help=f"random seed; the same seed gives the same result (default {defaults.SEARCH_SEED})")
-    search.add_argument("--start", metavar="FILE", help="continue this piece (any input format); its bars count toward --bars")
-    search.add_argument("--regenerate", metavar="BARS", help="with --start: replace these bars of it (from 1, e.g. 5-6), keeping the rest")
-    search.add_argument("--max-copy", type=float, default=defaults.MAX_COPY, metavar="X",
-                        help=f"no window may match one good exemplar at X or more; 1 turns the ceiling off (default {defaults.MAX_COPY:g})")
-    search.add_argument("--max-copy-beats", type=float, default=defaults.MAX_COPY_BEATS, metavar="B",
-                        help="no stretch longer than B beats may match one good exemplar at --max-copy or more (default: off)")
-    search.add_argument("--max-reuse", type=float, default=defaults.MAX_REUSE, metavar="F",
-                        help=f"no good exemplar may explain more than this share of the windows (default {defaults.MAX_REUSE:g})")
-    search.add_argument("--results", type=int, default=defaults.SEARCH_RESULTS, metavar="N",
-                        help=f"distinct results to write: OUT, OUT-2, ... (default {defaults.SEARCH_RESULTS})")
-    search.add_argument("--range", metavar="LO-HI", help="register every bar stays in, e.g. C2-A5 or 36-81 (default: the library's)")
-    search.add_argument("--key", metavar="KEY", help="key every bar keeps, e.g. 'G major' or 'e minor' (default: the --start's, else none)")
-    search.add_argument("--tempo", type=float, default=defaults.MIDI_TEMPO_BPM, metavar="BPM",
-                        help=f"tempo written to the MIDI and MusicXML files (default {defaults.MIDI_TEMPO_BPM:g})")
-    search.add_argument("--form", metavar="LETTERS", help="sections such as AABA: a repeated letter reuses or varies its section")
-    search.add_argument("--window-bars", type=int, default=defaults.WINDOW_BARS, metavar="W",
-                        help=f"bars in each window that must be GOOD (default {defaults.WINDOW_BARS})")
-    search.add_argument("--min-coverage", type=float, metavar="C",
-                        help="share of each window a good match must cover (default: the library's)")
-    search.add_argument("--beats-per-bar", type=int, default=defaults.BEATS_PER_BAR, metavar="N",
-                        help=f"quarter-note beats per bar (default {defaults.BEATS_PER_BAR})")
-    search.add_argument("--max-evaluations", type=int, default=defaults.SEARCH_MAX_EVALUATIONS, metavar="N",
-                        help=f"stop after scoring this many windows (default {defaults.SEARCH_MAX_EVALUATIONS})")
-    search.add_argument("--max-seconds", type=float, default=defaults.SEARCH_MAX_SECONDS, metavar="S",
-                        help=f"stop after this long (default {defaults.SEARCH_MAX_SECONDS:g})")
-    search.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="the local server's array backend (default auto)")
+    search.add_argument(
+        "--library",
+        metavar="DIR",
+        help="library the generator draws on, and the local server scores with (default: the shipped exemplars/)",
+    )
+    search.add_argument(
+        "--generator",
+        default=defaults.GENERATOR,
+        metavar="NAME|MODULE:FUNCTION",
+        help=f"variation, markov, random-walk, module:function or file.py:function (default {defaults.GENERATOR})",
+    )
+    search.add_argument(
+        "--beam",
+        type=int,
+        default=defaults.BEAM_WIDTH,
+        metavar="B",
+        help=f"partial phrases kept after each bar (default {defaults.BEAM_WIDTH})",
+    )
+    search.add_argument(
+        "--candidates",
+        type=int,
+        default=defaults.CANDIDATES_PER_BEAM,
+        metavar="M",
+        help=f"candidate bars asked for per beam (default {defaults.CANDIDATES_PER_BEAM})",
+    )
+    search.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.SEARCH_SEED,
+        metavar="S",
+        help=f"random seed; the same seed gives the same result (default {defaults.SEARCH_SEED})",
+    )
+    search.add_argument(
+        "--start", metavar="FILE", help="continue this piece (any input format); its bars count toward --bars"
+    )
+    search.add_argument(
+        "--regenerate",
+        metavar="BARS",
+        help="with --start: replace these bars of it (from 1, e.g. 5-6), keeping the rest",
+    )
+    search.add_argument(
+        "--max-copy",
+        type=float,
+        default=defaults.MAX_COPY,
+        metavar="X",
+        help=f"no window may match one good exemplar at X or more; 1 turns the ceiling off (default {defaults.MAX_COPY:g})",
+    )
+    search.add_argument(
+        "--max-copy-beats",
+        type=float,
+        default=defaults.MAX_COPY_BEATS,
+        metavar="B",
+        help="no stretch longer than B beats may match one good exemplar at --max-copy or more (default: off)",
+    )
+    search.add_argument(
+        "--max-reuse",
+        type=float,
+        default=defaults.MAX_REUSE,
+        metavar="F",
+        help=f"no good exemplar may explain more than this share of the windows (default {defaults.MAX_REUSE:g})",
+    )
+    search.add_argument(
+        "--results",
+        type=int,
+        default=defaults.SEARCH_RESULTS,
+        metavar="N",
+        help=f"distinct results to write: OUT, OUT-2, ... (default {defaults.SEARCH_RESULTS})",
+    )
+    search.add_argument(
+        "--range", metavar="LO-HI", help="register every bar stays in, e.g. C2-A5 or 36-81 (default: the library's)"
+    )
+    search.add_argument(
+        "--key",
+        metavar="KEY",
+        help="key every bar keeps, e.g. 'G major' or 'e minor' (default: the --start's, else none)",
+    )
+    search.add_argument(
+        "--tempo",
+        type=float,
+        default=defaults.MIDI_TEMPO_BPM,
+        metavar="BPM",
+        help=f"tempo written to the MIDI and MusicXML files (default {defaults.MIDI_TEMPO_BPM:g})",
+    )
+    search.add_argument(
+        "--form", metavar="LETTERS", help="sections such as AABA: a repeated letter reuses or varies its section"
+    )
+    search.add_argument(
+        "--window-bars",
+        type=int,
+        default=defaults.WINDOW_BARS,
+        metavar="W",
+        help=f"bars in each window that must be GOOD (default {defaults.WINDOW_BARS})",
+    )
+    search.add_argument(
+        "--min-coverage",
+        type=float,
+        metavar="C",
+        help="share of each window a good match must cover (default: the library's)",
+    )
+    search.add_argument(
+        "--beats-per-bar",
+        type=int,
+        default=defaults.BEATS_PER_BAR,
+        metavar="N",
+        help=f"quarter-note beats per bar (default {defaults.BEATS_PER_BAR})",
+    )
+    search.add_argument(
+        "--max-evaluations",
+        type=int,
+        default=defaults.SEARCH_MAX_EVALUATIONS,
+        metavar="N",
+        help=f"stop after scoring this many windows (default {defaults.SEARCH_MAX_EVALUATIONS})",
+    )
+    search.add_argument(
+        "--max-seconds",
+        type=float,
+        default=defaults.SEARCH_MAX_SECONDS,
+        metavar="S",
+        help=f"stop after this long (default {defaults.SEARCH_MAX_SECONDS:g})",
+    )
+    search.add_argument(
+        "--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="the local server's array backend (default auto)"
+    )
     search.set_defaults(handler=_search)
     return parser
 
 
 def _add_judging_options(parser: argparse.ArgumentParser) -> None:
     """The options that decide a verdict, shared by the commands that judge fragments."""
-    parser.add_argument("--transpose", type=int, default=defaults.TRANSPOSE_RANGE, metavar="R",
-                        help=f"search transpositions -R..+R semitones (default {defaults.TRANSPOSE_RANGE})")
-    parser.add_argument("--stretches", type=_stretch_list, default=defaults.STRETCHES, metavar="LIST",
-                        help="time-stretch factors, e.g. 1/2,1,2 (default 1/2,2/3,3/4,1,4/3,3/2,2)")
+    parser.add_argument(
+        "--transpose",
+        type=int,
+        default=defaults.TRANSPOSE_RANGE,
+        metavar="R",
+        help=f"search transpositions -R..+R semitones (default {defaults.TRANSPOSE_RANGE})",
+    )
+    parser.add_argument(
+        "--stretches",
+        type=_stretch_list,
+        default=defaults.STRETCHES,
+        metavar="LIST",
+        help="time-stretch factors, e.g. 1/2,1,2 (default 1/2,2/3,3/4,1,4/3,3/2,2)",
+    )
     parser.add_argument("--good-threshold", type=float, metavar="X", help="replace the library's good threshold")
     parser.add_argument("--bad-threshold", type=float, metavar="Y", help="replace the library's bad threshold")
-    parser.add_argument("--min-coverage", type=float, metavar="C",
-                        help="replace the library's share of a fragment a good match must cover for GOOD, 0-1")
+    parser.add_argument(
+        "--min-coverage",
+        type=float,
+        metavar="C",
+        help="replace the library's share of a fragment a good match must cover for GOOD, 0-1",
+    )
     parser.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
 
 
 def _add_mode(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=[m.value for m in Mode],
-                        help="near-copy: a close copy in texture and register; contains: its notes are present, "
-                             "others may sound around them (default: the library's)")
+    parser.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        help="near-copy: a close copy in texture and register; contains: its notes are present, "
+        "others may sound around them (default: the library's)",
+    )
 
 
 def _add_beats_per_bar(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--beats-per-bar", type=float, metavar="B",
-                        help=f"draw bar lines every B beats (default: the file's time signatures, else {defaults.BEATS_PER_BAR:g})")
+    parser.add_argument(
+        "--beats-per-bar",
+        type=float,
+        metavar="B",
+        help=f"draw bar lines every B beats (default: the file's time signatures, else {defaults.BEATS_PER_BAR:g})",
+    )
 
 
 # --- handlers: one library call each, then print ----------------------------------------------------
@@ -299,9 +474,15 @@ def _score(args: argparse.Namespace) -> int:
     print(f"rollmatch: scored with the {scorer.engine} ({scored} result{'' if scored == 1 else 's'})", file=sys.stderr)
     if args.png is not None and not failed:
         good, bad = scorer.label_thresholds(good_threshold=args.good_threshold, bad_threshold=args.bad_threshold)
-        picture = timeline_file(args.files[0], results, good_threshold=good, bad_threshold=bad,
-                                min_coverage=scorer.min_coverage(args.min_coverage), tracks=args.track,
-                                beats_per_bar=args.beats_per_bar)
+        picture = timeline_file(
+            args.files[0],
+            results,
+            good_threshold=good,
+            bad_threshold=bad,
+            min_coverage=scorer.min_coverage(args.min_coverage),
+            tracks=args.track,
+            beats_per_bar=args.beats_per_bar,
+        )
         _write_picture(args.png, picture, "the window timeline")
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -340,7 +521,9 @@ def _library_init(args: argparse.Namespace) -> int:
 def _library_add(args: argparse.Namespace) -> int:
     files = music_files(args.files)
     if args.id is not None and len(files) > 1:
-        raise ParameterError(f"--id names one exemplar, but {len(files)} files were given; leave it out to take ids from the file names")
+        raise ParameterError(
+            f"--id names one exemplar, but {len(files)} files were given; leave it out to take ids from the file names"
+        )
     before = Library.open(args.dir)
     library = before.add_many(
         files,
@@ -379,7 +562,9 @@ def _library_list(args: argparse.Namespace) -> int:
     for e in library.exemplars:
         beats = e.beat_range
         extra = f"  threshold {e.threshold:g}" if e.threshold is not None else ""
-        print(f"  {e.id:<28} {e.label.value:<4}  {library.mode_of(e).value:<9}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}")
+        print(
+            f"  {e.id:<28} {e.label.value:<4}  {library.mode_of(e).value:<9}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}"
+        )
     return EXIT_OK
 
 
@@ -415,7 +600,11 @@ def _library_check(args: argparse.Namespace) -> int:
         print(json.dumps(finding.to_dict()) if args.json else f"{finding.code}: {finding.message}")
     if not args.json:
         count = len(findings)
-        print(f"{args.dir}: {count} problem{'' if count == 1 else 's'} found" if count else f"{args.dir}: no problems found")
+        print(
+            f"{args.dir}: {count} problem{'' if count == 1 else 's'} found"
+            if count
+            else f"{args.dir}: no problems found"
+        )
     return EXIT_FAILED if findings else EXIT_OK
 
 
@@ -430,8 +619,10 @@ def _library_calibrate(args: argparse.Namespace) -> int:
         print(f"rollmatch: warning: at the chosen thresholds: {finding.code}: {finding.message}", file=sys.stderr)
     if result.new_findings:
         count = len(result.new_findings)
-        print(f"not written: {chosen} would give {count} library check finding{'' if count == 1 else 's'} that the "
-              f"thresholds in force do not (listed above); 'rollmatch library thresholds' sets them by hand")
+        print(
+            f"not written: {chosen} would give {count} library check finding{'' if count == 1 else 's'} that the "
+            f"thresholds in force do not (listed above); 'rollmatch library thresholds' sets them by hand"
+        )
         return EXIT_FAILED if args.write else EXIT_OK
     if args.write:
         library = library.set_thresholds(good=good, bad=bad)
@@ -456,7 +647,9 @@ def _library_report(args: argparse.Namespace) -> int:
     _progress("")
     write_output(args.output, page.encode("utf-8"))
     count = len(library.exemplars)
-    print(f"wrote {args.output}: {count} exemplar{'' if count == 1 else 's'}, {len(findings)} finding{'' if len(findings) == 1 else 's'}")
+    print(
+        f"wrote {args.output}: {count} exemplar{'' if count == 1 else 's'}, {len(findings)} finding{'' if len(findings) == 1 else 's'}"
+    )
     return EXIT_OK
 
 
@@ -519,14 +712,21 @@ def _search(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for result, path in zip(results, result_paths(Path(args.output), len(results)), strict=True):
         novelty = result.to_dict()["novelty"]
-        print(f"wrote {path} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD; nearest exemplar "
-              f"{1 - novelty['lowest']:.3f} at most, {result.diversity['distinct_exemplars']} exemplars) and {report_path(path)}; "
-              f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, {result.seconds:.1f} s")
+        print(
+            f"wrote {path} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD; nearest exemplar "
+            f"{1 - novelty['lowest']:.3f} at most, {result.diversity['distinct_exemplars']} exemplars) and {report_path(path)}; "
+            f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, {result.seconds:.1f} s"
+        )
         if not result.complete:
-            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(result.rejected.items(), key=lambda item: -item[1])[:3])
-            print(f"rollmatch: error: the {result.stopped} ran out at {result.bars} of {result.settings['bars']} bars; "
-                  f"{path} holds the best phrase found so far, its last windows not all judged; candidates were rejected most "
-                  f"often as {reasons or 'nothing'}", file=sys.stderr)
+            reasons = ", ".join(
+                f"{count} {reason}" for reason, count in sorted(result.rejected.items(), key=lambda item: -item[1])[:3]
+            )
+            print(
+                f"rollmatch: error: the {result.stopped} ran out at {result.bars} of {result.settings['bars']} bars; "
+                f"{path} holds the best phrase found so far, its last windows not all judged; candidates were rejected most "
+                f"often as {reasons or 'nothing'}",
+                file=sys.stderr,
+            )
             status = EXIT_FAILED
     return status
 
@@ -547,15 +747,19 @@ def _print_added(before: Library, after: Library) -> None:
 
 def _settings_text(library: Library) -> str:
     config = library.config
-    return (f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}, "
-            f"min coverage {config.min_coverage:g}, mode {config.mode.value}")
+    return (
+        f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}, "
+        f"min coverage {config.min_coverage:g}, mode {config.mode.value}"
+    )
 
 
 def _match_text(match: Match | None) -> str:
     if match is None:
         return "-"
-    return (f"{match.exemplar} {match.similarity:.3f} (t{match.transpose:+d}, "
-            f"beat {match.shift_beats:g}, x{fraction_text(match.stretch)}, covers {percent_text(match.coverage)})")
+    return (
+        f"{match.exemplar} {match.similarity:.3f} (t{match.transpose:+d}, "
+        f"beat {match.shift_beats:g}, x{fraction_text(match.stretch)}, covers {percent_text(match.coverage)})"
+    )
 
 
 def _score_line(result: FileResult) -> str:
@@ -596,5 +800,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: still one line, with a way to see more
         if os.environ.get("ROLLMATCH_DEBUG"):
             raise
-        print(f"rollmatch: internal error: {type(error).__name__}: {error} (set ROLLMATCH_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"rollmatch: internal error: {type(error).__name__}: {error} (set ROLLMATCH_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL

@@ -103,7 +103,9 @@ def options_message(
 
 
 def _match(message: pb.Match) -> Match:
-    return Match(message.exemplar, message.similarity, message.transpose, message.shift_beats, message.stretch, message.coverage)
+    return Match(
+        message.exemplar, message.similarity, message.transpose, message.shift_beats, message.stretch, message.coverage
+    )
 
 
 def verdict_from_message(result: pb.Result) -> Verdict:
@@ -133,7 +135,9 @@ def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
-def _requests(fragments: Sequence[Fragment], origins: Sequence[float] | None, options: pb.ScoreOptions) -> Iterator[pb.ScoreRequest]:
+def _requests(
+    fragments: Sequence[Fragment], origins: Sequence[float] | None, options: pb.ScoreOptions
+) -> Iterator[pb.ScoreRequest]:
     """Requests of at most MAX_FRAGMENTS_PER_REQUEST fragments each."""
     origins = origins if origins is not None else [0.0] * len(fragments)
     step = defaults.MAX_FRAGMENTS_PER_REQUEST
@@ -214,7 +218,9 @@ class Client(_Connection):
         except grpc.RpcError as exc:
             raise _rpc_error(exc) from None
 
-    def score(self, fragments: Sequence[Fragment], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
+    def score(
+        self, fragments: Sequence[Fragment], *, origin_beats: Sequence[float] | None = None, **options: Any
+    ) -> list[Verdict]:
         """Verdicts for ``fragments``; ``options`` as for :meth:`rollmatch.Scorer.score`."""
         message = options_message(**options)
         return [
@@ -294,7 +300,9 @@ class AsyncClient(_Connection):
         except grpc.RpcError as exc:
             raise _rpc_error(exc) from None
 
-    async def score(self, fragments: Sequence[Fragment], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
+    async def score(
+        self, fragments: Sequence[Fragment], *, origin_beats: Sequence[float] | None = None, **options: Any
+    ) -> list[Verdict]:
         message = options_message(**options)
         out: list[Verdict] = []
         for request in _requests(fragments, origin_beats, message):
@@ -319,7 +327,9 @@ class AsyncClient(_Connection):
             source = batches if hasattr(batches, "__aiter__") else _aiter(batches)
             async for batch in source:
                 await slots.acquire()
-                yield pb.ScoreStreamRequest(id=str(next(counter)), fragments=[fragment_message(f) for f in batch], options=message)
+                yield pb.ScoreStreamRequest(
+                    id=str(next(counter)), fragments=[fragment_message(f) for f in batch], options=message
+                )
 
         call = self._stub.ScoreStream(requests(), timeout=self.timeout, metadata=self._metadata)
         try:
@@ -362,10 +372,14 @@ class RemoteScorer:
         self.backend = "remote"
         self.engine = "server's engine"  # "scored with the server's engine"
 
-    def score(self, fragments: Sequence[np.ndarray], *, origin_beats: Sequence[float] | None = None, **options: Any) -> list[Verdict]:
+    def score(
+        self, fragments: Sequence[np.ndarray], *, origin_beats: Sequence[float] | None = None, **options: Any
+    ) -> list[Verdict]:
         return self.client.score(fragments, origin_beats=origin_beats, **options)
 
-    def label_thresholds(self, *, good_threshold: float | None = None, bad_threshold: float | None = None) -> tuple[float, float]:
+    def label_thresholds(
+        self, *, good_threshold: float | None = None, bad_threshold: float | None = None
+    ) -> tuple[float, float]:
         """The good and bad thresholds in force for exemplars without their own: the given ones, else the server's."""
         if good_threshold is None or bad_threshold is None:
             served = self.client.library().thresholds

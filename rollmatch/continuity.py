@@ -52,7 +52,9 @@ def parse_key(text: str) -> Key:
     if not found:
         raise ParameterError(f"key={text!r} is not a key; give e.g. 'G major', 'e minor' or 'Bb'")
     letter, accidental, mode = found.groups()
-    tonic = (_LETTERS[letter.upper()] + {"#": 1, "sharp": 1, "b": -1, "-": -1, "flat": -1}.get((accidental or "").lower(), 0)) % 12
+    tonic = (
+        _LETTERS[letter.upper()] + {"#": 1, "sharp": 1, "b": -1, "-": -1, "flat": -1}.get((accidental or "").lower(), 0)
+    ) % 12
     minor = mode in ("minor", "min", "m") if mode else letter.islower()  # M is major, m minor, as in chord symbols
     return Key(tonic, minor)
 
@@ -120,8 +122,13 @@ class Continuity:
         number(self.out_of_key, "out_of_key", at_least=0, at_most=1)
 
     def to_dict(self) -> dict[str, object]:
-        return {"range": f"{pitch_name(self.low)}-{pitch_name(self.high)}", "max_leap": self.max_leap,
-                "key": self.key.name if self.key else None, "out_of_key": self.out_of_key, "polyphonic": self.polyphonic}
+        return {
+            "range": f"{pitch_name(self.low)}-{pitch_name(self.high)}",
+            "max_leap": self.max_leap,
+            "key": self.key.name if self.key else None,
+            "out_of_key": self.out_of_key,
+            "polyphonic": self.polyphonic,
+        }
 
 
 def fault(
@@ -163,7 +170,10 @@ def degenerate(notes: np.ndarray, *, polyphonic: bool) -> str | None:
         return None
     if np.unique(notes["pitch"]).size == 1:
         return "one held note" if notes.size == 1 else "one repeated note"
-    sets = {frozenset(notes["pitch"][(notes["start"] <= t) & (notes["end"] > t)].tolist()) for t in np.unique(notes["start"])}
+    sets = {
+        frozenset(notes["pitch"][(notes["start"] <= t) & (notes["end"] > t)].tolist())
+        for t in np.unique(notes["start"])
+    }
     if len(sets) == 1:
         return "one chord, held or repeated"
     if polyphonic and max(len(s) for s in sets) == 1:
@@ -175,6 +185,7 @@ def bar_line_leap(previous: np.ndarray, previous_voices: np.ndarray, bar: np.nda
     """The largest leap (semitones) from a voice's last note in ``previous`` to its first note in ``bar``. Voices
     pair by number when both bars have the same ones; otherwise (a voice rests, or the numbers were inferred
     bar by bar) by rank, the top voice with the top voice and the bottom with the bottom."""
+
     def ends(notes: np.ndarray, numbers: np.ndarray, last: bool) -> list[tuple[float, int]]:
         """(mean pitch, the voice's last or first pitch) per voice, highest voice first."""
         out = []

@@ -46,7 +46,10 @@ def diversity(notes: np.ndarray, explained: Sequence[str | None], library: Seque
         "reuse": dict(sorted(reuse.items(), key=lambda item: (-item[1], item[0]))),
         "reuse_histogram": {str(k): v for k, v in sorted(Counter(reuse.values()).items())},
         "largest_share": round(max(reuse.values()) / len(explained), 4) if reuse else 0.0,
-        "pitch_class_entropy": {"result": round(pitch_class_entropy(notes), 3), "library": round(pitch_class_entropy(pooled), 3)},
+        "pitch_class_entropy": {
+            "result": round(pitch_class_entropy(notes), 3),
+            "library": round(pitch_class_entropy(pooled), 3),
+        },
         "rhythm_entropy": {"result": round(rhythm_entropy(notes), 3), "library": round(rhythm_entropy(pooled), 3)},
     }
 

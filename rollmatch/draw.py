@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import defaults
-from .readers import Bars, regular_bars
 from .notes import pitch_name
+from .readers import Bars, regular_bars
 from .verdict import Label, Match, Outcome, fraction_text, percent_pair, percent_text
 
 if TYPE_CHECKING:
@@ -134,13 +134,20 @@ def explanation_picture(explanation: Explanation) -> Picture:
     from matplotlib.patches import Patch  # noqa: PLC0415
 
     handles = [Patch(facecolor=NOTE_COLOUR, edgecolor=NOTE_EDGE_COLOUR, label=f"fragment: {explanation.name}")]
-    for label, found, colour, style in (("good", explanation.good, GOOD_COLOUR, "-"), ("bad", explanation.bad, BAD_COLOUR, "--")):
+    for label, found, colour, style in (
+        ("good", explanation.good, GOOD_COLOUR, "-"),
+        ("bad", explanation.bad, BAD_COLOUR, "--"),
+    ):
         if found is None:
             handles.append(Patch(facecolor="none", edgecolor=colour, linestyle=style, label=f"best {label}: none"))
             continue
-        roll.add_collection(_rectangles(found.notes, facecolor="none", edgecolor=colour, linewidth=2.0, linestyle=style, zorder=4))
-        label_text = (f"best {found.label.value}: {found.match.exemplar} ({found.mode.value}) at {alignment_text(found.match)}\n"
-                      f"{similarity_text(found)}\n{coverage_text(found)}")
+        roll.add_collection(
+            _rectangles(found.notes, facecolor="none", edgecolor=colour, linewidth=2.0, linestyle=style, zorder=4)
+        )
+        label_text = (
+            f"best {found.label.value}: {found.match.exemplar} ({found.mode.value}) at {alignment_text(found.match)}\n"
+            f"{similarity_text(found)}\n{coverage_text(found)}"
+        )
         handles.append(Patch(facecolor="none", edgecolor=colour, linestyle=style, linewidth=2.0, label=label_text))
     figure.legend(
         handles=handles,
@@ -197,14 +204,19 @@ def timeline_picture(
     ``windows`` are the per-window results of :func:`rollmatch.score_files` (start_beat and end_beat set);
     each is drawn over the middle of its window, one hop wide, so overlapping windows tile the time axis.
     """
-    scored = [(w.start_beat, w.end_beat, w.verdict) for w in windows
-              if w.verdict is not None and w.start_beat is not None and w.end_beat is not None]
+    scored = [
+        (w.start_beat, w.end_beat, w.verdict)
+        for w in windows
+        if w.verdict is not None and w.start_beat is not None and w.end_beat is not None
+    ]
     beats, pitches = _extent([notes])
     beats = (beats[0], max([beats[1], *(end for _, end, _ in scored)]))
     bars = bars if bars is not None else regular_bars(defaults.BEATS_PER_BAR, beats[1])
     width, roll_height = _roll_size(beats, pitches)
     panels_px = 2 * (PANEL_HEIGHT_PX + PANEL_GAP_PX)
-    figure, roll = _figure(width, roll_height, below_px=MARGIN_BOTTOM_PX + panels_px, title=title, right_px=TIMELINE_MARGIN_RIGHT_PX)
+    figure, roll = _figure(
+        width, roll_height, below_px=MARGIN_BOTTOM_PX + panels_px, title=title, right_px=TIMELINE_MARGIN_RIGHT_PX
+    )
     _draw_roll(roll, notes, beats, pitches, bars)
     roll.set_xlabel("")
     score_axes = _panel(figure, roll, 0)
@@ -220,10 +232,20 @@ def timeline_picture(
 
     for low, high, outcome in ((1.0, 2.0, Outcome.GOOD), (0.0, 1.0, Outcome.UNMATCHED), (-1.0, 0.0, Outcome.VETOED)):
         score_axes.axhspan(low, high, color=OUTCOME_COLOURS[outcome], alpha=0.10, linewidth=0, zorder=0)
-        score_axes.text(1.002, (low + high) / 2, outcome.value, transform=score_axes.get_yaxis_transform(),
-                        fontsize=7, va="center", ha="left", color=OUTCOME_COLOURS[outcome])
+        score_axes.text(
+            1.002,
+            (low + high) / 2,
+            outcome.value,
+            transform=score_axes.get_yaxis_transform(),
+            fontsize=7,
+            va="center",
+            ha="left",
+            color=OUTCOME_COLOURS[outcome],
+        )
     scores = np.array([v.score for v in verdicts])
-    score_axes.hlines(scores, left, right, colors=[OUTCOME_COLOURS[v.verdict] for v in verdicts], linewidth=3.0, zorder=3)
+    score_axes.hlines(
+        scores, left, right, colors=[OUTCOME_COLOURS[v.verdict] for v in verdicts], linewidth=3.0, zorder=3
+    )
     score_axes.set_ylim(-1.05, 2.05)
     score_axes.set_yticks([-1, 0, 1, 2])
     score_axes.set_ylabel("score", fontsize=8)
@@ -233,18 +255,41 @@ def timeline_picture(
     bad = np.array([v.bad.similarity if v.bad else 0.0 for v in verdicts])
     similarity_axes.hlines(good, left, right, colors=GOOD_COLOUR, linewidth=2.0, zorder=3, label="best good")
     similarity_axes.hlines(bad, left, right, colors=BAD_COLOUR, linewidth=2.0, zorder=3, label="best bad")
-    similarity_axes.axhline(good_threshold, color=GOOD_COLOUR, linestyle="--", linewidth=1.0, label=f"good threshold {good_threshold:g}")
-    similarity_axes.axhline(bad_threshold, color=BAD_COLOUR, linestyle=":", linewidth=1.2, label=f"bad threshold {bad_threshold:g}")
+    similarity_axes.axhline(
+        good_threshold, color=GOOD_COLOUR, linestyle="--", linewidth=1.0, label=f"good threshold {good_threshold:g}"
+    )
+    similarity_axes.axhline(
+        bad_threshold, color=BAD_COLOUR, linestyle=":", linewidth=1.2, label=f"bad threshold {bad_threshold:g}"
+    )
     coverage = np.array([v.good.coverage if v.good else 0.0 for v in verdicts])
     # Dashed and on top, so that a similarity of the same value shows through it.
-    similarity_axes.hlines(coverage, left, right, colors=COVERAGE_COLOUR, linewidth=2.0, linestyles=(0, (3, 1.5)), zorder=4,
-                           label="best good's coverage")
-    similarity_axes.axhline(min_coverage, color=COVERAGE_COLOUR, linestyle="-.", linewidth=0.8, label=f"coverage needed {min_coverage:g}")
+    similarity_axes.hlines(
+        coverage,
+        left,
+        right,
+        colors=COVERAGE_COLOUR,
+        linewidth=2.0,
+        linestyles=(0, (3, 1.5)),
+        zorder=4,
+        label="best good's coverage",
+    )
+    similarity_axes.axhline(
+        min_coverage, color=COVERAGE_COLOUR, linestyle="-.", linewidth=0.8, label=f"coverage needed {min_coverage:g}"
+    )
     similarity_axes.set_ylim(0, 1.02)
     similarity_axes.set_ylabel("similarity,\ncoverage", fontsize=8)
     similarity_axes.set_xlabel("beats", fontsize=8)
-    similarity_axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, fontsize=7, frameon=False, borderaxespad=0.1,
-                           handlelength=1.6, labelspacing=0.2, columnspacing=1.2)
+    similarity_axes.legend(
+        loc="lower left",
+        bbox_to_anchor=(0, 1.0),
+        ncol=3,
+        fontsize=7,
+        frameon=False,
+        borderaxespad=0.1,
+        handlelength=1.6,
+        labelspacing=0.2,
+        columnspacing=1.2,
+    )
     return _finish(figure, roll=roll, score=score_axes, similarity=similarity_axes)
 
 
@@ -296,7 +341,9 @@ def _panel(figure: Figure, roll: Axes, index: int) -> Axes:
     return axes
 
 
-def _draw_roll(axes: Axes, notes: np.ndarray, beats: tuple[float, float], pitches: tuple[float, float], bars: Bars) -> None:
+def _draw_roll(
+    axes: Axes, notes: np.ndarray, beats: tuple[float, float], pitches: tuple[float, float], bars: Bars
+) -> None:
     from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     axes.set_xlim(*beats)
@@ -314,8 +361,15 @@ def _draw_roll(axes: Axes, notes: np.ndarray, beats: tuple[float, float], pitche
     _bar_numbers(axes, bars.starts[shown], bars.numbers[shown], per_beat)
 
     edge = per_beat >= 2 * MIN_BEAT_LINE_SPACING_PX
-    axes.add_collection(_rectangles(notes, facecolor=NOTE_COLOUR, edgecolor=NOTE_EDGE_COLOUR if edge else NOTE_COLOUR,
-                                    linewidth=0.6 if edge else 0.0, zorder=3))
+    axes.add_collection(
+        _rectangles(
+            notes,
+            facecolor=NOTE_COLOUR,
+            edgecolor=NOTE_EDGE_COLOUR if edge else NOTE_COLOUR,
+            linewidth=0.6 if edge else 0.0,
+            zorder=3,
+        )
+    )
 
     labelled = pitch_ticks(pitches, per_semitone)
     axes.set_yticks(labelled, [pitch_name(p) for p in labelled], fontsize=7)
@@ -345,7 +399,9 @@ def _bar_numbers(axes: Axes, starts: np.ndarray, numbers: np.ndarray, per_beat: 
     every = max(1, int(np.ceil(MIN_BAR_LABEL_SPACING_PX / narrowest))) if narrowest > 0 else 1
     transform = axes.get_xaxis_transform()
     for beat, label in zip(starts[::every], numbers[::every], strict=True):
-        axes.text(beat, 1.01, str(label), transform=transform, fontsize=7, va="bottom", ha="left", color=BAR_LINE_COLOUR)
+        axes.text(
+            beat, 1.01, str(label), transform=transform, fontsize=7, va="bottom", ha="left", color=BAR_LINE_COLOUR
+        )
 
 
 def _rectangles(notes: np.ndarray, **style: Any) -> Any:
@@ -356,7 +412,9 @@ def _rectangles(notes: np.ndarray, **style: Any) -> Any:
     x1 = np.maximum(notes["end"], x0 + MIN_NOTE_BEATS)
     y0 = notes["pitch"] - NOTE_HALF_HEIGHT
     y1 = notes["pitch"] + NOTE_HALF_HEIGHT
-    corners = np.stack([np.stack([x0, y0], -1), np.stack([x0, y1], -1), np.stack([x1, y1], -1), np.stack([x1, y0], -1)], axis=1)
+    corners = np.stack(
+        [np.stack([x0, y0], -1), np.stack([x0, y1], -1), np.stack([x1, y1], -1), np.stack([x1, y0], -1)], axis=1
+    )
     return PolyCollection(corners, closed=True, **style)
 
 

@@ -159,7 +159,9 @@ class TemplateBank:
             origin = notes["start"].min()
             for stretch in self.stretches:
                 on, off = note_steps(_stretched(notes, origin, stretch), self.steps_per_beat)
-                rendered.append((notes["pitch"].astype(np.int64) - self.band_lo, on, off, note_values(notes, velocity=velocity)))
+                rendered.append(
+                    (notes["pitch"].astype(np.int64) - self.band_lo, on, off, note_values(notes, velocity=velocity))
+                )
         self.n_templates = len(rendered)
         length = np.array([off.max() for _, _, off, _ in rendered], dtype=np.int64)
         pitch_lo = np.array([r.min() for r, *_ in rendered], dtype=np.int64)
@@ -171,7 +173,9 @@ class TemplateBank:
         self.length = length[self.template_of]  # steps of each stored template
         self.pitch_lo = pitch_lo[self.template_of]  # band rows, inclusive
         self.pitch_hi = pitch_hi[self.template_of]  # band rows, exclusive
-        self.contains = np.array([self.modes[m // self.stretch_count] is Mode.CONTAINS for m in self.template_of], dtype=bool)
+        self.contains = np.array(
+            [self.modes[m // self.stretch_count] is Mode.CONTAINS for m in self.template_of], dtype=bool
+        )
         keys = np.stack([self.pitch_lo, self.pitch_hi, self.length], axis=1)
         self.shapes, self.shape_of = np.unique(keys, axis=0, return_inverse=True)  # (U, 3); stored -> shape, ascending
         self.shape_of = self.shape_of.ravel()
@@ -208,7 +212,10 @@ class TemplateBank:
             template = row // band
             self._runs = {
                 "start": np.searchsorted(template, np.arange(n + 1)).astype(np.int64),
-                "row": row % band, "on": on, "off": off, "value": value,
+                "row": row % band,
+                "on": on,
+                "off": off,
+                "value": value,
             }
         return self._runs
 
@@ -231,7 +238,11 @@ class TemplateBank:
         chunks = []
         for m0 in range(0, self.n_templates, TEMPLATE_CHUNK):
             rolls = self._rolls[m0 : m0 + TEMPLATE_CHUNK]
-            values = (rolls > 0).astype(np.float32) if support else rolls / self.norm[m0 : m0 + TEMPLATE_CHUNK, None, None].astype(np.float32)
+            values = (
+                (rolls > 0).astype(np.float32)
+                if support
+                else rolls / self.norm[m0 : m0 + TEMPLATE_CHUNK, None, None].astype(np.float32)
+            )
             spectrum = xp.conj(fft.rfft(to_device(xp, values), n=fft_length, axis=-1, **fft_workers(xp))) * delay
             chunks.append(xp.ascontiguousarray(spectrum.transpose(2, 1, 0)).astype(xp.complex64))
         self._spectra[key] = chunks
@@ -267,7 +278,9 @@ def _prepare_fragment(notes: np.ndarray, steps_per_beat: int, velocity: bool) ->
     on, off = note_steps(notes, steps_per_beat)
     first = int(on.min())
     pitch = notes["pitch"].astype(np.int64)
-    roll = render(pitch, on - first, off - first, note_values(notes, velocity=velocity), (N_PITCHES, int(off.max()) - first))
+    roll = render(
+        pitch, on - first, off - first, note_values(notes, velocity=velocity), (N_PITCHES, int(off.max()) - first)
+    )
     return _Fragment(roll, first, float((roll.astype(np.float64) ** 2).sum()))
 
 
@@ -329,7 +342,9 @@ def match(
 def _sparse_chunks(prepared: Sequence[_Fragment | None]) -> Iterator[list[int]]:
     """Indices of the non-empty fragments in chunks whose sparse tables fit SPARSE_BLOCK_BYTES, shortest
     fragments first so that little of each table is padding."""
-    present = sorted((b for b, frag in enumerate(prepared) if frag is not None), key=lambda b: prepared[b].roll.shape[1])
+    present = sorted(
+        (b for b, frag in enumerate(prepared) if frag is not None), key=lambda b: prepared[b].roll.shape[1]
+    )
     chunk: list[int] = []
     for b in present:
         if chunk and (len(chunk) + 1) * (N_PITCHES + 1) * (prepared[b].roll.shape[1] + 1) * 8 > SPARSE_BLOCK_BYTES:
@@ -369,16 +384,37 @@ def _match_sparse(
     out_t = np.zeros((len(frags), bank.n_templates), dtype=np.int64)
     out_d = np.zeros((len(frags), bank.n_templates), dtype=np.int64)
     sparse.match_runs(
-        f_start, f_row_first,
-        np.concatenate([r[1] for r in per_fragment]), np.concatenate([r[2] for r in per_fragment]),
+        f_start,
+        f_row_first,
+        np.concatenate([r[1] for r in per_fragment]),
+        np.concatenate([r[2] for r in per_fragment]),
         np.concatenate([r[3] for r in per_fragment]),
-        np.array([f.roll.shape[1] for f in frags], dtype=np.int64), sparse.prefix_sums(squares),
-        template["start"], template["row"], template["on"], template["off"], template["value"],
-        bank.length, bank.pitch_lo, bank.pitch_hi, bank.energy, bank.shape_of.astype(np.int64), bank.contains,
+        np.array([f.roll.shape[1] for f in frags], dtype=np.int64),
+        sparse.prefix_sums(squares),
+        template["start"],
+        template["row"],
+        template["on"],
+        template["off"],
+        template["value"],
+        bank.length,
+        bank.pitch_lo,
+        bank.pitch_hi,
+        bank.energy,
+        bank.shape_of.astype(np.int64),
+        bank.contains,
         bank.time_energy,
-        bank.band_lo, transpose_range, t_values, t_index, bank.min_energy, defaults.PARTIAL_MIN_SHARE,
-        defaults.CONTAINS_DENSITY, bank.needs_support, 10.0**SIMILARITY_DECIMALS,
-        out_sim, out_t, out_d,
+        bank.band_lo,
+        transpose_range,
+        t_values,
+        t_index,
+        bank.min_energy,
+        defaults.PARTIAL_MIN_SHARE,
+        defaults.CONTAINS_DENSITY,
+        bank.needs_support,
+        10.0**SIMILARITY_DECIMALS,
+        out_sim,
+        out_t,
+        out_d,
     )
     columns = bank.template_of
     for j, b in enumerate(present):
@@ -455,7 +491,9 @@ def _match_group(
             data[j, lo - src_lo : hi - src_lo, : piece.shape[1]] = piece
         data_dev = to_device(xp, data)
         squares = data_dev * data_dev
-        rows_cumsum = xp.concatenate([xp.zeros_like(squares[:, :1]), xp.cumsum(squares, axis=1)], axis=1)  # (Bs, rows+1, L)
+        rows_cumsum = xp.concatenate(
+            [xp.zeros_like(squares[:, :1]), xp.cumsum(squares, axis=1)], axis=1
+        )  # (Bs, rows+1, L)
         frag_len = np.array([f.roll.shape[1] for f in frags])
         row_energy = None
         if (frag_len < bank.max_length).any():  # some window spans a whole fragment
@@ -469,7 +507,9 @@ def _match_group(
         stack = _toeplitz_stack(spectrum, toeplitz, bank.band)
         square_stack = None
         if support_spectra is not None:
-            square_stack = _toeplitz_stack(fft.rfft(squares, axis=-1, **fft_workers(xp)).astype(xp.complex64), toeplitz, bank.band)
+            square_stack = _toeplitz_stack(
+                fft.rfft(squares, axis=-1, **fft_workers(xp)).astype(xp.complex64), toeplitz, bank.band
+            )
         owned = to_device(xp, np.array([(local_shift >= seg.lo) & (local_shift < seg.hi) for seg in block]))  # (Bs, L)
         for c, chunk in enumerate(spectra):
             m0 = c * TEMPLATE_CHUNK
@@ -478,13 +518,17 @@ def _match_group(
             on_cells = None
             if square_stack is not None and bank.contains[m0:m1].any():
                 on_cells = _correlate(xp, fft, square_stack, support_spectra[c], len(block), n_t, fft_length)
-            inv_f, e_scale = _window_scales(xp, rows_cumsum, row_energy, row_offset, frag_len, owned, bank, m0, m1, fft_length)
+            inv_f, e_scale = _window_scales(
+                xp, rows_cumsum, row_energy, row_offset, frag_len, owned, bank, m0, m1, fft_length
+            )
             _similarity(xp, sim, inv_f, e_scale, bank.norm[m0:m1], bank.contains[m0:m1], on_cells)
             flat = sim.reshape(len(block), m1 - m0, -1)
             # Chosen on rounded values, so that alignments tied in exact arithmetic tie here too, whatever the
             # float noise, and the order of the axes decides: the smallest transposition, then the earliest shift.
             best = xp.argmax(xp.round(flat, SIMILARITY_DECIMALS), axis=-1)
-            best_sim = np.clip(to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64), 0.0, 1.0)
+            best_sim = np.clip(
+                to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64), 0.0, 1.0
+            )
             best = to_host(best)
             best_t = t_values[best // fft_length]
             best_shift = local_shift[best % fft_length]
@@ -493,13 +537,17 @@ def _match_group(
                 b = seg.fragment
                 shift = prepared[b].first_step + seg.offset + best_shift[j]
                 # Segments of one long fragment meet here: the same order decides between them as within one.
-                better = _precedes(best_sim[j], best_t[j], shift, sims[b, columns], trans[b, columns], shifts[b, columns])
+                better = _precedes(
+                    best_sim[j], best_t[j], shift, sims[b, columns], trans[b, columns], shifts[b, columns]
+                )
                 sims[b, columns] = np.where(better, best_sim[j], sims[b, columns])
                 trans[b, columns] = np.where(better, best_t[j], trans[b, columns])
                 shifts[b, columns] = np.where(better, shift, shifts[b, columns])
 
 
-def _precedes(sim: np.ndarray, t: np.ndarray, shift: np.ndarray, old_sim: np.ndarray, old_t: np.ndarray, old_shift: np.ndarray) -> np.ndarray:
+def _precedes(
+    sim: np.ndarray, t: np.ndarray, shift: np.ndarray, old_sim: np.ndarray, old_t: np.ndarray, old_shift: np.ndarray
+) -> np.ndarray:
     """Whether alignments (sim, t, shift) come before the ones kept so far: a higher similarity on the chosen
     decimals, else (on a tie above 0) a transposition earlier in the order 0, -1, +1, ..., else an earlier shift."""
     key, old_key = np.round(sim, SIMILARITY_DECIMALS), np.round(old_sim, SIMILARITY_DECIMALS)
@@ -598,7 +646,9 @@ def _window_scales(
         rows -= rows_cumsum[:, r0]
         cum = _time_cumsum(xp, rows.reshape(n_b, usable.size, n_t, -1), lead, bank.max_length)
         windows = xp.lib.stride_tricks.sliding_window_view(cum, n_l, axis=-1)  # (Bs, U, n_t, offsets, L), a view
-        box = windows[:, to_device(xp, np.arange(usable.size)), :, to_device(xp, shapes[usable, 2]), :].transpose(1, 0, 2, 3)
+        box = windows[:, to_device(xp, np.arange(usable.size)), :, to_device(xp, shapes[usable, 2]), :].transpose(
+            1, 0, 2, 3
+        )
         box -= cum[..., :n_l]
         inverse[:, to_device(xp, usable)] = _inverse_sqrt(xp, box, bank.min_energy) * owned_f
     inv_f = inverse[:, to_device(xp, shape_ids - first_shape)]  # (Bs, Mc, n_t, L)
@@ -675,7 +725,9 @@ def _reported(
 _COVERAGE_BLOCK = 1 << 22
 
 
-def _coverage(frag: _Fragment, bank: TemplateBank, stored: np.ndarray, transpose: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def _coverage(
+    frag: _Fragment, bank: TemplateBank, stored: np.ndarray, transpose: np.ndarray, shift: np.ndarray
+) -> np.ndarray:
     """(K,) share of the fragment's energy in the window W of each alignment: template ``stored`` (positions)
     at transposition ``transpose`` and local shift ``shift`` (steps from the fragment's first onset)."""
     row, on, off, value = frag.runs

@@ -145,12 +145,16 @@ class Material:
         self._by_shape: dict[bytes, list[int]] = {}
         for i, source in enumerate(self.bars):
             self._by_shape.setdefault(_shape_key(source.notes), []).append(i)
-        self.rules = material_rules(list(zip((n for _, n in self.exemplars), self.voices, strict=True)), beats_per_bar=beats_per_bar)
+        self.rules = material_rules(
+            list(zip((n for _, n in self.exemplars), self.voices, strict=True)), beats_per_bar=beats_per_bar
+        )
 
     @classmethod
     def from_library(cls, library: Library, *, beats_per_bar: int = defaults.BEATS_PER_BAR) -> Material:
         """The good exemplars of ``library``."""
-        pairs = [(e.id, notes) for e, notes in zip(library.exemplars, library.notes(), strict=True) if e.label is Label.GOOD]
+        pairs = [
+            (e.id, notes) for e, notes in zip(library.exemplars, library.notes(), strict=True) if e.label is Label.GOOD
+        ]
         return cls(pairs, beats_per_bar=beats_per_bar)
 
     def successor(self, index: int) -> int | None:
@@ -171,7 +175,9 @@ class Material:
         return self._index.get((ref.exemplar, ref.bar))
 
 
-def select_voiced(notes: np.ndarray, voices: np.ndarray, start_beat: float, end_beat: float) -> tuple[np.ndarray, np.ndarray]:
+def select_voiced(
+    notes: np.ndarray, voices: np.ndarray, start_beat: float, end_beat: float
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`rollmatch.notes.select_beats` with each kept note's voice number alongside."""
     return select_beats(notes, start_beat, end_beat), voices[sounding_in(notes, start_beat, end_beat)]
 
@@ -180,7 +186,11 @@ def _shape_key(notes: np.ndarray) -> bytes:
     """What a bar looks like up to transposition: ticks and pitches above its lowest, in sorted order."""
     ticks = defaults.MIDI_TICKS_PER_BEAT
     pitch = notes["pitch"].astype(np.int64)
-    return np.stack([np.round(notes["start"] * ticks), np.round(notes["end"] * ticks), pitch - pitch.min()]).astype(np.int64).tobytes()
+    return (
+        np.stack([np.round(notes["start"] * ticks), np.round(notes["end"] * ticks), pitch - pitch.min()])
+        .astype(np.int64)
+        .tobytes()
+    )
 
 
 @dataclass(frozen=True)
@@ -215,7 +225,9 @@ class Context:
         if not -self.bar <= index < self.bar:
             raise ParameterError(f"index={index} must name one of the piece's {self.bar} bars")
         index %= self.bar
-        return select_voiced(self.notes, self.piece_voices, index * self.beats_per_bar, (index + 1) * self.beats_per_bar)
+        return select_voiced(
+            self.notes, self.piece_voices, index * self.beats_per_bar, (index + 1) * self.beats_per_bar
+        )
 
 
 BarGenerator = Callable[[Context, np.random.Generator], Sequence["np.ndarray | Proposal"]]
@@ -236,12 +248,16 @@ def load_generator(spec: str) -> BarGenerator:
     except GeneratorError:
         raise
     except Exception as exc:  # the user's module failed while importing: name it, not our stack
-        raise GeneratorError(f"generator {spec!r}: importing {module_name} failed: {type(exc).__name__}: {exc}") from exc
+        raise GeneratorError(
+            f"generator {spec!r}: importing {module_name} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     found = getattr(module, function, None)
     if found is None:
         raise GeneratorError(f"generator {spec!r}: {module_name} has no attribute {function!r}")
     if not callable(found):
-        raise GeneratorError(f"generator {spec!r}: {module_name}.{function} is a {type(found).__name__}, not a callable")
+        raise GeneratorError(
+            f"generator {spec!r}: {module_name}.{function} is a {type(found).__name__}, not a callable"
+        )
     return found
 
 
@@ -261,7 +277,9 @@ def _import(module_name: str) -> Any:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise GeneratorError(f"generator module {module_name!r} not found ({exc}); name a module on the Python path or a .py file") from None
+            raise GeneratorError(
+                f"generator module {module_name!r} not found ({exc}); name a module on the Python path or a .py file"
+            ) from None
         raise
 
 
@@ -282,8 +300,16 @@ def propose(generator: BarGenerator, name: str, context: Context, rng: np.random
 def check_candidates(raw: Any, *, name: str, count: int, beats_per_bar: int) -> list[Proposal]:
     """Validate a generator's answer (see :func:`propose`)."""
     if isinstance(raw, np.ndarray | Proposal) or raw is None or not hasattr(raw, "__iter__"):
-        got = "one note array" if isinstance(raw, np.ndarray) else "one proposal" if isinstance(raw, Proposal) else type(raw).__name__
-        raise GeneratorError(f"generator {name!r} returned {got}; it must return a list of bars (note arrays or proposals)")
+        got = (
+            "one note array"
+            if isinstance(raw, np.ndarray)
+            else "one proposal"
+            if isinstance(raw, Proposal)
+            else type(raw).__name__
+        )
+        raise GeneratorError(
+            f"generator {name!r} returned {got}; it must return a list of bars (note arrays or proposals)"
+        )
     items = list(itertools.islice(raw, count + 1))  # islice: an endless iterator must not hang the search
     if len(items) > count:
         raise GeneratorError(f"generator {name!r} returned more than the {count} candidates asked for")
@@ -293,12 +319,26 @@ def check_candidates(raw: Any, *, name: str, count: int, beats_per_bar: int) -> 
         proposal = item if isinstance(item, Proposal) else Proposal(item)
         bar = proposal.notes
         if not isinstance(bar, np.ndarray) or bar.dtype != NOTE_DTYPE or bar.ndim != 1:
-            got = f"an array of dtype {bar.dtype} and shape {bar.shape}" if isinstance(bar, np.ndarray) else type(bar).__name__
-            raise GeneratorError(f"{where}: expected a note array of dtype NOTE_DTYPE (build one with rollmatch.make_notes), got {got}")
+            got = (
+                f"an array of dtype {bar.dtype} and shape {bar.shape}"
+                if isinstance(bar, np.ndarray)
+                else type(bar).__name__
+            )
+            raise GeneratorError(
+                f"{where}: expected a note array of dtype NOTE_DTYPE (build one with rollmatch.make_notes), got {got}"
+            )
         if bar.size > defaults.MAX_NOTES_PER_BAR:
-            raise GeneratorError(f"{where}: {bar.size} notes in one bar exceeds the limit of {defaults.MAX_NOTES_PER_BAR}")
+            raise GeneratorError(
+                f"{where}: {bar.size} notes in one bar exceeds the limit of {defaults.MAX_NOTES_PER_BAR}"
+            )
         try:
-            check_note_values(bar["pitch"].astype(np.float64), bar["start"], bar["end"], bar["velocity"].astype(np.float64), source=where)
+            check_note_values(
+                bar["pitch"].astype(np.float64),
+                bar["start"],
+                bar["end"],
+                bar["velocity"].astype(np.float64),
+                source=where,
+            )
         except InputError as exc:
             raise GeneratorError(str(exc)) from None
         outside = np.flatnonzero((bar["start"] >= beats_per_bar) | (bar["end"] > beats_per_bar + 1e-9))
@@ -309,9 +349,15 @@ def check_candidates(raw: Any, *, name: str, count: int, beats_per_bar: int) -> 
                 f"[0, {beats_per_bar}] beats; times are beats from the bar's start"
             )
         voices = proposal.voices
-        if voices is not None and (not isinstance(voices, np.ndarray) or voices.shape != bar.shape or voices.dtype.kind not in "iu"
-                                   or (voices.size and (voices.min() < 0 or voices.max() >= defaults.MAX_VOICES))):
-            raise GeneratorError(f"{where}: voices must be an integer array with one voice number (0-{defaults.MAX_VOICES - 1}) per note")
+        if voices is not None and (
+            not isinstance(voices, np.ndarray)
+            or voices.shape != bar.shape
+            or voices.dtype.kind not in "iu"
+            or (voices.size and (voices.min() < 0 or voices.max() >= defaults.MAX_VOICES))
+        ):
+            raise GeneratorError(
+                f"{where}: voices must be an integer array with one voice number (0-{defaults.MAX_VOICES - 1}) per note"
+            )
         if bar.size:
             notes, order = _snap_inside(bar, beats_per_bar)
             voices = split_voices(notes) if voices is None else voices.astype(np.int64)[order]
@@ -382,8 +428,14 @@ def substitute(notes: np.ndarray, rng: np.random.Generator, *, count: int = 1) -
 VARIATION_STEPS = (1, 2, 2, 3)
 #: variation: the transformations of a bar and their weights (see :func:`vary`).
 VARIATIONS = {
-    "passing tone": 3, "neighbour tone": 2, "suspension": 2, "dotted rhythm": 2, "re-voicing": 1, "voice exchange": 1,
-    "recombined voice": 1, "recombined half-bar": 1,
+    "passing tone": 3,
+    "neighbour tone": 2,
+    "suspension": 2,
+    "dotted rhythm": 2,
+    "re-voicing": 1,
+    "voice exchange": 1,
+    "recombined voice": 1,
+    "recombined half-bar": 1,
 }
 #: variation and markov: the share of candidates that go on with the phrase the last bar came from, when it
 #: can go on; the others start a phrase, mostly from an exemplar's opening bar.
@@ -413,7 +465,9 @@ def variation(context: Context, rng: np.random.Generator) -> list[Proposal]:
             proposals.append(vary(sequence(context, rng), context, rng, steps=int(rng.integers(0, 2))))
             continue
         source = material.bars[index]
-        bar = Proposal(transpose_bar(source.notes, shift), source.voices, (SourceRef(source.exemplar, source.index, shift),))
+        bar = Proposal(
+            transpose_bar(source.notes, shift), source.voices, (SourceRef(source.exemplar, source.index, shift),)
+        )
         proposals.append(vary(bar, context, rng))
     return _distinct(proposals)[: context.count]
 
@@ -428,7 +482,11 @@ def plan_bars(context: Context, rng: np.random.Generator, count: int) -> list[tu
         if going_on is not None and rng.random() < CONTINUE_SHARE:
             out.append(going_on)
             continue
-        pool = material.openings if material.openings and rng.random() < OPENING_SHARE else material.continuable or range(len(material.bars))
+        pool = (
+            material.openings
+            if material.openings and rng.random() < OPENING_SHARE
+            else material.continuable or range(len(material.bars))
+        )
         index = int(pool[int(rng.integers(len(pool)))])
         out.append((index, fit_transposition(material.bars[index], context, rng)))
     return out
@@ -487,7 +545,9 @@ def sequence(context: Context, rng: np.random.Generator) -> Proposal:
     notes, voices = context.voiced_bar(-1)
     direction = int(rng.choice((-1, 1)))
     scale = _scale(context, notes)
-    step = max((1, 2), key=lambda s: (np.isin((notes["pitch"] + direction * s) % 12, sorted(scale)).mean(), s)) * direction
+    step = (
+        max((1, 2), key=lambda s: (np.isin((notes["pitch"] + direction * s) % 12, sorted(scale)).mean(), s)) * direction
+    )
     origin = context.origins[-1] if context.origins else None
     sources = tuple(SourceRef(r.exemplar, r.bar, r.transpose + step) for r in origin.sources) if origin else ()
     return Proposal(transpose_bar(notes, step), voices, sources, ("sequence",))
@@ -514,7 +574,11 @@ def vary(bar: Proposal, context: Context, rng: np.random.Generator, *, steps: in
 def _scale(context: Context, bar: np.ndarray) -> set[int]:
     """The pitch classes steps are taken on: the key asked for, else the major scale that fits the piece best."""
     key = context.continuity.key
-    return set(key.classes()) if key is not None else set(scale_pitches(fitted_tonic(np.concatenate([context.notes, bar]))) % 12)
+    return (
+        set(key.classes())
+        if key is not None
+        else set(scale_pitches(fitted_tonic(np.concatenate([context.notes, bar]))) % 12)
+    )
 
 
 # Rows are [pitch, start, end, velocity, voice] lists: easy to split and join notes in, per voice.
@@ -522,14 +586,22 @@ Row = list[float]
 
 
 def _rows(notes: np.ndarray, voices: np.ndarray) -> list[Row]:
-    return [[float(n["pitch"]), float(n["start"]), float(n["end"]), float(n["velocity"]), float(v)] for n, v in zip(notes, voices, strict=True)]
+    return [
+        [float(n["pitch"]), float(n["start"]), float(n["end"]), float(n["velocity"]), float(v)]
+        for n, v in zip(notes, voices, strict=True)
+    ]
 
 
 def _arrays(rows: list[Row]) -> tuple[np.ndarray, np.ndarray]:
     notes = np.zeros(len(rows), dtype=NOTE_DTYPE)
     if rows:
         table = np.array(rows)
-        notes["pitch"], notes["start"], notes["end"], notes["velocity"] = table[:, 0], table[:, 1], table[:, 2], table[:, 3]
+        notes["pitch"], notes["start"], notes["end"], notes["velocity"] = (
+            table[:, 0],
+            table[:, 1],
+            table[:, 2],
+            table[:, 3],
+        )
         voices = table[:, 4].astype(np.int64)
     else:
         voices = np.zeros(0, dtype=np.int64)
@@ -590,14 +662,22 @@ def _neighbour_tone(rows: list[Row], rng: np.random.Generator, *, scale: set[int
         return out + [[neighbour, (start + end) / 2, end, rows[a][3], rows[a][4]]]
     length = end - start
     out[a][2] = start + length / 2
-    return out + [[neighbour, start + length / 2, start + 3 * length / 4, rows[a][3], rows[a][4]],
-                  [rows[a][0], start + 3 * length / 4, end, rows[a][3], rows[a][4]]]
+    return out + [
+        [neighbour, start + length / 2, start + 3 * length / 4, rows[a][3], rows[a][4]],
+        [rows[a][0], start + 3 * length / 4, end, rows[a][3], rows[a][4]],
+    ]
 
 
 def _suspension(rows: list[Row], rng: np.random.Generator, **_: Any) -> list[Row] | None:
     """A voice moving by step holds its note into half of the next (a suspension, or a retardation upward)."""
-    pair = _pick([(a, b) for a, b in _pairs(rows, min_length=0) if 1 <= abs(rows[b][0] - rows[a][0]) <= 2
-                  and rows[b][2] - rows[b][1] >= 2 / 3 - 1e-9], rng)
+    pair = _pick(
+        [
+            (a, b)
+            for a, b in _pairs(rows, min_length=0)
+            if 1 <= abs(rows[b][0] - rows[a][0]) <= 2 and rows[b][2] - rows[b][1] >= 2 / 3 - 1e-9
+        ],
+        rng,
+    )
     if pair is None:
         return None
     a, b = pair
@@ -608,8 +688,14 @@ def _suspension(rows: list[Row], rng: np.random.Generator, **_: Any) -> list[Row
 
 def _dotted_rhythm(rows: list[Row], rng: np.random.Generator, **_: Any) -> list[Row] | None:
     """Two equal notes of a voice become long-short: the first dotted, the second a third as long."""
-    pair = _pick([(a, b) for a, b in _pairs(rows, min_length=2 / 3)
-                  if abs((rows[a][2] - rows[a][1]) - (rows[b][2] - rows[b][1])) < 1e-9], rng)
+    pair = _pick(
+        [
+            (a, b)
+            for a, b in _pairs(rows, min_length=2 / 3)
+            if abs((rows[a][2] - rows[a][1]) - (rows[b][2] - rows[b][1])) < 1e-9
+        ],
+        rng,
+    )
     if pair is None:
         return None
     a, b = pair
@@ -665,10 +751,14 @@ def _voice_exchange(rows: list[Row], rng: np.random.Generator, **_: Any) -> list
     return out
 
 
-def _recombined_voice(rows: list[Row], rng: np.random.Generator, *, context: Context, sources: list[SourceRef], **_: Any) -> list[Row] | None:
+def _recombined_voice(
+    rows: list[Row], rng: np.random.Generator, *, context: Context, sources: list[SourceRef], **_: Any
+) -> list[Row] | None:
     """One voice taken from the same voice of another exemplar's bar, moved to the replaced voice's mean pitch."""
     voices = sorted({r[4] for r in rows})
-    donor = _pick([b for b in context.material.bars if b.voices.size and b.exemplar not in {s.exemplar for s in sources}], rng)
+    donor = _pick(
+        [b for b in context.material.bars if b.voices.size and b.exemplar not in {s.exemplar for s in sources}], rng
+    )
     if donor is None or len(voices) < 2:
         return None
     voice = voices[int(rng.integers(len(voices)))]
@@ -681,7 +771,9 @@ def _recombined_voice(rows: list[Row], rng: np.random.Generator, *, context: Con
     return [r for r in rows if r[4] != voice] + [[r[0] + shift, r[1], r[2], r[3], r[4]] for r in line]
 
 
-def _recombined_half_bar(rows: list[Row], rng: np.random.Generator, *, context: Context, sources: list[SourceRef], **_: Any) -> list[Row] | None:
+def _recombined_half_bar(
+    rows: list[Row], rng: np.random.Generator, *, context: Context, sources: list[SourceRef], **_: Any
+) -> list[Row] | None:
     """The bar's second half taken from the second half of another exemplar's bar, moved to the mean pitch
     of the half it replaces."""
     half = context.beats_per_bar / 2

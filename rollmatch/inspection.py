@@ -22,6 +22,7 @@ from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_
 from .scoring import FileResult, Scorer
 from .verdict import Label, Match, Outcome, Verdict, fraction_text, percent_pair, reaches
 
+
 def bars_of(
     source: Piece | Path,
     end_beat: float,
@@ -96,7 +97,9 @@ def summary_rows(summary: ExemplarSummary) -> list[tuple[str, str]]:
     tracks = "all tracks" if e.tracks is None else "tracks " + ", ".join(str(t) for t in e.tracks)
     if notes.size:
         low, high = int(notes["pitch"].min()), int(notes["pitch"].max())
-        pitches = f"{notes.size}, pitches {pitch_name(low)} ({low}) to {pitch_name(high)} ({high}), {high - low} semitones"
+        pitches = (
+            f"{notes.size}, pitches {pitch_name(low)} ({low}) to {pitch_name(high)} ({high}), {high - low} semitones"
+        )
     else:
         pitches = "none"
     count = summary.bars.count(summary.length_beats)
@@ -193,7 +196,13 @@ def explain(
         bad_threshold=bad_threshold,
         min_coverage=min_coverage,
     )[0]
-    thresholds = dict(zip(scorer.ids, scorer.thresholds(good_threshold=good_threshold, bad_threshold=bad_threshold).tolist(), strict=True))
+    thresholds = dict(
+        zip(
+            scorer.ids,
+            scorer.thresholds(good_threshold=good_threshold, bad_threshold=bad_threshold).tolist(),
+            strict=True,
+        )
+    )
     modes = dict(zip(scorer.ids, scorer.modes, strict=True))
     coverage = scorer.min_coverage(min_coverage)
 
@@ -253,8 +262,10 @@ def _why(explanation: Explanation) -> str:
     good = explanation.good
     if explanation.verdict.verdict is Outcome.UNMATCHED and good is not None and good.reached and not good.covers:
         covered, needed = percent_pair(good.match.coverage, good.min_coverage)
-        return (f"the best good exemplar reaches its threshold but covers only {covered} of the fragment, and GOOD "
-                f"needs {needed}; no bad exemplar reaches its own")
+        return (
+            f"the best good exemplar reaches its threshold but covers only {covered} of the fragment, and GOOD "
+            f"needs {needed}; no bad exemplar reaches its own"
+        )
     return _RULES[explanation.verdict.verdict]
 
 
@@ -268,8 +279,10 @@ def explanation_lines(explanation: Explanation) -> list[str]:
             continue
         lines.append(f"  {placed_text(found)}, {coverage_text(found)}")
         m = found.match
-        lines.append(f"    at {alignment_text(m)}: the exemplar moved {m.transpose:+d} semitones and played at "
-                     f"x{fraction_text(m.stretch)} its length, its first onset on fragment beat {m.shift_beats:g}")
+        lines.append(
+            f"    at {alignment_text(m)}: the exemplar moved {m.transpose:+d} semitones and played at "
+            f"x{fraction_text(m.stretch)} its length, its first onset on fragment beat {m.shift_beats:g}"
+        )
     return lines
 
 

@@ -275,10 +275,14 @@ class Library:
         if not sources:
             raise ParameterError("files=[] must name at least one file")
         if exemplar_ids is not None and len(exemplar_ids) != len(sources):
-            raise ParameterError(f"exemplar_ids: {len(exemplar_ids)} ids for {len(sources)} files; give one per file, or none")
+            raise ParameterError(
+                f"exemplar_ids: {len(exemplar_ids)} ids for {len(sources)} files; give one per file, or none"
+            )
         bar_range = None if bars is None else check_bar_range(bars)
         if bar_range is not None and (start_beat is not None or end_beat is not None):
-            raise ParameterError(f"bars={format_bar_range(bar_range)} and a beat range (start/end) cannot be combined: give one or the other")
+            raise ParameterError(
+                f"bars={format_bar_range(bar_range)} and a beat range (start/end) cannot be combined: give one or the other"
+            )
         in_bars = "" if bar_range is None else f", bars {format_bar_range(bar_range)}"
         planned = [
             _checked_exemplar(
@@ -299,7 +303,9 @@ class Library:
             )
             for i, source in enumerate(sources)
         ]
-        _refuse_clashes(self.path, _load_manifest(self.path)[3], [(e.id, str(s)) for e, s in zip(planned, sources, strict=True)])
+        _refuse_clashes(
+            self.path, _load_manifest(self.path)[3], [(e.id, str(s)) for e, s in zip(planned, sources, strict=True)]
+        )
         additions: list[_Addition] = []
         for i, (exemplar, source) in enumerate(zip(planned, sources, strict=True)):
             if progress and len(sources) > 1:
@@ -334,8 +340,16 @@ class Library:
         source = Path(file)
         per = whole_number(bars_per_exemplar, "bars_per_exemplar", at_least=1, at_most=defaults.MAX_BARS)
         template = _checked_exemplar(
-            Exemplar(id=_id_from_name(source.stem), label=_label(label), file="", tracks=tuple(tracks) if tracks else None,
-                     threshold=threshold, mode=mode, tags=tuple(tags), description=description),
+            Exemplar(
+                id=_id_from_name(source.stem),
+                label=_label(label),
+                file="",
+                tracks=tuple(tracks) if tracks else None,
+                threshold=threshold,
+                mode=mode,
+                tags=tuple(tags),
+                description=description,
+            ),
             where="new exemplar",
         )
         data = read_file_bytes(source)
@@ -351,7 +365,9 @@ class Library:
                 id=_derived_id(source, bar_range),
                 start_beat=start,
                 end_beat=end,
-                provenance=provenance if provenance is not None else f"sliced from {source.name}, bars {format_bar_range(bar_range)}",
+                provenance=provenance
+                if provenance is not None
+                else f"sliced from {source.name}, bars {format_bar_range(bar_range)}",
             )
             additions.append(_Addition(exemplar, source, data, notes))
         if not additions:
@@ -416,8 +432,29 @@ class Library:
 
 # --- manifest ------------------------------------------------------------------------------------------
 
-_CONFIG_KEYS = {"name", "description", "good_threshold", "bad_threshold", "steps_per_beat", "velocity", "min_coverage", "mode"}
-_EXEMPLAR_KEYS = {"id", "label", "file", "start_beat", "end_beat", "tracks", "threshold", "mode", "tags", "description", "provenance"}
+_CONFIG_KEYS = {
+    "name",
+    "description",
+    "good_threshold",
+    "bad_threshold",
+    "steps_per_beat",
+    "velocity",
+    "min_coverage",
+    "mode",
+}
+_EXEMPLAR_KEYS = {
+    "id",
+    "label",
+    "file",
+    "start_beat",
+    "end_beat",
+    "tracks",
+    "threshold",
+    "mode",
+    "tags",
+    "description",
+    "provenance",
+}
 
 
 def _load_manifest(directory: Path) -> tuple[bytes, Stamp, LibraryConfig, tuple[Exemplar, ...]]:
@@ -427,7 +464,9 @@ def _load_manifest(directory: Path) -> tuple[bytes, Stamp, LibraryConfig, tuple[
     if not directory.is_dir():
         raise LibraryError(f"{directory}: no such library directory")
     if not manifest.is_file():
-        raise LibraryError(f"{directory}: not a rollmatch library (no {MANIFEST_NAME}; create one with 'rollmatch library init')")
+        raise LibraryError(
+            f"{directory}: not a rollmatch library (no {MANIFEST_NAME}; create one with 'rollmatch library init')"
+        )
     try:
         text, stamp = _read_stamped(manifest)
     except OSError as exc:
@@ -509,7 +548,9 @@ def _parse_manifest(text: bytes, manifest: Path) -> tuple[LibraryConfig, tuple[E
 def _checked_exemplar(exemplar: Exemplar, *, where: str) -> Exemplar:
     """Validate one entry's fields, naming the entry and the field in the error."""
     if not ID_PATTERN.match(exemplar.id):
-        raise ParameterError(f"{where}: id={exemplar.id!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise ParameterError(
+            f"{where}: id={exemplar.id!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     try:
         label = _label(exemplar.label)
     except ParameterError as exc:
@@ -556,7 +597,16 @@ def _boolean(value: Any, name: str) -> bool:
 def _render_manifest(config: LibraryConfig, exemplars: Sequence[Exemplar]) -> str:
     """The manifest as TOML text: every library setting, and each exemplar's fields that are set."""
     lines = ["# rollmatch exemplar library: edit by hand or with 'rollmatch library'.", "", "[library]"]
-    for key in ("name", "description", "good_threshold", "bad_threshold", "min_coverage", "mode", "steps_per_beat", "velocity"):
+    for key in (
+        "name",
+        "description",
+        "good_threshold",
+        "bad_threshold",
+        "min_coverage",
+        "mode",
+        "steps_per_beat",
+        "velocity",
+    ):
         value = getattr(config, key)
         lines.append(f"{key} = {_toml(value.value if isinstance(value, Mode) else value)}")
     for e in exemplars:
@@ -705,7 +755,9 @@ def _cache_key(exemplar: Exemplar, data: bytes) -> str:
 
 def _cache_key_of_digest(exemplar: Exemplar, digest: bytes) -> str:
     """The cache entry name for an exemplar whose file has this sha256 digest."""
-    selection = json.dumps([CACHE_FORMAT, exemplar.start_beat, exemplar.end_beat, exemplar.tracks, Path(exemplar.file).suffix])
+    selection = json.dumps(
+        [CACHE_FORMAT, exemplar.start_beat, exemplar.end_beat, exemplar.tracks, Path(exemplar.file).suffix]
+    )
     return hashlib.sha256(digest + selection.encode()).hexdigest()[:24]
 
 
@@ -721,7 +773,9 @@ def _load_exemplar_notes(directory: Path, exemplar: Exemplar, digest: bytes | No
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise LibraryError(f"{directory}: exemplar {exemplar.id!r}: cannot read {exemplar.file}: {exc.strerror or exc}") from None
+        raise LibraryError(
+            f"{directory}: exemplar {exemplar.id!r}: cannot read {exemplar.file}: {exc.strerror or exc}"
+        ) from None
     try:
         notes = read_notes(path, tracks=exemplar.tracks, start_beat=exemplar.start_beat, end_beat=exemplar.end_beat)
     except InputError as exc:
@@ -745,7 +799,11 @@ def _store_cache(directory: Path, exemplar: Exemplar, data: bytes, notes: np.nda
 def _pruned(library: Library) -> Library:
     """Delete the cache entries ``library`` does not use (left by removed exemplars, changed files or
     selections, or an older cache format). Called by writers under the lock, on the manifest they wrote."""
-    used = {f"{_cache_key_of_digest(e, library._digests[e.file])}.npy" for e in library.exemplars if e.file in library._digests}
+    used = {
+        f"{_cache_key_of_digest(e, library._digests[e.file])}.npy"
+        for e in library.exemplars
+        if e.file in library._digests
+    }
     try:
         for entry in (library.path / CACHE_DIR).glob("*.npy"):
             if entry.name not in used:

@@ -40,7 +40,16 @@ from .errors import EmptyInputError, LibraryError
 from .library import Exemplar, Library
 from .notes import NOTE_DTYPE, sort_notes
 from .probes import Probe, degenerate_probes
-from .verdict import Label, check_threshold, counting, exemplar_thresholds, fraction_text, label_arrays, percent_text, reaches
+from .verdict import (
+    Label,
+    check_threshold,
+    counting,
+    exemplar_thresholds,
+    fraction_text,
+    label_arrays,
+    percent_text,
+    reaches,
+)
 
 Progress = Callable[[str], None]
 
@@ -165,7 +174,9 @@ def check_library(
             usable.append((exemplar, loaded))
     if usable:
         if progress:
-            progress(f"checking: matching {len(usable)} exemplars against each other and {random_count} random fragments")
+            progress(
+                f"checking: matching {len(usable)} exemplars against each other and {random_count} random fragments"
+            )
         noise = random_material(random_count, beats=random_beats, seed=seed)
         probes = degenerate_probes([(e.id, notes) for e, notes in usable if e.label is Label.GOOD])
         config = library.config
@@ -181,7 +192,9 @@ def check_library(
         best = match(material, bank, transpose_range=transpose_range)
         exemplars = [e for e, _ in usable]
         is_bad, overrides = label_arrays(exemplars)
-        thresholds = exemplar_thresholds(is_bad, overrides, good_threshold=config.good_threshold, bad_threshold=config.bad_threshold)
+        thresholds = exemplar_thresholds(
+            is_bad, overrides, good_threshold=config.good_threshold, bad_threshold=config.bad_threshold
+        )
         counts = counting(best, is_bad, thresholds, min_coverage=config.min_coverage)
         n, m = len(exemplars), len(exemplars) + len(noise)
         findings += _cross_label(exemplars, best, counts[:n], thresholds)
@@ -235,8 +248,14 @@ def _clashes(exemplars: Sequence[Exemplar]) -> list[Finding]:
         if len(spellings) > 1:
             shown = ", ".join(f"{path} ({', '.join(repr(i) for i in ids)})" for path, ids in spellings.items())
             ids = tuple(i for group in spellings.values() for i in group)
-            findings.append(Finding("file-clash", f"files {shown} differ only in case: they are one file on "
-                                    "case-insensitive file systems (macOS, Windows)", ids))
+            findings.append(
+                Finding(
+                    "file-clash",
+                    f"files {shown} differ only in case: they are one file on "
+                    "case-insensitive file systems (macOS, Windows)",
+                    ids,
+                )
+            )
     return findings
 
 
@@ -244,7 +263,9 @@ def _where(best: BestMatches, fragment: int, template: int) -> str:
     return f"t{int(best.transpose[fragment, template]):+d}, x{fraction_text(best.stretch[fragment, template])}"
 
 
-def _cross_label(exemplars: Sequence[Exemplar], best: BestMatches, counts: np.ndarray, thresholds: np.ndarray) -> list[Finding]:
+def _cross_label(
+    exemplars: Sequence[Exemplar], best: BestMatches, counts: np.ndarray, thresholds: np.ndarray
+) -> list[Finding]:
     """Good exemplars a bad one would veto, and bad exemplars that a good one would judge GOOD."""
     sims = best.similarity[: len(exemplars)]
     findings = []
@@ -255,13 +276,15 @@ def _cross_label(exemplars: Sequence[Exemplar], best: BestMatches, counts: np.nd
         for i, fragment in enumerate(exemplars):
             for k, template in enumerate(exemplars):
                 if fragment.label is fragment_label and template.label is template_label and counts[i, k]:
-                    findings.append(Finding(
-                        code,
-                        f"{fragment_label.value} exemplar {fragment.id!r} {verb} {template_label.value} exemplar "
-                        f"{template.id!r}: similarity {sims[i, k]:.3f} ({_where(best, i, k)}) >= its threshold "
-                        f"{thresholds[k]:g}",
-                        (fragment.id, template.id),
-                    ))
+                    findings.append(
+                        Finding(
+                            code,
+                            f"{fragment_label.value} exemplar {fragment.id!r} {verb} {template_label.value} exemplar "
+                            f"{template.id!r}: similarity {sims[i, k]:.3f} ({_where(best, i, k)}) >= its threshold "
+                            f"{thresholds[k]:g}",
+                            (fragment.id, template.id),
+                        )
+                    )
     return findings
 
 
@@ -272,13 +295,15 @@ def _near_duplicates(exemplars: Sequence[Exemplar], best: BestMatches, similarit
     findings = []
     for i, j in zip(*np.nonzero(np.triu(reaches(mutual, similarity), k=1)), strict=True):
         a, b = exemplars[i], exemplars[j]
-        findings.append(Finding(
-            "near-duplicate",
-            f"{a.label.value} exemplar {a.id!r} and {b.label.value} exemplar {b.id!r} are near duplicates: each "
-            f"matches the other at {mutual[i, j]:.3f} or more ({_where(best, j, i)}), near-duplicate similarity "
-            f"{similarity:g}",
-            (a.id, b.id),
-        ))
+        findings.append(
+            Finding(
+                "near-duplicate",
+                f"{a.label.value} exemplar {a.id!r} and {b.label.value} exemplar {b.id!r} are near duplicates: each "
+                f"matches the other at {mutual[i, j]:.3f} or more ({_where(best, j, i)}), near-duplicate similarity "
+                f"{similarity:g}",
+                (a.id, b.id),
+            )
+        )
     return findings
 
 
@@ -304,7 +329,13 @@ def _matches_random(
 
 
 def _probes_judged_good(
-    exemplars: Sequence[Exemplar], is_bad: np.ndarray, probes: Sequence[Probe], best: BestMatches, counts: np.ndarray, *, first: int
+    exemplars: Sequence[Exemplar],
+    is_bad: np.ndarray,
+    probes: Sequence[Probe],
+    best: BestMatches,
+    counts: np.ndarray,
+    *,
+    first: int,
 ) -> list[Finding]:
     """A finding for each probe (rows ``first`` on of ``best`` and ``counts``) judged GOOD: a good exemplar
     counts and no bad one does. It names the most similar good exemplar that counts."""
@@ -314,12 +345,14 @@ def _probes_judged_good(
         if not accepted.any() or (counts[p] & is_bad).any():
             continue
         k = int(np.argmax(np.where(accepted, best.similarity[p], -1.0)))
-        findings.append(Finding(
-            "probe-good",
-            f"probe '{probe.name}' ({probe.family}) is judged GOOD through good exemplar {exemplars[k].id!r}: "
-            f"similarity {best.similarity[p, k]:.3f}, coverage {percent_text(best.coverage[p, k])} ({_where(best, p, k)}); a "
-            "search would find this loophole first",
-            (exemplars[k].id,),
-            probe.name,
-        ))
+        findings.append(
+            Finding(
+                "probe-good",
+                f"probe '{probe.name}' ({probe.family}) is judged GOOD through good exemplar {exemplars[k].id!r}: "
+                f"similarity {best.similarity[p, k]:.3f}, coverage {percent_text(best.coverage[p, k])} ({_where(best, p, k)}); a "
+                "search would find this loophole first",
+                (exemplars[k].id,),
+                probe.name,
+            )
+        )
     return findings

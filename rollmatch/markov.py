@@ -39,8 +39,13 @@ class MarkovModel:
     """Counts of the token that follows each context of up to ``order`` tokens, over every voice of the good
     exemplars, and the (max_order + 1)-token chunks they hold, which no generated voice may repeat."""
 
-    def __init__(self, lines: Sequence[Sequence[Token]], *, order: int = defaults.MARKOV_ORDER,
-                 max_order: int = defaults.MARKOV_MAX_ORDER) -> None:
+    def __init__(
+        self,
+        lines: Sequence[Sequence[Token]],
+        *,
+        order: int = defaults.MARKOV_ORDER,
+        max_order: int = defaults.MARKOV_MAX_ORDER,
+    ) -> None:
         self.order = whole_number(order, "order", at_least=0, at_most=16)
         self.max_order = whole_number(max_order, "max_order", at_least=1, at_most=64)
         self.follows: dict[tuple[Token, ...], Counter[Token]] = {}
@@ -48,9 +53,9 @@ class MarkovModel:
         for line in lines:
             for i, token in enumerate(line):
                 for k in range(0, min(self.order, i) + 1):
-                    self.follows.setdefault(tuple(line[i - k:i]), Counter())[token] += 1
+                    self.follows.setdefault(tuple(line[i - k : i]), Counter())[token] += 1
                 if i >= self.max_order:
-                    self.chunks.add(tuple(line[i - self.max_order:i + 1]))
+                    self.chunks.add(tuple(line[i - self.max_order : i + 1]))
 
     @classmethod
     def from_material(cls, material: Material, **options: int) -> MarkovModel:
@@ -65,14 +70,14 @@ class MarkovModel:
     def distribution(self, context: Sequence[Token]) -> Counter[Token]:
         """What follows the longest suffix of ``context`` (up to ``order`` tokens) seen in the exemplars."""
         for k in range(min(self.order, len(context)), -1, -1):
-            found = self.follows.get(tuple(context[len(context) - k:]))
+            found = self.follows.get(tuple(context[len(context) - k :]))
             if found:
                 return found
         return Counter()
 
     def copies(self, line: Sequence[Token]) -> bool:
         """Whether the last max_order + 1 tokens of ``line`` are a chunk of the exemplars."""
-        return len(line) > self.max_order and tuple(line[-self.max_order - 1:]) in self.chunks
+        return len(line) > self.max_order and tuple(line[-self.max_order - 1 :]) in self.chunks
 
 
 def tokens(line: np.ndarray, steps_per_beat: int, previous: int | None = None) -> list[Token]:
@@ -81,7 +86,9 @@ def tokens(line: np.ndarray, steps_per_beat: int, previous: int | None = None) -
     out = []
     for n in line:
         pitch = int(n["pitch"])
-        out.append((0 if previous is None else pitch - previous, max(1, round(float(n["end"] - n["start"]) * steps_per_beat))))
+        out.append(
+            (0 if previous is None else pitch - previous, max(1, round(float(n["end"] - n["start"]) * steps_per_beat)))
+        )
         previous = pitch
     return out
 
@@ -109,12 +116,20 @@ def markov(context: Context, rng: np.random.Generator) -> list[Proposal]:
         made = resurface(model, transpose_bar(source.notes, shift), source.voices, context, rng)
         if made is not None:
             notes, voices, changed = made
-            out.append(Proposal(notes, voices, (SourceRef(source.exemplar, source.index, shift),), (f"markov: {changed} notes re-surfaced",)))
+            out.append(
+                Proposal(
+                    notes,
+                    voices,
+                    (SourceRef(source.exemplar, source.index, shift),),
+                    (f"markov: {changed} notes re-surfaced",),
+                )
+            )
     return out
 
 
-def resurface(model: MarkovModel, notes: np.ndarray, voices: np.ndarray, context: Context,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int] | None:
+def resurface(
+    model: MarkovModel, notes: np.ndarray, voices: np.ndarray, context: Context, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, int] | None:
     """The bar ``notes`` (with ``voices``) re-surfaced voice by voice, and how many notes were; None when a
     note the MaxOrder bound forces cannot be."""
     steps = defaults.STEPS_PER_BEAT
@@ -123,7 +138,7 @@ def resurface(model: MarkovModel, notes: np.ndarray, voices: np.ndarray, context
     changed = 0
     for v in np.unique(voices):
         line = np.sort(notes[voices == v], order="start")
-        before = np.sort(context.notes[piece_voices == v], order="start")[-model.max_order - 1:]
+        before = np.sort(context.notes[piece_voices == v], order="start")[-model.max_order - 1 :]
         history = tokens(before, steps)
         previous = int(before["pitch"][-1]) if before.size else None
         for i, n in enumerate(line):
@@ -162,8 +177,15 @@ def resurface(model: MarkovModel, notes: np.ndarray, voices: np.ndarray, context
     return out[order], out_voices[order], changed
 
 
-def _split(model: MarkovModel, history: list[Token], pitch: int, previous: int | None, beats: float, following: int | None,
-           rng: np.random.Generator) -> tuple[Token, Token] | None:
+def _split(
+    model: MarkovModel,
+    history: list[Token],
+    pitch: int,
+    previous: int | None,
+    beats: float,
+    following: int | None,
+    rng: np.random.Generator,
+) -> tuple[Token, Token] | None:
     """A note of ``pitch`` lasting ``beats`` split in two: the tokens of the two parts, the second drawn from the
     model given the context; None when nothing fits."""
     steps = defaults.STEPS_PER_BEAT

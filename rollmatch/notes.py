@@ -38,7 +38,9 @@ def make_notes(
     pitch_a = np.asarray(list(pitch), dtype=np.float64)
     start_a = np.asarray(list(start), dtype=np.float64)
     end_a = np.asarray(list(end), dtype=np.float64)
-    vel_a = np.broadcast_to(np.asarray(velocity if np.isscalar(velocity) else list(velocity), np.float64), pitch_a.shape)
+    vel_a = np.broadcast_to(
+        np.asarray(velocity if np.isscalar(velocity) else list(velocity), np.float64), pitch_a.shape
+    )
     if not (pitch_a.shape == start_a.shape == end_a.shape == vel_a.shape) or pitch_a.ndim != 1:
         raise InputError(f"{source}: pitch, start, end and velocity must be equally long lists")
     check_note_values(pitch_a, start_a, end_a, vel_a, source=source)
@@ -66,11 +68,11 @@ def check_note_values(
             index = np.flatnonzero(bad)
         if index.size:
             i = int(index[0])
-            raise InputError(
-                f"{source}: note {i} (pitch={pitch[i]:g}, start={start[i]:g}, end={end[i]:g}): {message}"
-            )
+            raise InputError(f"{source}: note {i} (pitch={pitch[i]:g}, start={start[i]:g}, end={end[i]:g}): {message}")
     if end.size and float(end.max()) > defaults.MAX_BEATS:
-        raise LimitError(f"{source}: notes reach beat {float(end.max()):g}, past the limit of {defaults.MAX_BEATS:g} beats")
+        raise LimitError(
+            f"{source}: notes reach beat {float(end.max()):g}, past the limit of {defaults.MAX_BEATS:g} beats"
+        )
 
 
 def notes_from_records(records: Any, *, source: str = "note list") -> np.ndarray:
@@ -195,7 +197,9 @@ def pitch_name(pitch: int) -> str:
     return f"{_PITCH_CLASSES[int(pitch) % 12]}{int(pitch) // 12 - 1}"
 
 
-def snap_notes(notes: np.ndarray, ticks_per_beat: int = defaults.MIDI_TICKS_PER_BEAT, *, keep_order: bool = False) -> np.ndarray:
+def snap_notes(
+    notes: np.ndarray, ticks_per_beat: int = defaults.MIDI_TICKS_PER_BEAT, *, keep_order: bool = False
+) -> np.ndarray:
     """Notes with start and end rounded to a grid of ``ticks_per_beat`` (a MIDI file's resolution), each at
     least one tick long, sorted (unless ``keep_order``): written to MIDI at that resolution and read back,
     they are the same floats."""
@@ -233,7 +237,10 @@ def split_voices(notes: np.ndarray) -> np.ndarray:
         if len(pitches) <= len(free):
 
             def cost(chosen: tuple[int, ...]) -> int:
-                return sum(12 if (last := last_pitch[v]) is None else abs(p - last) for v, p in zip(chosen, pitches, strict=True))
+                return sum(
+                    12 if (last := last_pitch[v]) is None else abs(p - last)
+                    for v, p in zip(chosen, pitches, strict=True)
+                )
 
             best = min(itertools.combinations(free, len(pitches)), key=cost)
         for rank, i in enumerate(group):

@@ -71,7 +71,11 @@ def generic_probes(*, seed: int = defaults.PROBE_SEED) -> list[Probe]:
         for beats in HELD_BEATS
     ]
     probes += [
-        Probe("held chord", f"{name} on {pitch_name(root)} held {beats:g} beats", _notes([(root + i, 0.0, beats) for i in shape]))
+        Probe(
+            "held chord",
+            f"{name} on {pitch_name(root)} held {beats:g} beats",
+            _notes([(root + i, 0.0, beats) for i in shape]),
+        )
         for name, shape in CHORDS.items()
         for root in CHORD_ROOTS
         for beats in HELD_BEATS
@@ -80,18 +84,33 @@ def generic_probes(*, seed: int = defaults.PROBE_SEED) -> list[Probe]:
         for step, value in ((1.0, "quarters"), (0.5, "eighths")):
             for beats in REPEATED_BEATS:
                 count = int(beats / step)
-                probes.append(Probe("repeated note", f"{pitch_name(root)} repeated in {value}, {beats:g} beats",
-                                    _notes([(root, i * step, (i + 1) * step) for i in range(count)])))
+                probes.append(
+                    Probe(
+                        "repeated note",
+                        f"{pitch_name(root)} repeated in {value}, {beats:g} beats",
+                        _notes([(root, i * step, (i + 1) * step) for i in range(count)]),
+                    )
+                )
     for root in CHORD_ROOTS[:2]:
         for step, value in ((1.0, "quarters"), (0.5, "eighths")):
             up = [_in_key(root, d) for d in range(15)]  # two octaves
             run = up + up[-2::-1]
-            probes.append(Probe("scale run", f"C major scale from {pitch_name(root)} up and down in {value}",
-                                _notes([(p, i * step, (i + 1) * step) for i, p in enumerate(run)])))
+            probes.append(
+                Probe(
+                    "scale run",
+                    f"C major scale from {pitch_name(root)} up and down in {value}",
+                    _notes([(p, i * step, (i + 1) * step) for i, p in enumerate(run)]),
+                )
+            )
             up = [root + 12 * (i // 3) + (0, 4, 7)[i % 3] for i in range(7)]
             arpeggio = (up + up[-2:0:-1]) * 2
-            probes.append(Probe("arpeggio", f"C major arpeggio from {pitch_name(root)} up and down in {value}",
-                                _notes([(p, i * step, (i + 1) * step) for i, p in enumerate(arpeggio)])))
+            probes.append(
+                Probe(
+                    "arpeggio",
+                    f"C major arpeggio from {pitch_name(root)} up and down in {value}",
+                    _notes([(p, i * step, (i + 1) * step) for i, p in enumerate(arpeggio)]),
+                )
+            )
     rng = np.random.default_rng(seed)
     for walk in range(RANDOM_WALKS):
         degree, start, rows = int(rng.integers(7, 14)), 0.0, []
@@ -133,12 +152,22 @@ def exemplar_probes(exemplar_id: str, notes: np.ndarray) -> list[Probe]:
     onsets = np.unique(notes["start"])
     ends = np.append(onsets[1:], length)
     pitch = int(np.median(notes["pitch"]))
-    probes.append(Probe("rhythm on one pitch", f"rhythm of {exemplar_id} on {pitch_name(pitch)}",
-                        _notes([(pitch, float(a), float(b)) for a, b in zip(onsets, ends, strict=True)])))
+    probes.append(
+        Probe(
+            "rhythm on one pitch",
+            f"rhythm of {exemplar_id} on {pitch_name(pitch)}",
+            _notes([(pitch, float(a), float(b)) for a, b in zip(onsets, ends, strict=True)]),
+        )
+    )
     opening = np.unique(notes["pitch"][notes["start"] == 0.0])
     for beats in (1.0, length):
-        probes.append(Probe("held chord", f"opening chord of {exemplar_id} held {beats:g} beats",
-                            _notes([(int(p), 0.0, beats) for p in opening])))
+        probes.append(
+            Probe(
+                "held chord",
+                f"opening chord of {exemplar_id} held {beats:g} beats",
+                _notes([(int(p), 0.0, beats) for p in opening]),
+            )
+        )
     return probes
 
 

@@ -192,7 +192,11 @@ def music_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
             continue
         try:
             inside = sorted(
-                (f for f in entry.iterdir() if f.suffix.lower() in FORMATS and not f.name.startswith(".") and f.is_file()),
+                (
+                    f
+                    for f in entry.iterdir()
+                    if f.suffix.lower() in FORMATS and not f.name.startswith(".") and f.is_file()
+                ),
                 key=lambda f: f.name,
             )
         except OSError as exc:
@@ -274,7 +278,9 @@ def _read_midi(data: bytes, *, name: str, tracks: TrackSelector) -> Piece:
         raise InputError(f"{name}: not a readable MIDI file: {_one_line(exc)}") from None
     resolution = midi.ticks_per_beat
     if not 0 < resolution < 0x8000:
-        raise InputError(f"{name}: MIDI time division {resolution} is not ticks per beat (SMPTE timing is not supported)")
+        raise InputError(
+            f"{name}: MIDI time division {resolution} is not ticks per beat (SMPTE timing is not supported)"
+        )
     max_tick = int(defaults.MAX_BEATS * resolution)
     names = [_track_name(track) for track in midi.tracks]
     chosen = _choose(tracks, names, name=name, kind="track")
@@ -407,7 +413,9 @@ def _score_bars(part: object, *, name: str) -> Bars:
 BarRange = tuple[int, int]
 
 
-def bars_from_time_signatures(changes: Sequence[tuple[float, int, int]], end_beat: float, *, name: str = "notes") -> Bars:
+def bars_from_time_signatures(
+    changes: Sequence[tuple[float, int, int]], end_beat: float, *, name: str = "notes"
+) -> Bars:
     """Bar lines from time-signature changes ``(beat, numerator, denominator)``, bar 1 starting at beat 0.
 
     A bar lasts ``numerator * 4 / denominator`` beats (quarter notes). Before the first change the meter is
@@ -418,9 +426,16 @@ def bars_from_time_signatures(changes: Sequence[tuple[float, int, int]], end_bea
     """
     meters: dict[float, float] = {0.0: 4.0}
     for beat, numerator, denominator in sorted(changes, key=lambda change: change[0]):
-        if numerator < 1 or denominator < 1 or denominator > MAX_TIME_SIGNATURE_DENOMINATOR or denominator & (denominator - 1):
-            raise InputError(f"{name}: time signature {numerator}/{denominator} at beat {beat:g} is not supported "
-                             f"(numerator >= 1, denominator a power of two up to {MAX_TIME_SIGNATURE_DENOMINATOR})")
+        if (
+            numerator < 1
+            or denominator < 1
+            or denominator > MAX_TIME_SIGNATURE_DENOMINATOR
+            or denominator & (denominator - 1)
+        ):
+            raise InputError(
+                f"{name}: time signature {numerator}/{denominator} at beat {beat:g} is not supported "
+                f"(numerator >= 1, denominator a power of two up to {MAX_TIME_SIGNATURE_DENOMINATOR})"
+            )
         meters[float(beat)] = numerator * 4.0 / denominator
     starts = sorted(beat for beat in meters if beat < end_beat) or [0.0]
     segments: list[np.ndarray] = []
@@ -436,7 +451,9 @@ def bars_from_time_signatures(changes: Sequence[tuple[float, int, int]], end_bea
     return Bars(np.append(np.concatenate(segments), starts[-1] + length * n))
 
 
-def bars_from_measures(measures: Sequence[tuple[int, float, float]], first_bar_beats: float, *, name: str = "score") -> Bars:
+def bars_from_measures(
+    measures: Sequence[tuple[int, float, float]], first_bar_beats: float, *, name: str = "score"
+) -> Bars:
     """Bar lines from a score's measures ``(number, offset, length)`` in beats, in score order.
 
     Bars are counted the way musicians count them, so they match a normally numbered score's own bar
@@ -466,7 +483,9 @@ def regular_bars(beats_per_bar: float, end_beat: float) -> Bars:
     length = number(beats_per_bar, "beats_per_bar", above=0, at_most=defaults.MAX_BEATS)
     count = max(1, math.ceil(number(end_beat, "end_beat", at_least=0) / length))
     if count > defaults.MAX_BARS:
-        raise LimitError(f"beats_per_bar={length:g} cuts {end_beat:g} beats into {count} bars; at most {defaults.MAX_BARS} are allowed")
+        raise LimitError(
+            f"beats_per_bar={length:g} cuts {end_beat:g} beats into {count} bars; at most {defaults.MAX_BARS} are allowed"
+        )
     return Bars(np.arange(count + 1) * length)
 
 

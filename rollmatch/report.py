@@ -67,8 +67,11 @@ def library_report(
         concerning = [f for f in findings if exemplar.id in f.exemplars]
         cards.append(_card(library, exemplar, concerning, beats_per_bar))
     listed = "\n".join(f"<li>{_finding(f)}</li>" for f in findings)
-    finding_section = (f'<ul class="findings">\n{listed}\n</ul>' if findings
-                       else '<p class="clean">No findings: the library passes its checks.</p>')
+    finding_section = (
+        f'<ul class="findings">\n{listed}\n</ul>'
+        if findings
+        else '<p class="clean">No findings: the library passes its checks.</p>'
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -85,7 +88,7 @@ def library_report(
 <p class="meta">{len(library.exemplars)} exemplars ({good} good, {len(library.exemplars) - good} bad), version {e(library.version)};
 thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}, min coverage {config.min_coverage:g}, mode {e(config.mode.value)};
 {config.steps_per_beat} steps per beat;
-{'velocity-weighted' if config.velocity else 'binary'} rolls</p>
+{"velocity-weighted" if config.velocity else "binary"} rolls</p>
 </header>
 <section id="findings">
 <h2>Lint findings ({len(findings)})</h2>
@@ -120,13 +123,17 @@ def _card(library: Library, exemplar: Exemplar, findings: Sequence[Finding], bea
         picture = roll_picture(summary.notes, bars=summary.bars, title=summary.title)
         image = base64.b64encode(picture.png).decode("ascii")
         rows = "".join(_row(name, value) for name, value in summary_rows(summary))
-        body = (f'<img src="data:image/png;base64,{image}" width="{picture.width}" height="{picture.height}" '
-                f'alt="piano roll of {e(exemplar_id)}">\n<dl>{rows}</dl>')
+        body = (
+            f'<img src="data:image/png;base64,{image}" width="{picture.width}" height="{picture.height}" '
+            f'alt="piano roll of {e(exemplar_id)}">\n<dl>{rows}</dl>'
+        )
     listed = "".join(f"<li>{_finding(f)}</li>" for f in findings)
     notes = f'\n<ul class="findings">{listed}</ul>' if findings else ""
     flagged = " has-findings" if findings else ""
-    return (f'\n<article class="exemplar {label}{flagged}" id="exemplar-{e(exemplar_id)}">\n'
-            f'<h3>{e(exemplar_id)} <span class="label {label}">{label}</span></h3>\n{body}{notes}\n</article>')
+    return (
+        f'\n<article class="exemplar {label}{flagged}" id="exemplar-{e(exemplar_id)}">\n'
+        f'<h3>{e(exemplar_id)} <span class="label {label}">{label}</span></h3>\n{body}{notes}\n</article>'
+    )
 
 
 def _row(name: str, value: str) -> str:

@@ -64,7 +64,12 @@ def runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     row, on, off = row[:-1][same], edge[:-1][same], edge[1:][same]
     value = rows[row, on] if row.size else np.zeros(0)
     keep = value > 0
-    return row[keep].astype(np.int64), on[keep].astype(np.int64), off[keep].astype(np.int64), value[keep].astype(np.float64)
+    return (
+        row[keep].astype(np.int64),
+        on[keep].astype(np.int64),
+        off[keep].astype(np.int64),
+        value[keep].astype(np.float64),
+    )
 
 
 def note_values(notes: np.ndarray, *, velocity: bool) -> np.ndarray:

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from . import defaults
-from .checks import number, whole_number
 from .backend import DEFAULT_BACKEND, array_module, backend_name
+from .checks import number, whole_number
 from .engine import BestMatches, TemplateBank, check_stretches, check_transpose_range, match, resolve_method
 from .errors import InputError, LibraryError, ParameterError
 from .library import Library
@@ -125,7 +125,9 @@ class Scorer:
         """Best alignment of each of B fragments against each of K exemplars, before any threshold: (B, K)."""
         return match(fragments, self.bank(stretches), transpose_range=transpose_range, method=self.method)
 
-    def label_thresholds(self, *, good_threshold: float | None = None, bad_threshold: float | None = None) -> tuple[float, float]:
+    def label_thresholds(
+        self, *, good_threshold: float | None = None, bad_threshold: float | None = None
+    ) -> tuple[float, float]:
         """The good and bad thresholds in force for exemplars without their own: the given ones, else the library's."""
         config = self.library.config
         return (
@@ -143,14 +145,18 @@ class Scorer:
         return exemplar_thresholds(self.is_bad, self.overrides, good_threshold=good, bad_threshold=bad)
 
 
-def windows(notes: np.ndarray, *, window_beats: float, hop_beats: float | None = None) -> list[tuple[float, float, np.ndarray]]:
+def windows(
+    notes: np.ndarray, *, window_beats: float, hop_beats: float | None = None
+) -> list[tuple[float, float, np.ndarray]]:
     """Cut notes into windows [start, start + window) every ``hop_beats`` (default: the window), from beat 0
     until the last note ends. Each window's notes are clipped to it and start from its own beat 0."""
     window = number(window_beats, "window_beats", above=0)
     hop = window if hop_beats is None else number(hop_beats, "hop_beats", above=0)
     count = max(1, math.ceil(span_beats(notes) / hop))
     if count > MAX_WINDOWS:
-        raise ParameterError(f"hop_beats={hop:g} cuts the piece into {count} windows; at most {MAX_WINDOWS} are allowed")
+        raise ParameterError(
+            f"hop_beats={hop:g} cuts the piece into {count} windows; at most {MAX_WINDOWS} are allowed"
+        )
     return [(i * hop, i * hop + window, select_beats(notes, i * hop, i * hop + window)) for i in range(count)]
 
 

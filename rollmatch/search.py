@@ -123,12 +123,18 @@ def parse_form(form: str | None, bars: int) -> tuple[Section, ...]:
     if not letters or not (letters.isascii() and letters.isalpha()):
         raise ParameterError(f"form={form!r} must be letters, one per section, such as AABA")
     if len(letters) > defaults.MAX_FORM_SECTIONS:
-        raise ParameterError(f"form={form!r} has {len(letters)} sections; at most {defaults.MAX_FORM_SECTIONS} are allowed")
+        raise ParameterError(
+            f"form={form!r} has {len(letters)} sections; at most {defaults.MAX_FORM_SECTIONS} are allowed"
+        )
     if bars % len(letters):
-        raise ParameterError(f"bars={bars} does not split into the {len(letters)} sections of form={form!r}; give a multiple of {len(letters)}")
+        raise ParameterError(
+            f"bars={bars} does not split into the {len(letters)} sections of form={form!r}; give a multiple of {len(letters)}"
+        )
     size = bars // len(letters)
     first: dict[str, int] = {}
-    return tuple(Section(letter, k * size, size, first.setdefault(letter, k * size)) for k, letter in enumerate(letters))
+    return tuple(
+        Section(letter, k * size, size, first.setdefault(letter, k * size)) for k, letter in enumerate(letters)
+    )
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,11 @@ class Novelty:
 
     def copies(self, verdict: Verdict) -> bool:
         """Whether ``verdict``'s fragment copies its nearest good exemplar (never with the ceiling off)."""
-        return self.max_copy < 1 and verdict.nearest is not None and bool(reaches(verdict.nearest.similarity, self.max_copy))
+        return (
+            self.max_copy < 1
+            and verdict.nearest is not None
+            and bool(reaches(verdict.nearest.similarity, self.max_copy))
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_copy": self.max_copy, "max_copy_beats": self.max_copy_beats, "max_reuse": self.max_reuse}
@@ -210,7 +220,9 @@ def window_spans(bar: int, bars: int, window_bars: int, *, closes: bool = False)
     return spans
 
 
-def append_bar(piece: np.ndarray, voices: np.ndarray, bar: Proposal, index: int, beats_per_bar: int) -> tuple[np.ndarray, np.ndarray]:
+def append_bar(
+    piece: np.ndarray, voices: np.ndarray, bar: Proposal, index: int, beats_per_bar: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``piece`` with ``bar`` (beats from the bar's start) placed as bar ``index``, on the MIDI grid, and the
     voices of the notes alongside."""
     placed = bar.notes.copy()
@@ -253,8 +265,14 @@ class WindowResult:
         return 1.0 - (self.verdict.nearest.similarity if self.verdict.nearest else 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start_bar": self.start_bar, "start_beat": self.start_beat, "end_beat": self.end_beat, **self.verdict.to_dict(),
-                "novelty": round(self.novelty, 4), "longest_copy_beats": self.longest_copy_beats}
+        return {
+            "start_bar": self.start_bar,
+            "start_beat": self.start_beat,
+            "end_beat": self.end_beat,
+            **self.verdict.to_dict(),
+            "novelty": round(self.novelty, 4),
+            "longest_copy_beats": self.longest_copy_beats,
+        }
 
 
 def copied_stretches(
@@ -263,7 +281,9 @@ def copied_stretches(
     """Every stretch (start, end beats) of ``notes``, a whole number of beats up to ``window_beats`` long and
     starting on a beat, whose nearest good exemplar matches it at ``novelty.max_copy`` or more."""
     span = math.ceil(span_beats(notes))
-    stretches = [(float(a), float(a + length)) for length in range(1, int(window_beats) + 1) for a in range(span - length + 1)]
+    stretches = [
+        (float(a), float(a + length)) for length in range(1, int(window_beats) + 1) for a in range(span - length + 1)
+    ]
     if not stretches:
         return []
     verdicts = client.score([select_beats(notes, a, b) for a, b in stretches], min_coverage=min_coverage)
@@ -312,7 +332,9 @@ class SearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report."""
-        matched = Counter(w.verdict.good.exemplar for w in self.windows if w.verdict.verdict is Outcome.GOOD and w.verdict.good)
+        matched = Counter(
+            w.verdict.good.exemplar for w in self.windows if w.verdict.verdict is Outcome.GOOD and w.verdict.good
+        )
         return {
             "settings": self.settings,
             "complete": self.complete,
@@ -328,8 +350,12 @@ class SearchResult:
                 "scoring": round(self.scoring_seconds, 3),
             },
             "exemplars_matched": dict(sorted(matched.items(), key=lambda item: (-item[1], item[0]))),
-            "candidates": {"proposed": self.proposed, "scored": self.scored, "accepted": self.accepted,
-                           "acceptance_rate": round(self.accepted / self.scored, 4) if self.scored else 0.0},
+            "candidates": {
+                "proposed": self.proposed,
+                "scored": self.scored,
+                "accepted": self.accepted,
+                "acceptance_rate": round(self.accepted / self.scored, 4) if self.scored else 0.0,
+            },
             "acceptance": self.acceptance,
             "rejected": self.rejected,
             "novelty": {
@@ -338,7 +364,12 @@ class SearchResult:
             },
             "diversity": self.diversity,
             "sections": [
-                {"letter": s.letter, "start_bar": s.start, "bars": s.bars, **({"repeats_bar": s.first} if s.repeat else {})}
+                {
+                    "letter": s.letter,
+                    "start_bar": s.start,
+                    "bars": s.bars,
+                    **({"repeats_bar": s.first} if s.repeat else {}),
+                }
                 for s in self.sections
             ],
             "bar_origins": [o.to_dict() for o in self.origins],
@@ -388,14 +419,20 @@ class PhraseSearch:
         self.name = name
         self.window_bars = whole_number(window_bars, "window_bars", at_least=1, at_most=defaults.MAX_WINDOW_BARS)
         self.min_coverage = None if min_coverage is None else check_coverage(min_coverage)
-        self.beats_per_bar = whole_number(beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR)
+        self.beats_per_bar = whole_number(
+            beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR
+        )
         if material.beats_per_bar != self.beats_per_bar:
-            raise ParameterError(f"material cut into bars of {material.beats_per_bar} beats, but beats_per_bar={beats_per_bar}")
+            raise ParameterError(
+                f"material cut into bars of {material.beats_per_bar} beats, but beats_per_bar={beats_per_bar}"
+            )
         self.beam = whole_number(beam, "beam", at_least=1, at_most=defaults.MAX_BEAM_WIDTH)
         self.candidates = whole_number(candidates, "candidates", at_least=1, at_most=defaults.MAX_CANDIDATES_PER_BEAM)
         self.seed = whole_number(seed, "seed", at_least=0, at_most=2**63 - 1)
         self.draws = whole_number(draws, "draws", at_least=1, at_most=defaults.MAX_DRAWS_PER_BEAM)
-        self.max_evaluations = whole_number(max_evaluations, "max_evaluations", at_least=1, at_most=defaults.MAX_SEARCH_EVALUATIONS)
+        self.max_evaluations = whole_number(
+            max_evaluations, "max_evaluations", at_least=1, at_most=defaults.MAX_SEARCH_EVALUATIONS
+        )
         self.max_seconds = number(max_seconds, "max_seconds", above=0)
         self.in_flight = whole_number(in_flight, "in_flight", at_least=1, at_most=defaults.MAX_IN_FLIGHT_PER_STREAM)
         self.novelty = novelty
@@ -407,13 +444,17 @@ class PhraseSearch:
             self.bars = whole_number(bars, "bars", at_least=1, at_most=defaults.MAX_SEARCH_BARS)
             self.start, self.start_bars, self.last_bar = piece, piece_bars, self.bars - 1
             if self.start_bars >= self.bars:
-                raise ParameterError(f"the start is {self.start_bars} bars long; bars={self.bars} must be more, to leave bars to search")
+                raise ParameterError(
+                    f"the start is {self.start_bars} bars long; bars={self.bars} must be more, to leave bars to search"
+                )
         else:
             first, last = regenerate
             if start is None:
                 raise ParameterError("regenerate needs a start: the piece whose bars to replace")
             if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last < piece_bars):
-                raise ParameterError(f"regenerate=bars {first + 1}-{last + 1} must lie within the start's {piece_bars} bars, first <= last")
+                raise ParameterError(
+                    f"regenerate=bars {first + 1}-{last + 1} must lie within the start's {piece_bars} bars, first <= last"
+                )
             if form is not None:
                 raise ParameterError("regenerate and form cannot be combined: a regenerated piece keeps its own form")
             self.bars = piece_bars
@@ -428,12 +469,22 @@ class PhraseSearch:
         self.sections = parse_form(form, self.bars)
         self.progress = progress
         self.settings: dict[str, Any] = {
-            "bars": self.bars, "beats_per_bar": self.beats_per_bar, "window_bars": self.window_bars,
-            "min_coverage": self.min_coverage, "beam": self.beam,
-            "candidates": self.candidates, "seed": self.seed, "generator": name, "form": form, "start_bars": self.start_bars,
+            "bars": self.bars,
+            "beats_per_bar": self.beats_per_bar,
+            "window_bars": self.window_bars,
+            "min_coverage": self.min_coverage,
+            "beam": self.beam,
+            "candidates": self.candidates,
+            "seed": self.seed,
+            "generator": name,
+            "form": form,
+            "start_bars": self.start_bars,
             "regenerate": None if regenerate is None else f"{regenerate[0] + 1}-{regenerate[1] + 1}",
-            **self.novelty.to_dict(), "continuity": self.rules.to_dict(),
-            "draws": self.draws, "max_evaluations": self.max_evaluations, "max_seconds": self.max_seconds,
+            **self.novelty.to_dict(),
+            "continuity": self.rules.to_dict(),
+            "draws": self.draws,
+            "max_evaluations": self.max_evaluations,
+            "max_seconds": self.max_seconds,
         }
         self.reuse_limit = max(1, math.floor(self.novelty.max_reuse * self.bars + defaults.TIE_TOLERANCE))
         #: each good exemplar's length from its first onset, in beats: where a copy of it ends
@@ -462,7 +513,16 @@ class PhraseSearch:
         """Search until the target length, a budget, or giving up (:class:`SearchError`)."""
         self._began = time.perf_counter()
         kept = BarOrigin("kept" if self.regenerate else "start")
-        root = Beam(self.start, split_voices(self.start), self.start_bars, 0.0, 0, (kept,) * self.start_bars, 0, self._next_serial())
+        root = Beam(
+            self.start,
+            split_voices(self.start),
+            self.start_bars,
+            0.0,
+            0,
+            (kept,) * self.start_bars,
+            0,
+            self._next_serial(),
+        )
         levels = [_Level([root])]
         while True:
             if time.perf_counter() - self._began > self.max_seconds:
@@ -478,8 +538,11 @@ class PhraseSearch:
             candidates = self._candidates(group)
             spans = window_spans(index, self.bars, self.window_bars, closes=index == self.last_bar)
             stretches = self._copy_stretches(index)
-            requests = [[select_beats(c.notes, s.start * self.beats_per_bar, s.end * self.beats_per_bar) for s in spans]
-                        + [select_beats(c.notes, a, b) for a, b in stretches] for c in candidates]
+            requests = [
+                [select_beats(c.notes, s.start * self.beats_per_bar, s.end * self.beats_per_bar) for s in spans]
+                + [select_beats(c.notes, a, b) for a, b in stretches]
+                for c in candidates
+            ]
             if self.evaluations + sum(len(r) for r in requests) > self.max_evaluations:
                 return self._stop(levels, f"evaluation budget of {self.max_evaluations}")
             survivors = self._survivors(candidates, spans, stretches, self._score(requests)) if candidates else []
@@ -514,8 +577,12 @@ class PhraseSearch:
         longest = self.window_bars * self.beats_per_bar
         last = index + 1 if index < self.last_bar else min(self.bars, index + self.window_bars)
         ends = range(index * self.beats_per_bar + 1, last * self.beats_per_bar + 1)
-        return [(float(end - length), float(end)) for end in ends for length in range(shortest, longest + 1)
-                if end - length >= 0 and end - length < (index + 1) * self.beats_per_bar]
+        return [
+            (float(end - length), float(end))
+            for end in ends
+            for length in range(shortest, longest + 1)
+            if end - length >= 0 and end - length < (index + 1) * self.beats_per_bar
+        ]
 
     def _candidates(self, group: list[tuple[Beam, int]]) -> list[_Candidate]:
         """Every candidate of the group that meets the continuity rules, in a fixed order, without two alike."""
@@ -523,11 +590,21 @@ class PhraseSearch:
         seen: set[bytes] = set()
         for beam, draw in group:
             previous = beam.bars - 1
-            before = select_voiced(beam.notes, beam.voices, previous * self.beats_per_bar, beam.bars * self.beats_per_bar) if beam.bars else None
+            before = (
+                select_voiced(beam.notes, beam.voices, previous * self.beats_per_bar, beam.bars * self.beats_per_bar)
+                if beam.bars
+                else None
+            )
             for candidate in self._expand(beam, draw):
                 bar = candidate.bar.notes
                 voices = split_voices(bar) if candidate.bar.voices is None else candidate.bar.voices
-                reason = fault(bar, voices, self.rules, previous=before[0] if before else None, previous_voices=before[1] if before else None)
+                reason = fault(
+                    bar,
+                    voices,
+                    self.rules,
+                    previous=before[0] if before else None,
+                    previous_voices=before[1] if before else None,
+                )
                 if reason is None and self.regenerate is not None and beam.bars == self.last_bar:
                     first = self.start_bars * self.beats_per_bar
                     region = select_beats(candidate.notes, first, (self.last_bar + 1) * self.beats_per_bar)
@@ -557,17 +634,35 @@ class PhraseSearch:
         bars: list[tuple[Proposal, BarOrigin, int, int]] = []
         if section.repeat:
             repeated = section.first + offset
-            reference, reference_voices = select_voiced(beam.notes, beam.voices, repeated * self.beats_per_bar, (repeated + 1) * self.beats_per_bar)
+            reference, reference_voices = select_voiced(
+                beam.notes, beam.voices, repeated * self.beats_per_bar, (repeated + 1) * self.beats_per_bar
+            )
             shifts = FORM_TRANSPOSITIONS if offset == 0 else (beam.transpose,)
             for t in shifts if draw == 0 and reference.size else ():
                 try:
                     moved = transform_notes(reference, transpose=t)
                 except InputError:
                     continue  # the repeat would leave MIDI's pitch range
-                bars.append((Proposal(moved, reference_voices), BarOrigin("repeat", repeated, t),
-                             TRANSPOSED_DEVIATION if t and offset == 0 else 0, t))
-        context = Context(beam.notes, index, self.bars, self.beats_per_bar, self.candidates, self.material, reference,
-                          beam.voices, beam.origins, self.rules)
+                bars.append(
+                    (
+                        Proposal(moved, reference_voices),
+                        BarOrigin("repeat", repeated, t),
+                        TRANSPOSED_DEVIATION if t and offset == 0 else 0,
+                        t,
+                    )
+                )
+        context = Context(
+            beam.notes,
+            index,
+            self.bars,
+            self.beats_per_bar,
+            self.candidates,
+            self.material,
+            reference,
+            beam.voices,
+            beam.origins,
+            self.rules,
+        )
         began = time.perf_counter()
         proposed = propose(self.generator, self.name, context, np.random.default_rng([self.seed, beam.serial, draw]))
         self.generation_seconds += time.perf_counter() - began
@@ -597,7 +692,11 @@ class PhraseSearch:
         return answers
 
     def _survivors(
-        self, candidates: list[_Candidate], spans: list[_Span], stretches: list[tuple[float, float]], verdicts: list[list[Verdict]]
+        self,
+        candidates: list[_Candidate],
+        spans: list[_Span],
+        stretches: list[tuple[float, float]],
+        verdicts: list[list[Verdict]],
     ) -> list[Beam]:
         """The candidates whose windows all pass, copy no exemplar and overuse none, as beams ranked by
         (deviation, score, candidate order)."""
@@ -605,9 +704,15 @@ class PhraseSearch:
         for order, (candidate, answer) in enumerate(zip(candidates, verdicts, strict=True)):
             self.scored += 1
             self.scored_kinds.update(_kinds(candidate.origin))
-            windows, copied = answer[: len(spans)], answer[len(spans):]
-            failed = next((v for s, v in zip(spans, windows, strict=True)
-                           if v.verdict is Outcome.VETOED or (s.strict and v.verdict is not Outcome.GOOD)), None)
+            windows, copied = answer[: len(spans)], answer[len(spans) :]
+            failed = next(
+                (
+                    v
+                    for s, v in zip(spans, windows, strict=True)
+                    if v.verdict is Outcome.VETOED or (s.strict and v.verdict is not Outcome.GOOD)
+                ),
+                None,
+            )
             if failed is not None:
                 self.rejected[failed.verdict.value] += 1
                 if failed.verdict is Outcome.VETOED and failed.bad is not None:
@@ -620,24 +725,48 @@ class PhraseSearch:
                 self.rejected["copied stretch"] += 1
                 continue
             reuse = Counter(dict(candidate.beam.reuse))
-            reuse.update(v.good.exemplar for s, v in zip(spans, windows, strict=True) if s.strict and v.good is not None)
+            reuse.update(
+                v.good.exemplar for s, v in zip(spans, windows, strict=True) if s.strict and v.good is not None
+            )
             if reuse and max(reuse.values()) > self.reuse_limit:
                 self.rejected["reuse"] += 1
                 continue
-            covered = candidate.beam.covered.union(*(self._placed(s.start, v) for s, v in zip(spans, windows, strict=True)))
+            covered = candidate.beam.covered.union(
+                *(self._placed(s.start, v) for s, v in zip(spans, windows, strict=True))
+            )
             if any(b not in covered for b in self._settled(candidate.beam.bars)):
                 self.rejected["filler"] += 1
                 continue
             score = min(v.score for v in windows)
             self.accepted += 1
             self.accepted_kinds.update(_kinds(candidate.origin))
-            ranked.append((candidate.beam.deviation + candidate.deviation, -round(score, SCORE_DECIMALS), order, score, candidate,
-                           tuple(sorted(reuse.items())), frozenset(covered)))
+            ranked.append(
+                (
+                    candidate.beam.deviation + candidate.deviation,
+                    -round(score, SCORE_DECIMALS),
+                    order,
+                    score,
+                    candidate,
+                    tuple(sorted(reuse.items())),
+                    frozenset(covered),
+                )
+            )
         ranked.sort(key=lambda r: r[:3])
         return [
-            Beam(c.notes, c.voices, c.beam.bars + 1 if c.beam.bars < self.last_bar else self.bars, score, deviation,
-                 c.beam.origins + (c.origin,) + (BarOrigin("kept"),) * (self.bars - self.last_bar - 1 if c.beam.bars == self.last_bar else 0),
-                 c.transpose, self._next_serial(), reuse, covered)
+            Beam(
+                c.notes,
+                c.voices,
+                c.beam.bars + 1 if c.beam.bars < self.last_bar else self.bars,
+                score,
+                deviation,
+                c.beam.origins
+                + (c.origin,)
+                + (BarOrigin("kept"),) * (self.bars - self.last_bar - 1 if c.beam.bars == self.last_bar else 0),
+                c.transpose,
+                self._next_serial(),
+                reuse,
+                covered,
+            )
             for deviation, _, _, score, c, reuse, covered in ranked
         ]
 
@@ -653,8 +782,11 @@ class PhraseSearch:
             return frozenset(range(start_bar, min(start_bar + self.window_bars, self.bars)))
         first = start_bar * bpb + verdict.good.shift_beats
         last = first + length * verdict.good.stretch
-        return frozenset(b for b in range(max(0, math.floor(first / bpb)), math.ceil(last / bpb))
-                         if min(last, (b + 1) * bpb) - max(first, b * bpb) >= bpb / 2 - 1e-9)
+        return frozenset(
+            b
+            for b in range(max(0, math.floor(first / bpb)), math.ceil(last / bpb))
+            if min(last, (b + 1) * bpb) - max(first, b * bpb) >= bpb / 2 - 1e-9
+        )
 
     def _settled(self, index: int) -> range:
         """The generated bars whose every window is judged once bar ``index`` is appended: each must lie
@@ -664,7 +796,10 @@ class PhraseSearch:
 
     def acceptance(self) -> dict[str, dict[str, int]]:
         """Candidates scored and accepted, by what their generator did to them."""
-        return {kind: {"scored": count, "accepted": self.accepted_kinds[kind]} for kind, count in sorted(self.scored_kinds.items())}
+        return {
+            kind: {"scored": count, "accepted": self.accepted_kinds[kind]}
+            for kind, count in sorted(self.scored_kinds.items())
+        }
 
     def _next_serial(self) -> int:
         self._serial += 1
@@ -682,9 +817,16 @@ class PhraseSearch:
         """Score every window of the result again, in one call, with positions in the piece's beats, and
         measure its novelty."""
         cut = windows(beam.notes, window_beats=self.window_bars * self.beats_per_bar, hop_beats=self.beats_per_bar)
-        verdicts = self.client.score([w for _, _, w in cut], origin_beats=[s for s, _, _ in cut], min_coverage=self.min_coverage)
-        copied = copied_stretches(self.client, beam.notes, self.novelty, window_beats=self.window_bars * self.beats_per_bar,
-                                  min_coverage=self.min_coverage)
+        verdicts = self.client.score(
+            [w for _, _, w in cut], origin_beats=[s for s, _, _ in cut], min_coverage=self.min_coverage
+        )
+        copied = copied_stretches(
+            self.client,
+            beam.notes,
+            self.novelty,
+            window_beats=self.window_bars * self.beats_per_bar,
+            min_coverage=self.min_coverage,
+        )
         self._show(beam.bars)
         if self.progress:
             self.progress("")
@@ -696,8 +838,10 @@ class PhraseSearch:
             stopped=stopped,
             origins=beam.origins,
             sections=self.sections,
-            windows=tuple(WindowResult(round(s / self.beats_per_bar), s, e, v, longest_copy(copied, s, e))
-                          for (s, e, _), v in zip(cut, verdicts, strict=True)),
+            windows=tuple(
+                WindowResult(round(s / self.beats_per_bar), s, e, v, longest_copy(copied, s, e))
+                for (s, e, _), v in zip(cut, verdicts, strict=True)
+            ),
             evaluations=self.evaluations,
             dead_ends=self.dead_ends,
             backtracks=self.backtracks,
@@ -709,8 +853,11 @@ class PhraseSearch:
             scored=self.scored,
             accepted=self.accepted,
             acceptance=self.acceptance(),
-            diversity=diversity(beam.notes, [v.good.exemplar if v.verdict is Outcome.GOOD and v.good else None for v in verdicts],
-                                [notes for _, notes in self.material.exemplars]),
+            diversity=diversity(
+                beam.notes,
+                [v.good.exemplar if v.verdict is Outcome.GOOD and v.good else None for v in verdicts],
+                [notes for _, notes in self.material.exemplars],
+            ),
             settings=self.settings,
         )
 
@@ -822,34 +969,57 @@ def run_search(
     chosen_key = parse_key(key) if key is not None else infer_key(start_notes) if start_notes is not None else None
     rules = replace(rules, key=chosen_key)
     novelty: Novelty = options.pop("novelty", Novelty())
-    seed = whole_number(options.pop("seed", defaults.SEARCH_SEED), "seed", at_least=0, at_most=2**63 - 1 - results * defaults.RESULT_ATTEMPTS)
+    seed = whole_number(
+        options.pop("seed", defaults.SEARCH_SEED),
+        "seed",
+        at_least=0,
+        at_most=2**63 - 1 - results * defaults.RESULT_ATTEMPTS,
+    )
     paths = result_paths(path, results)
 
     def compared(result: SearchResult) -> np.ndarray:
         """What two results are compared on: the bars the search made (all of them, but for a --regenerate)."""
-        return result.notes if span is None else select_beats(result.notes, span[0] * beats_per_bar, (span[1] + 1) * beats_per_bar)
+        return (
+            result.notes
+            if span is None
+            else select_beats(result.notes, span[0] * beats_per_bar, (span[1] + 1) * beats_per_bar)
+        )
 
     def write(found: list[SearchResult], similarity: np.ndarray, served: Any) -> None:
         """Every result found so far, each with its report (``similarity``: theirs to each other); written as
         each is found, so none is lost."""
         for k, (result, target_path) in enumerate(zip(found, paths, strict=False)):
-            midi_path = target_path.with_suffix(".mid") if target_path.suffix.lower() in MUSICXML_SUFFIXES else target_path
+            midi_path = (
+                target_path.with_suffix(".mid") if target_path.suffix.lower() in MUSICXML_SUFFIXES else target_path
+            )
             if k == len(found) - 1:
                 write_midi(midi_path, result.notes, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm)
                 if midi_path != target_path:
-                    write_musicxml(target_path, result.notes, voices=result.voices, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm,
-                                   key=None if chosen_key is None else chosen_key.name)
+                    write_musicxml(
+                        target_path,
+                        result.notes,
+                        voices=result.voices,
+                        beats_per_bar=beats_per_bar,
+                        tempo_bpm=tempo_bpm,
+                        key=None if chosen_key is None else chosen_key.name,
+                    )
             report = {
                 "output": str(target_path),
                 "midi": str(midi_path),
                 "server": server or "local",
-                "library": {"name": served.name, "version": served.version, "min_coverage": served.thresholds.min_coverage},
+                "library": {
+                    "name": served.name,
+                    "version": served.version,
+                    "min_coverage": served.thresholds.min_coverage,
+                },
                 "material": str(material_library.path),
                 "start": None if start is None else str(start),
                 "key": None if chosen_key is None else chosen_key.name,
                 "tempo_bpm": tempo_bpm,
                 **result.to_dict(),
-                "others": {str(p): round(float(similarity[k, j]), 4) for j, p in enumerate(paths[: len(found)]) if j != k},
+                "others": {
+                    str(p): round(float(similarity[k, j]), 4) for j, p in enumerate(paths[: len(found)]) if j != k
+                },
             }
             write_output(report_path(target_path), (json.dumps(report, indent=2) + "\n").encode())
 
@@ -858,7 +1028,9 @@ def run_search(
         if server is None:
             from .server.app import BackgroundServer, ServerConfig  # noqa: PLC0415
 
-            local = stack.enter_context(BackgroundServer(ServerConfig(library=material_library.path, port=0, backend=backend)))
+            local = stack.enter_context(
+                BackgroundServer(ServerConfig(library=material_library.path, port=0, backend=backend))
+            )
             target = local.target
         else:
             target = server
@@ -867,11 +1039,23 @@ def run_search(
         attempts = 0
         while len(found) < results:
             if attempts >= results * defaults.RESULT_ATTEMPTS:
-                raise SearchError(f"found {len(found)} distinct results of the {results} asked for in {attempts} searches; "
-                                  f"the others matched an earlier result at max_copy={novelty.max_copy:g} or more")
+                raise SearchError(
+                    f"found {len(found)} distinct results of the {results} asked for in {attempts} searches; "
+                    f"the others matched an earlier result at max_copy={novelty.max_copy:g} or more"
+                )
             result = PhraseSearch(
-                client, bar_generator, material=material, name=generator, start=start_notes, regenerate=span, rules=rules,
-                novelty=novelty, seed=seed + attempts, beats_per_bar=beats_per_bar, progress=progress, **options,
+                client,
+                bar_generator,
+                material=material,
+                name=generator,
+                start=start_notes,
+                regenerate=span,
+                rules=rules,
+                novelty=novelty,
+                seed=seed + attempts,
+                beats_per_bar=beats_per_bar,
+                progress=progress,
+                **options,
             ).run()
             attempts += 1
             similarity = pairwise_similarity([compared(r) for r in found] + [compared(result)])

@@ -40,10 +40,37 @@ def _keep(x, i, k, best_key, best, best_i, best_k, similarity_scale):
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")  # no zero-division branch per division
 def match_runs(
-    f_start, f_row_first, f_on, f_off, f_val, f_len, f_sat,
-    t_start, t_row, t_on, t_off, t_val, t_len, t_plo, t_phi, t_energy, t_shape, t_contains, t_time_energy,
-    band_lo, transpose_range, t_values, t_index, min_energy, min_share, contains_density, support, similarity_scale,
-    out_sim, out_t, out_d,
+    f_start,
+    f_row_first,
+    f_on,
+    f_off,
+    f_val,
+    f_len,
+    f_sat,
+    t_start,
+    t_row,
+    t_on,
+    t_off,
+    t_val,
+    t_len,
+    t_plo,
+    t_phi,
+    t_energy,
+    t_shape,
+    t_contains,
+    t_time_energy,
+    band_lo,
+    transpose_range,
+    t_values,
+    t_index,
+    min_energy,
+    min_share,
+    contains_density,
+    support,
+    similarity_scale,
+    out_sim,
+    out_t,
+    out_d,
 ):
     """Best (similarity, transposition, shift) of every fragment against every template.
 
@@ -195,7 +222,9 @@ def match_runs(
                         slope += corr[i, k]
                         c += slope
                         corr[i, k] = 0.0  # leave the row clean for the next template
-                        best_key, best, best_i, best_k = _keep(c * inv[i, k] * scale, i, k, best_key, best, best_i, best_k, similarity_scale)
+                        best_key, best, best_i, best_k = _keep(
+                            c * inv[i, k] * scale, i, k, best_key, best, best_i, best_k, similarity_scale
+                        )
                     continue
                 if contains and not on_own_cells:
                     # 'contains' on binary rolls, where S = c: x <= sqrt(c) / |E|, so most shifts are skipped before
@@ -210,7 +239,9 @@ def match_runs(
                             continue
                         inv_f = inv[i, k] if exemplar_is_template else inv_rows[i]  # else the window spans the fragment
                         x = c * inv_whole * similarity_scale / max(math.sqrt(c), 1.0 / (inv_f * root_density))
-                        best_key, best, best_i, best_k = _keep(x, i, k, best_key, best, best_i, best_k, similarity_scale)
+                        best_key, best, best_i, best_k = _keep(
+                            x, i, k, best_key, best, best_i, best_k, similarity_scale
+                        )
                     continue
                 # The rest: near-copy over a fragment shorter than the template, and velocity-weighted 'contains'.
                 own_slope = 0.0
@@ -227,7 +258,12 @@ def match_runs(
                         continue
                     inv_f = inv[i, k] if exemplar_is_template else inv_rows[i]
                     if contains:
-                        x = c * inv_whole * similarity_scale / max(math.sqrt(max(own_energy, 0.0)), 1.0 / (inv_f * root_density))
+                        x = (
+                            c
+                            * inv_whole
+                            * similarity_scale
+                            / max(math.sqrt(max(own_energy, 0.0)), 1.0 / (inv_f * root_density))
+                        )
                     else:
                         x = c * inv_piece[k] * inv_f * similarity_scale
                     best_key, best, best_i, best_k = _keep(x, i, k, best_key, best, best_i, best_k, similarity_scale)

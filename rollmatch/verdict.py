@@ -15,15 +15,15 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from fractions import Fraction
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import defaults
-from .engine import BestMatches
 from .checks import number
+from .engine import BestMatches
 
 if TYPE_CHECKING:
     from .library import Exemplar

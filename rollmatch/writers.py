@@ -60,7 +60,12 @@ def write_midi(
     midi.time_signature_changes.append(pretty_midi.TimeSignature(beats_per_bar, 4, 0.0))
     track = pretty_midi.Instrument(program=0, name=name)
     track.notes = [
-        pretty_midi.Note(int(n["velocity"]), int(n["pitch"]), float(n["start"]) * seconds_per_beat, float(n["end"]) * seconds_per_beat)
+        pretty_midi.Note(
+            int(n["velocity"]),
+            int(n["pitch"]),
+            float(n["start"]) * seconds_per_beat,
+            float(n["end"]) * seconds_per_beat,
+        )
         for n in notes
     ]
     midi.instruments.append(track)
@@ -130,7 +135,9 @@ def write_musicxml(
 
 def _check_notes(notes: object) -> None:
     if not isinstance(notes, np.ndarray) or notes.ndim != 1 or notes.dtype.names is None:
-        got = f"an array of {notes.dtype}, shape {notes.shape}" if isinstance(notes, np.ndarray) else type(notes).__name__
+        got = (
+            f"an array of {notes.dtype}, shape {notes.shape}" if isinstance(notes, np.ndarray) else type(notes).__name__
+        )
         raise ParameterError(f"notes must be a one-dimensional note array (dtype NOTE_DTYPE), got {got}")
     missing = [field for field in NOTE_DTYPE.names or () if field not in notes.dtype.names]
     if missing:

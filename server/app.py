@@ -60,14 +60,18 @@ class Gate(grpc.aio.ServerInterceptor):
         self.draining = False
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], details: grpc.HandlerCallDetails
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         if self.draining and not details.method.startswith(HEALTH_METHODS):
             return _refuse(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         if details.method not in CURATION_METHODS:
             return await continuation(details)
         if self._token is None:
-            return _refuse(grpc.StatusCode.PERMISSION_DENIED, "curation is disabled on this server (start it with --curator-token)")
+            return _refuse(
+                grpc.StatusCode.PERMISSION_DENIED, "curation is disabled on this server (start it with --curator-token)"
+            )
         sent = dict(details.invocation_metadata or ()).get("authorization", "")
         if not sent.startswith("Bearer "):
             return _refuse(grpc.StatusCode.UNAUTHENTICATED, "curation needs 'authorization: Bearer <curator token>'")
@@ -109,7 +113,9 @@ class RunningServer:
 async def start(config: ServerConfig) -> RunningServer:
     """Start serving ``config``; raises rollmatch errors for a bad library, port or certificate."""
     whole_number(config.port, "port", at_least=0, at_most=65535)
-    whole_number(config.batch_max_fragments, "batch_max_fragments", at_least=1, at_most=defaults.MAX_FRAGMENTS_PER_REQUEST)
+    whole_number(
+        config.batch_max_fragments, "batch_max_fragments", at_least=1, at_most=defaults.MAX_FRAGMENTS_PER_REQUEST
+    )
     number(config.batch_max_wait_ms, "batch_max_wait_ms", at_least=0, at_most=10_000)
     number(config.grace_s, "grace_s", at_least=0)
     whole_number(config.max_concurrent_rpcs, "max_concurrent_rpcs", at_least=1, at_most=100_000)
@@ -152,12 +158,19 @@ async def start(config: ServerConfig) -> RunningServer:
     library = state.library
     log.info(
         "serving library %r version %s (%d exemplars) on %s:%d with the %s engine%s",
-        library.config.name, library.version, len(library.exemplars), config.host, port, state.scorer.backend,
+        library.config.name,
+        library.version,
+        len(library.exemplars),
+        config.host,
+        port,
+        state.scorer.backend,
         " over TLS" if config.tls_cert else "",
     )
     watcher = None
     if config.library_poll_s > 0:
-        watcher = asyncio.get_running_loop().create_task(state.watch(config.library_poll_s), name="rollmatch-library-watch")
+        watcher = asyncio.get_running_loop().create_task(
+            state.watch(config.library_poll_s), name="rollmatch-library-watch"
+        )
     return RunningServer(server, port, state, batcher, health_servicer, gate, watcher)
 
 

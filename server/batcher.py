@@ -77,7 +77,9 @@ class Batcher:
         self._engine.shutdown(wait=True, cancel_futures=True)
         self._log_stats(force=True)
 
-    async def score(self, scorer: Scorer, fragments: list[np.ndarray], origins: list[float], options: dict[str, Any]) -> list[Verdict]:
+    async def score(
+        self, scorer: Scorer, fragments: list[np.ndarray], origins: list[float], options: dict[str, Any]
+    ) -> list[Verdict]:
         """Verdicts for ``fragments``, scored in whichever batch they land in."""
         future: asyncio.Future[list[Verdict]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(scorer, fragments, origins, options, future))
@@ -132,7 +134,12 @@ class Batcher:
         log.info(
             "batches: %d in the last %.0f s, %.1f fragments on average, largest %d; %d batches, %d fragments in all, "
             "%.3f s in the engine",
-            len(sizes), now - self._last_log, sum(sizes) / len(sizes), max(sizes), self.stats.batches, self.stats.fragments,
+            len(sizes),
+            now - self._last_log,
+            sum(sizes) / len(sizes),
+            max(sizes),
+            self.stats.batches,
+            self.stats.fragments,
             self.stats.engine_seconds,
         )
         self.stats.sizes = []

@@ -33,7 +33,10 @@ def _field(where: str, check: Any, /, *args: Any, **kwargs: Any) -> Any:
 def _no_unknown_fields(message: Any, name: str) -> None:
     unknown = UnknownFieldSet(message)
     if len(unknown):
-        raise FieldError(name, ParameterError(f"unknown option field {unknown[0].field_number}; is the client newer than this server?"))
+        raise FieldError(
+            name,
+            ParameterError(f"unknown option field {unknown[0].field_number}; is the client newer than this server?"),
+        )
 
 
 def fragments(messages: Sequence[pb.Fragment], *, field: str = "fragments") -> tuple[list[np.ndarray], list[float]]:
@@ -41,7 +44,12 @@ def fragments(messages: Sequence[pb.Fragment], *, field: str = "fragments") -> t
     if not messages:
         raise FieldError(field, InputError("no fragments to score"))
     if len(messages) > defaults.MAX_FRAGMENTS_PER_REQUEST:
-        raise FieldError(field, LimitError(f"{len(messages)} fragments exceeds the limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request"))
+        raise FieldError(
+            field,
+            LimitError(
+                f"{len(messages)} fragments exceeds the limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request"
+            ),
+        )
     notes, origins = [], []
     total = 0.0
     for i, message in enumerate(messages):
@@ -50,7 +58,12 @@ def fragments(messages: Sequence[pb.Fragment], *, field: str = "fragments") -> t
         notes.append(fragment(message, name))
         total += span_beats(notes[-1])
         if total > defaults.MAX_BEATS_PER_REQUEST:
-            raise FieldError(field, LimitError(f"fragments reach {total:g} beats in all by fragment {i}, past the limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request"))
+            raise FieldError(
+                field,
+                LimitError(
+                    f"fragments reach {total:g} beats in all by fragment {i}, past the limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request"
+                ),
+            )
     return notes, origins
 
 
@@ -60,7 +73,10 @@ def fragment(message: pb.Fragment, name: str) -> np.ndarray:
     if content == "notes":
         listed = message.notes.notes
         if len(listed) > defaults.MAX_NOTES_PER_FRAGMENT:
-            raise FieldError(f"{name}.notes", LimitError(f"{len(listed)} notes exceeds the limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"))
+            raise FieldError(
+                f"{name}.notes",
+                LimitError(f"{len(listed)} notes exceeds the limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"),
+            )
         if not listed:
             raise FieldError(f"{name}.notes", InputError("empty fragment: no notes"))
         notes = _field(
@@ -76,12 +92,20 @@ def fragment(message: pb.Fragment, name: str) -> np.ndarray:
         file = message.file
         notes = _field(f"{name}.file", read_notes_bytes, file.data, file.format, name=file.name or name)
         if notes.size > defaults.MAX_NOTES_PER_FRAGMENT:
-            raise FieldError(f"{name}.file", LimitError(f"{notes.size} notes exceeds the limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"))
+            raise FieldError(
+                f"{name}.file",
+                LimitError(f"{notes.size} notes exceeds the limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"),
+            )
     else:
         raise FieldError(name, InputError("empty fragment: set notes or file"))
     span = span_beats(notes)
     if span > defaults.MAX_BEATS_PER_FRAGMENT:
-        raise FieldError(name, LimitError(f"notes reach beat {span:g}, past the limit of {defaults.MAX_BEATS_PER_FRAGMENT:g} beats per fragment"))
+        raise FieldError(
+            name,
+            LimitError(
+                f"notes reach beat {span:g}, past the limit of {defaults.MAX_BEATS_PER_FRAGMENT:g} beats per fragment"
+            ),
+        )
     return notes
 
 
@@ -99,7 +123,9 @@ def options(message: pb.ScoreOptions, *, field: str = "options") -> dict[str, An
     if message.HasField("min_coverage"):
         out["min_coverage"] = _field(f"{field}.min_coverage", check_coverage, message.min_coverage)
     if message.top_k:
-        out["top_k"] = _field(f"{field}.top_k", whole_number, message.top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K)
+        out["top_k"] = _field(
+            f"{field}.top_k", whole_number, message.top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K
+        )
     return out
 
 
@@ -169,10 +195,15 @@ def thresholds(value: Library) -> pb.Thresholds:
 def threshold_updates(request: pb.SetThresholdsRequest) -> dict[str, float | None]:
     """The keyword arguments of :meth:`rollmatch.Library.set_thresholds` from a request, each set one checked
     under its field name; unset ones are None (kept)."""
-    checks = {"good": (check_threshold, "good_threshold"), "bad": (check_threshold, "bad_threshold"),
-              "min_coverage": (check_coverage, "min_coverage")}
-    return {key: _field(key, check, getattr(request, key), name) if request.HasField(key) else None
-            for key, (check, name) in checks.items()}
+    checks = {
+        "good": (check_threshold, "good_threshold"),
+        "bad": (check_threshold, "bad_threshold"),
+        "min_coverage": (check_coverage, "min_coverage"),
+    }
+    return {
+        key: _field(key, check, getattr(request, key), name) if request.HasField(key) else None
+        for key, (check, name) in checks.items()
+    }
 
 
 def mode(value: str) -> Mode | None:

@@ -84,14 +84,22 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
             for task in list(in_flight):
                 task.cancel()
 
-    async def GetLibrary(self, request: pb.GetLibraryRequest, context: grpc.aio.ServicerContext) -> pb.GetLibraryResponse:
+    async def GetLibrary(
+        self, request: pb.GetLibraryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetLibraryResponse:
         return convert.library(self.state.library)
 
-    async def ListExemplars(self, request: pb.ListExemplarsRequest, context: grpc.aio.ServicerContext) -> pb.ListExemplarsResponse:
+    async def ListExemplars(
+        self, request: pb.ListExemplarsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListExemplarsResponse:
         library = self.state.library
-        return pb.ListExemplarsResponse(exemplars=[convert.exemplar(e) for e in library.exemplars], library_version=library.version)
+        return pb.ListExemplarsResponse(
+            exemplars=[convert.exemplar(e) for e in library.exemplars], library_version=library.version
+        )
 
-    async def AddExemplar(self, request: pb.AddExemplarRequest, context: grpc.aio.ServicerContext) -> pb.AddExemplarResponse:
+    async def AddExemplar(
+        self, request: pb.AddExemplarRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AddExemplarResponse:
         try:
             mode = convert.mode(request.mode)  # checked before the library's lock is taken
             added = await self.state.change(lambda library: _add(library, request, mode))
@@ -99,14 +107,18 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
             await context.abort_with_status(rich_status(exc))
         return pb.AddExemplarResponse(exemplar=convert.exemplar(added.exemplars[-1]), library_version=added.version)
 
-    async def RemoveExemplar(self, request: pb.RemoveExemplarRequest, context: grpc.aio.ServicerContext) -> pb.RemoveExemplarResponse:
+    async def RemoveExemplar(
+        self, request: pb.RemoveExemplarRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveExemplarResponse:
         try:
             library = await self.state.change(lambda library: library.remove(request.id))
         except Exception as exc:
             await context.abort_with_status(rich_status(exc))
         return pb.RemoveExemplarResponse(library_version=library.version)
 
-    async def SetThresholds(self, request: pb.SetThresholdsRequest, context: grpc.aio.ServicerContext) -> pb.SetThresholdsResponse:
+    async def SetThresholds(
+        self, request: pb.SetThresholdsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetThresholdsResponse:
         try:
             updates = convert.threshold_updates(request)
             library = await self.state.change(lambda library: library.set_thresholds(**updates))

@@ -107,8 +107,13 @@ class LibraryState:
     def _serve(self, scorer: Scorer, seen: Stamps, why: str) -> None:
         old = self.library
         if scorer is not self.scorer:
-            log.info("%s: serving version %s (%d exemplars), was %s", why, scorer.library.version,
-                     len(scorer.library.exemplars), old.version)
+            log.info(
+                "%s: serving version %s (%d exemplars), was %s",
+                why,
+                scorer.library.version,
+                len(scorer.library.exemplars),
+                old.version,
+            )
         elif self.failure is not None:
             log.info("library %s loads again, at the version already served (%s)", old.path, old.version)
         self.scorer = scorer
@@ -121,7 +126,11 @@ class LibraryState:
         if message != self.failure:  # one line per problem, not one per retry
             log.warning(
                 "library %s changed on disk but cannot be loaded, still serving version %s (retrying on the next "
-                "change or in %g s): %s", self.library.path, self.library.version, self.retry_s, message,
+                "change or in %g s): %s",
+                self.library.path,
+                self.library.version,
+                self.retry_s,
+                message,
                 exc_info=None if isinstance(exc, RollmatchError) else exc,
             )
         self.failure = message

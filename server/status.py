@@ -58,7 +58,9 @@ def rich_status(exc: BaseException) -> grpc.Status:
     code, message, field = describe(exc)
     status = status_pb2.Status(code=code.value[0], message=message)
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED) and field:
-        detail = error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field=field, description=message)])
+        detail = error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=field, description=message)]
+        )
         status.details.add().Pack(detail)
     return rpc_status.to_status(status)
 
@@ -67,4 +69,3 @@ def error_message(exc: BaseException) -> pb.Error:
     """The in-band error of one streamed request."""
     code, message, field = describe(exc)
     return pb.Error(code=code.value[0], message=message, field=field)
-

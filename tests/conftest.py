@@ -31,7 +31,9 @@ def chorale_voices(name: str, beats: float = 8.0) -> dict[str, np.ndarray]:
     return {v: read_notes(chorale_path(name), tracks=[v], end_beat=beats) for v in VOICES}
 
 
-def write_midi(path: Path, notes: np.ndarray, *, tempo: float = 120.0, resolution: int = 480, drums: np.ndarray | None = None) -> Path:
+def write_midi(
+    path: Path, notes: np.ndarray, *, tempo: float = 120.0, resolution: int = 480, drums: np.ndarray | None = None
+) -> Path:
     """Write notes (beats) as a MIDI file through pretty_midi, optionally with a drum track."""
     midi = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=tempo)
     seconds = 60.0 / tempo
@@ -40,7 +42,9 @@ def write_midi(path: Path, notes: np.ndarray, *, tempo: float = 120.0, resolutio
             continue
         track = pretty_midi.Instrument(program=0, is_drum=is_drum, name="Drums" if is_drum else "Piano")
         for n in source:
-            track.notes.append(pretty_midi.Note(int(n["velocity"]), int(n["pitch"]), n["start"] * seconds, n["end"] * seconds))
+            track.notes.append(
+                pretty_midi.Note(int(n["velocity"]), int(n["pitch"]), n["start"] * seconds, n["end"] * seconds)
+            )
         midi.instruments.append(track)
     midi.write(str(path))
     return path
@@ -109,7 +113,9 @@ def labeled_dir(tmp_path_factory, chorale_excerpts):
     for name in BAD_EXEMPLARS:
         notes = read_notes(REPO / "exemplars" / "bad" / f"{name}.json")
         for copy in range(2):
-            note_list(root / "bad" / f"{name}-{copy}.json", transform_notes(perturb_notes(notes, rng), transpose=copy + 1))
+            note_list(
+                root / "bad" / f"{name}-{copy}.json", transform_notes(perturb_notes(notes, rng), transpose=copy + 1)
+            )
     return root
 
 

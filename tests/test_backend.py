@@ -41,7 +41,10 @@ def test_gpu_engine_equals_cpu_engine_on_real_fragments(chorale_excerpts, veloci
     if velocity:
         exemplars = [_with_velocities(e, rng) for e in exemplars]
     modes = ["contains" if k % 3 == 0 else "near-copy" for k in range(len(exemplars))]
-    fragments = [select_beats(f, 0, beats) for f, beats in zip(chorale_excerpts[60:72], [8, 2, 4, 8, 3, 8, 1, 6, 8, 5, 8, 2], strict=True)]
+    fragments = [
+        select_beats(f, 0, beats)
+        for f, beats in zip(chorale_excerpts[60:72], [8, 2, 4, 8, 3, 8, 1, 6, 8, 5, 8, 2], strict=True)
+    ]
     cpu = match(fragments, TemplateBank(exemplars, modes=modes, velocity=velocity, xp=np))
     gpu = match(fragments, TemplateBank(exemplars, modes=modes, velocity=velocity, xp=cupy))
     np.testing.assert_allclose(gpu.similarity, cpu.similarity, atol=1e-4)

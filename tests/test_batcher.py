@@ -4,7 +4,6 @@ import asyncio
 import time
 
 import pytest
-
 from rollmatch.server.batcher import Batcher
 
 

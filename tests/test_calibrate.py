@@ -36,7 +36,12 @@ G, B, O = GOOD_KIND, BAD_KIND, OTHER_KIND
 def hand_evidence(good, bad, good_pinned=None, bad_pinned=None) -> Evidence:
     good, bad = np.array(good, dtype=float), np.array(bad, dtype=float)
     none = np.zeros(good.size, dtype=bool)
-    return Evidence(good, bad, none if good_pinned is None else np.array(good_pinned), none if bad_pinned is None else np.array(bad_pinned))
+    return Evidence(
+        good,
+        bad,
+        none if good_pinned is None else np.array(good_pinned),
+        none if bad_pinned is None else np.array(bad_pinned),
+    )
 
 
 def test_separable_fragments_put_the_good_threshold_mid_gap_and_keep_a_harmless_bad_one():
@@ -113,11 +118,17 @@ def test_folds_are_stratified_and_seeded():
 
 def test_too_few_fragments_for_the_folds_is_refused():
     ev = hand_evidence([0.9, 0.9, 0.5, 0.4], [0.1] * 4)
-    with pytest.raises(ParameterError, match="folds=2 needs at least 2 fragments of each kind labeled; the labeled set has 2 good, 1 bad, 1 other"):
+    with pytest.raises(
+        ParameterError,
+        match="folds=2 needs at least 2 fragments of each kind labeled; the labeled set has 2 good, 1 bad, 1 other",
+    ):
         cross_validate(ev, np.array([G, G, B, O]), current=(0.83, 0.78), folds=2)
     with pytest.raises(ParameterError, match="folds=1 must be a whole number"):
         cross_validate(ev, np.array([G, G, B, B]), current=(0.83, 0.78), folds=1)
-    with pytest.raises(ParameterError, match="needs fragments labeled good and fragments labeled bad or other; the labeled set has 4 good, 0 bad, 0 other"):
+    with pytest.raises(
+        ParameterError,
+        match="needs fragments labeled good and fragments labeled bad or other; the labeled set has 4 good, 0 bad, 0 other",
+    ):
         cross_validate(ev, np.array([G, G, G, G]), current=(0.83, 0.78), folds=2)
 
 
@@ -141,19 +152,25 @@ def test_calibration_repairs_a_mis_set_good_threshold(mis_set_library, labeled_d
 
 
 @pytest.mark.parametrize("min_coverage", [0.6, 0.95])
-def test_evidence_judges_exactly_like_the_scorer(mis_set_library, labeled_dir, tmp_path, chorale_excerpts, min_coverage):
+def test_evidence_judges_exactly_like_the_scorer(
+    mis_set_library, labeled_dir, tmp_path, chorale_excerpts, min_coverage
+):
     # one exemplar with its own threshold, so the pinned path is exercised too; at 0.95 coverage decides some
     library = mis_set_library.add(note_list(tmp_path / "own.json", chorale_excerpts[12]), label="good", threshold=0.5)
     fragments = read_labeled(labeled_dir)
     scorer = Scorer(library)
     ev = evidence(scorer.similarities(fragments.notes), scorer.is_bad, scorer.overrides, min_coverage=min_coverage)
     for thresholds in ((0.99, 0.78), (0.83, 0.78), (0.6, 0.6)):
-        verdicts = scorer.score(list(fragments.notes), good_threshold=thresholds[0], bad_threshold=thresholds[1], min_coverage=min_coverage)
+        verdicts = scorer.score(
+            list(fragments.notes), good_threshold=thresholds[0], bad_threshold=thresholds[1], min_coverage=min_coverage
+        )
         assert outcomes(ev, *thresholds).tolist() == [OUTCOMES.index(v.verdict) for v in verdicts]
 
 
 def test_csv_gives_the_same_result_as_folders(mis_set_library, labeled_dir, tmp_path):
-    rows = ["file,label"] + [f"{path.relative_to(labeled_dir)},{KINDS[kind]}" for path, kind in labeled_files(labeled_dir)]
+    rows = ["file,label"] + [
+        f"{path.relative_to(labeled_dir)},{KINDS[kind]}" for path, kind in labeled_files(labeled_dir)
+    ]
     assert {row.split(",")[1] for row in rows[1:]} == set(KINDS)
     (labeled_dir / "labels.csv").write_text("\n".join(rows) + "\n")
     try:
@@ -198,8 +215,14 @@ def near_miss_set(tmp_path: Path) -> tuple[Library, Path]:
     names = ["bwv269", "bwv66.6", "bwv26.6", "bwv8.6", "bwv40.8", "bwv70.11"]
     voices = {n: chorale_voices(n) for n in names}
     whole = {n: sort_notes(np.concatenate(list(voices[n].values()))) for n in names}
-    faulty = {n: sort_notes(np.concatenate([voices[n][v] for v in satb if v != "Tenor"] + [transform_notes(voices[n]["Bass"], transpose=7)]))
-              for n in names[:3]}
+    faulty = {
+        n: sort_notes(
+            np.concatenate(
+                [voices[n][v] for v in satb if v != "Tenor"] + [transform_notes(voices[n]["Bass"], transpose=7)]
+            )
+        )
+        for n in names[:3]
+    }
     library = Library.init(tmp_path / "lib")
     for n in names:
         library = library.add(note_list(tmp_path / "src" / f"{n}.json", whole[n]), label="good")
@@ -227,7 +250,9 @@ def test_three_way_calibration_keeps_the_veto_where_the_two_label_objective_drop
     # moves the veto above the good copies' similarity to the faulty phrases, past most of the faulty copies.
     fragments = read_labeled(labeled)
     scorer = Scorer(library)
-    ev = evidence(scorer.similarities(fragments.notes), scorer.is_bad, scorer.overrides, min_coverage=library.config.min_coverage)
+    ev = evidence(
+        scorer.similarities(fragments.notes), scorer.is_bad, scorer.overrides, min_coverage=library.config.min_coverage
+    )
     two_label = choose_thresholds(ev, np.where(fragments.kinds == B, O, fragments.kinds), current=(0.83, 0.78))
     dropped = confusion(fragments.kinds, outcomes(ev, *two_label))
     assert two_label[1] > result.chosen[1] and dropped.success(B) < 0.5
@@ -240,7 +265,9 @@ def test_calibration_warns_of_new_findings_and_will_not_write_them(mis_set_libra
     rng = np.random.default_rng(3)
     for i in (0, 2, 4, 6, 8, 10):
         for copy in range(2):
-            note_list(labeled / "good" / f"damaged{i}-{copy}.json", perturb_notes(chorale_excerpts[i], rng, drop=0.5, add=0.5))
+            note_list(
+                labeled / "good" / f"damaged{i}-{copy}.json", perturb_notes(chorale_excerpts[i], rng, drop=0.5, add=0.5)
+            )
     for k, notes in enumerate(random_material(12, beats=8, seed=4)):
         note_list(labeled / "other" / f"noise{k}.json", notes)
     (labeled / "bad").mkdir()
@@ -264,10 +291,18 @@ def test_calibration_warns_of_new_findings_and_will_not_write_them(mis_set_libra
         (lambda d: d / "nowhere", "no such file or directory"),
         (lambda d: (d / "good").mkdir() or d, "no bad/ folder"),
         (lambda d: [(d / x).mkdir() for x in ("good", "bad")] and d, "no labeled fragments"),
-        (lambda d: (d / "l.csv").write_text("file,label\na.json,good\n") and d / "l.csv", "l.csv line 2: a.json: no such file"),
-        (lambda d: (d / "a.json").write_text("[]") and (d / "l.csv").write_text("a.json,meh\n") and d / "l.csv",
-         "l.csv line 1: label='meh' must be 'good', 'bad' or 'other'"),
-        (lambda d: (d / "l.csv").write_text("\n# comment\na.json\n") and d / "l.csv", "l.csv line 3: expected 'file,label', got 1 fields: 'a.json'"),
+        (
+            lambda d: (d / "l.csv").write_text("file,label\na.json,good\n") and d / "l.csv",
+            "l.csv line 2: a.json: no such file",
+        ),
+        (
+            lambda d: (d / "a.json").write_text("[]") and (d / "l.csv").write_text("a.json,meh\n") and d / "l.csv",
+            "l.csv line 1: label='meh' must be 'good', 'bad' or 'other'",
+        ),
+        (
+            lambda d: (d / "l.csv").write_text("\n# comment\na.json\n") and d / "l.csv",
+            "l.csv line 3: expected 'file,label', got 1 fields: 'a.json'",
+        ),
         (lambda d: (d / "l.csv").write_text("file,label\n") and d / "l.csv", "no labeled fragments"),
     ],
 )

@@ -28,8 +28,16 @@ VOICES = np.array([1, 0, 1, 0])  # sorted by (start, pitch): C5 E5 D5 F5
 
 @pytest.mark.parametrize(
     ("text", "key"),
-    [("G major", Key(7)), ("e minor", Key(4, True)), ("e", Key(4, True)), ("F#", Key(6)), ("Bb minor", Key(10, True)),
-     ("f#m", Key(6, True)), ("E- major", Key(3)), ("C sharp minor", Key(1, True))],
+    [
+        ("G major", Key(7)),
+        ("e minor", Key(4, True)),
+        ("e", Key(4, True)),
+        ("F#", Key(6)),
+        ("Bb minor", Key(10, True)),
+        ("f#m", Key(6, True)),
+        ("E- major", Key(3)),
+        ("C sharp minor", Key(1, True)),
+    ],
 )
 def test_keys_parse_like_music21_names(text, key):
     assert parse_key(text) == key
@@ -56,8 +64,12 @@ def test_a_chorales_key_is_inferred_by_music21():
 def test_ranges_parse_as_midi_numbers_or_note_names():
     assert parse_range("C2-A5") == (36, 81) == parse_range("36-81")
     assert parse_range("F#3-Bb4") == (54, 70)
-    for text, message in (("C9-C2", "is empty: C9 lies above C2"), ("C2", "must be LOW-HIGH"), ("C2-X5", "'X5' is neither"),
-                          ("0-200", "'200' lies outside MIDI pitch 0-127")):
+    for text, message in (
+        ("C9-C2", "is empty: C9 lies above C2"),
+        ("C2", "must be LOW-HIGH"),
+        ("C2-X5", "'X5' is neither"),
+        ("0-200", "'200' lies outside MIDI pitch 0-127"),
+    ):
         with pytest.raises(ParameterError, match=message):
             parse_range(text)
 
@@ -98,18 +110,26 @@ def test_fault_names_the_first_rule_broken():
     assert out_of_key_share(sharp, Key(0)) == 0.25 and fault(sharp, VOICES, rules) is None
     sharp["pitch"][2] += 1  # and D#5 for the other half: half of it
     assert fault(sharp, VOICES, rules) == "key: 50% of the bar lies outside C major (at most 25%)"
-    far = make_notes([79, 60, 77, 62], [0, 0, 2, 2], [2, 2, 4, 4])  # the upper voice from F5 to G5, the lower from D5 to C4
+    far = make_notes(
+        [79, 60, 77, 62], [0, 0, 2, 2], [2, 2, 4, 4]
+    )  # the upper voice from F5 to G5, the lower from D5 to C4
     assert bar_line_leap(BAR[2:], VOICES[2:], far, split_voices(far)) == 14
     # numbered differently (the lower voice called 2 here): paired by rank, top with top, bottom with bottom
     assert bar_line_leap(BAR[2:], VOICES[2:], far, np.array([2, 0, 2, 0])) == 14
     assert bar_line_leap(BAR[2:], VOICES[2:], BAR, np.array([2, 0, 2, 0])) == 2
     assert fault(far, split_voices(far), rules, previous=BAR, previous_voices=VOICES) == (
-        "voice-leading: a voice leaps 14 semitones across the bar line (at most 12)")
+        "voice-leading: a voice leaps 14 semitones across the bar line (at most 12)"
+    )
 
 
 def test_a_librarys_rules_come_from_its_good_exemplars(default_library):
-    good = [n for e, n in zip(default_library.exemplars, default_library.notes(), strict=True) if e.label.value == "good"]
+    good = [
+        n for e, n in zip(default_library.exemplars, default_library.notes(), strict=True) if e.label.value == "good"
+    ]
     rules = material_rules([(n, split_voices(n)) for n in good], beats_per_bar=4)
-    assert (rules.low, rules.high) == (min(int(n["pitch"].min()) for n in good), max(int(n["pitch"].max()) for n in good))
+    assert (rules.low, rules.high) == (
+        min(int(n["pitch"].min()) for n in good),
+        max(int(n["pitch"].max()) for n in good),
+    )
     assert rules.polyphonic and rules.max_leap >= 12 and rules.key is None
     assert material_rules([(n, split_voices(n)) for n in good], beats_per_bar=4, register=(48, 72)).low == 48

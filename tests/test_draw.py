@@ -9,8 +9,8 @@ from PIL import Image
 
 from rollmatch import FileResult, Label, Match, Outcome, Verdict, draw, make_notes, read_notes, select_beats
 from rollmatch.engine import Mode
-from rollmatch.readers import read_piece
 from rollmatch.inspection import Explanation, Placed, place
+from rollmatch.readers import read_piece
 
 from .conftest import VOICES, chorale_path
 
@@ -46,12 +46,20 @@ def test_a_chorale_roll_draws_every_note_where_it_sounds(bwv269):
     assert image.shape == (picture.height, picture.width, 3)
     # 32 beats at PIXELS_PER_BEAT, within the caps; the roll spans the notes plus a margin of pitches
     assert picture.pixel(11, 60)[0] - picture.pixel(10, 60)[0] == pytest.approx(draw.PIXELS_PER_BEAT, abs=1)
-    assert picture.plots["roll"].y == (bwv269["pitch"].min() - draw.PITCH_MARGIN - 0.5, bwv269["pitch"].max() + draw.PITCH_MARGIN + 0.5)
+    assert picture.plots["roll"].y == (
+        bwv269["pitch"].min() - draw.PITCH_MARGIN - 0.5,
+        bwv269["pitch"].max() + draw.PITCH_MARGIN + 0.5,
+    )
     note = near(image, draw.NOTE_COLOUR)
     for n in bwv269:
         column, row = picture.pixel((n["start"] + n["end"]) / 2, n["pitch"])
         assert note[row, column], f"note {n} is not drawn"
-    expected_area = np.sum((bwv269["end"] - bwv269["start"]) * draw.PIXELS_PER_BEAT) * 2 * draw.NOTE_HALF_HEIGHT * draw.PIXELS_PER_SEMITONE
+    expected_area = (
+        np.sum((bwv269["end"] - bwv269["start"]) * draw.PIXELS_PER_BEAT)
+        * 2
+        * draw.NOTE_HALF_HEIGHT
+        * draw.PIXELS_PER_SEMITONE
+    )
     assert 0.5 * expected_area < note.sum() < 1.1 * expected_area
     # nothing in the empty rows above the top note; bar lines through them at the chorale's bar starts
     top = int(bwv269["pitch"].max()) + draw.PITCH_MARGIN
@@ -70,7 +78,9 @@ def test_a_long_piece_makes_a_capped_picture():
     notes = make_notes(rng.integers(0, 128, 3000), start, start + rng.uniform(0.1, 4, 3000))
     picture = draw.roll_picture(notes, beats_per_bar=3)
     left, top, right, bottom = picture.plots["roll"].box
-    assert right - left == pytest.approx(draw.MAX_ROLL_WIDTH_PX, abs=1) and bottom - top == pytest.approx(draw.MAX_ROLL_HEIGHT_PX, abs=1)
+    assert right - left == pytest.approx(draw.MAX_ROLL_WIDTH_PX, abs=1) and bottom - top == pytest.approx(
+        draw.MAX_ROLL_HEIGHT_PX, abs=1
+    )
     assert pixels(picture.png).shape[:2] == (picture.height, picture.width)
     assert picture.width <= draw.MAX_ROLL_WIDTH_PX + 200 and picture.height <= draw.MAX_ROLL_HEIGHT_PX + 200
 
@@ -132,7 +142,9 @@ def test_the_timeline_colours_each_window_by_its_verdict(bwv269):
         window(16, Outcome.VETOED, -0.4, 0.5, 0.7, 0.4),
         window(24, Outcome.GOOD, 1.7, 0.9, 0.5, 0.75),
     ]
-    picture = draw.timeline_picture(bwv269, windows, good_threshold=0.83, bad_threshold=0.78, min_coverage=0.6, title="bwv269")
+    picture = draw.timeline_picture(
+        bwv269, windows, good_threshold=0.83, bad_threshold=0.78, min_coverage=0.6, title="bwv269"
+    )
     image = pixels(picture.png)
     score, similarity = picture.plots["score"], picture.plots["similarity"]
     assert score.box[1] > picture.plots["roll"].box[3] and similarity.box[1] > score.box[3]  # both under the roll

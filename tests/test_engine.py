@@ -165,7 +165,9 @@ def test_contains_mode_needs_the_whole_pattern(method):
     # energy under the span: 1.0), but it contains only half the pattern: 48 / sqrt(96 * 48).
     piece = sort_notes(np.concatenate([select_beats(FIFTHS, 0, 2), make_notes([64], [0], [2])]))
     assert best_of(piece, [FIFTHS], method).similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
-    assert best_of(piece, [FIFTHS], method, modes=["contains"]).similarity[0, 0] == pytest.approx(math.sqrt(0.5), abs=1e-6)
+    assert best_of(piece, [FIFTHS], method, modes=["contains"]).similarity[0, 0] == pytest.approx(
+        math.sqrt(0.5), abs=1e-6
+    )
 
 
 def test_contains_mode_guards_against_a_dense_cluster(method):
@@ -315,7 +317,9 @@ def test_engine_equals_a_float64_reference_on_real_fragments(chorale_excerpts, m
             best = max(max(sims.values()) for sims in per_stretch.values())
             assert r.similarity[b, k] == pytest.approx(best, abs=1e-5)
             # The reported alignment achieves that best similarity.
-            at = per_stretch[float(r.stretch[b, k])][(int(r.transpose[b, k]), int(r.shift_steps[b, k]) - int(note_steps(fragment, SPB)[0].min()))]
+            at = per_stretch[float(r.stretch[b, k])][
+                (int(r.transpose[b, k]), int(r.shift_steps[b, k]) - int(note_steps(fragment, SPB)[0].min()))
+            ]
             assert at == pytest.approx(best, abs=1e-5)
     assert r.similarity[4, 1] == pytest.approx(1.0, abs=1e-6)
     assert (r.transpose[4, 1], r.shift_steps[4, 1], r.stretch[4, 1]) == (3, 6, 1.5)
@@ -330,8 +334,10 @@ def test_dense_and_sparse_agree_on_a_real_library(chorale_excerpts, velocity):
     exemplars = [with_random_velocities(e, rng) for e in chorale_excerpts[:60]]
     modes = ["contains" if k % 3 == 0 else "near-copy" for k in range(60)]
     bank = TemplateBank(exemplars, stretches=(0.75, 1.0, 1.5), velocity=velocity, modes=modes)
-    fragments = [with_random_velocities(select_beats(f, 0, beats), rng)
-                 for f, beats in zip(chorale_excerpts[70:80], [8, 4, 2, 8, 6, 3, 8, 5, 1, 8], strict=True)]
+    fragments = [
+        with_random_velocities(select_beats(f, 0, beats), rng)
+        for f, beats in zip(chorale_excerpts[70:80], [8, 4, 2, 8, 6, 3, 8, 5, 1, 8], strict=True)
+    ]
     dense, sparse = (match(fragments, bank, method=m) for m in ("dense", "sparse"))
     assert len(np.unique(bank.shape_of)) < bank.n_templates
     np.testing.assert_allclose(sparse.similarity, dense.similarity, atol=1e-5)
@@ -358,11 +364,15 @@ def test_sparse_path_runs_large_batches_in_bounded_chunks(chorale_excerpts, monk
 def embed(core: np.ndarray, before: np.ndarray, after: np.ndarray, offset: float) -> np.ndarray:
     """``core`` placed at ``offset`` beats, with unrelated music before it and right after it."""
     end = offset + float(core["end"].max())
-    return sort_notes(np.concatenate([
-        select_beats(before, 0, offset),
-        transform_notes(core, shift_beats=offset),
-        transform_notes(select_beats(after, 0, 4), shift_beats=end),
-    ]))
+    return sort_notes(
+        np.concatenate(
+            [
+                select_beats(before, 0, offset),
+                transform_notes(core, shift_beats=offset),
+                transform_notes(select_beats(after, 0, 4), shift_beats=end),
+            ]
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -376,7 +386,12 @@ def test_exemplar_is_found_transposed_embedded_and_stretched(stretch, small_bank
     exemplars, bank = small_bank
     cases = [(0, -12, 3.0), (5, 7, 5.5), (11, 12, 9.25)]  # (exemplar, transposition, beat offset)
     fragments = [
-        embed(transform_notes(exemplars[k], transpose=t, stretch=stretch), chorale_excerpts[70 + k], chorale_excerpts[90 + k], offset)
+        embed(
+            transform_notes(exemplars[k], transpose=t, stretch=stretch),
+            chorale_excerpts[70 + k],
+            chorale_excerpts[90 + k],
+            offset,
+        )
         for k, t, offset in cases
     ]
     r = match(fragments, bank, method=method)
@@ -394,8 +409,12 @@ def test_noisy_copy_is_still_the_top_match_among_110_exemplars(chorale_excerpts,
     picks = [3, 17, 29, 46, 58, 71, 88, 102]
     truths = [(int(rng.integers(-12, 13)), float(rng.choice(STRETCHES))) for _ in picks]
     fragments = [
-        embed(transform_notes(perturb_notes(chorale_excerpts[k], rng, drop=0.1, add=0.1), transpose=t, stretch=s),
-              chorale_excerpts[(k + 55) % 110], chorale_excerpts[(k + 56) % 110], 4.0)
+        embed(
+            transform_notes(perturb_notes(chorale_excerpts[k], rng, drop=0.1, add=0.1), transpose=t, stretch=s),
+            chorale_excerpts[(k + 55) % 110],
+            chorale_excerpts[(k + 56) % 110],
+            4.0,
+        )
         for k, (t, s) in zip(picks, truths, strict=True)
     ]
     r = match(fragments, bank, method=method)
@@ -413,11 +432,15 @@ def test_long_fragment_segments_lose_no_alignment(offset_steps, chorale_excerpts
     bank = TemplateBank([exemplar], stretches=(1.0,))
     background = np.concatenate([transform_notes(e, shift_beats=8 * i) for i, e in enumerate(chorale_excerpts[80:96])])
     offset = offset_steps / SPB
-    fragment = sort_notes(np.concatenate([
-        select_beats(background, 0, offset),
-        transform_notes(exemplar, transpose=2, shift_beats=offset),
-        transform_notes(select_beats(background, offset + 8, 130), shift_beats=offset + 8),
-    ]))
+    fragment = sort_notes(
+        np.concatenate(
+            [
+                select_beats(background, 0, offset),
+                transform_notes(exemplar, transpose=2, shift_beats=offset),
+                transform_notes(select_beats(background, offset + 8, 130), shift_beats=offset + 8),
+            ]
+        )
+    )
     r = match([fragment], bank, method=method)
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert (r.transpose[0, 0], r.shift_steps[0, 0]) == (2, offset_steps)

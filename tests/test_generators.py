@@ -12,6 +12,8 @@ from rollmatch.generators import (
     BUILTINS,
     VARIATIONS,
     BarOrigin,
+    Context,
+    Material,
     SourceRef,
     _dotted_rhythm,
     _neighbour_tone,
@@ -19,8 +21,6 @@ from rollmatch.generators import (
     _revoice,
     _suspension,
     _voice_exchange,
-    Context,
-    Material,
     check_candidates,
     displace,
     fitted_tonic,
@@ -123,7 +123,10 @@ def test_substitute_moves_exactly_the_asked_number_of_notes_by_a_step():
         (None, "returned NoneType"),
         ([np.zeros(3)], "candidate 0: expected a note array of dtype NOTE_DTYPE .* got an array of dtype float64"),
         ([[60, 0, 1]], "candidate 0: expected a note array .* got list"),
-        ([make_notes([60], [0], [1]), make_notes([60], [3], [5])], r"candidate 1: note 0 \(pitch=60, start=3, end=5\) is outside the bar \[0, 4\]"),
+        (
+            [make_notes([60], [0], [1]), make_notes([60], [3], [5])],
+            r"candidate 1: note 0 \(pitch=60, start=3, end=5\) is outside the bar \[0, 4\]",
+        ),
         ([make_notes([60], [4], [4])], "is outside the bar"),
         ([make_notes([60] * 5, [0] * 5, [1] * 5)] * 9, "returned more than the 8 candidates asked for"),
         (itertools.repeat(make_notes([60], [0], [1])), "returned more than the 8 candidates"),
@@ -178,7 +181,11 @@ def test_a_module_function_and_a_file_function_load(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "error", "message"),
     [
-        ("lstm", ParameterError, r"generator='lstm' must be a built-in \(variation, markov, random-walk\) or module:function"),
+        (
+            "lstm",
+            ParameterError,
+            r"generator='lstm' must be a built-in \(variation, markov, random-walk\) or module:function",
+        ),
         (":propose", ParameterError, "must be a built-in"),
         ("no_such_module_xyz:propose", GeneratorError, "generator module 'no_such_module_xyz' not found"),
         ("rollmatch.generators:no_such", GeneratorError, "rollmatch.generators has no attribute 'no_such'"),
@@ -194,7 +201,10 @@ def test_loading_errors_name_the_generator(spec, error, message):
 def test_a_module_that_fails_to_import_is_named(tmp_path):
     source = tmp_path / "fails.py"
     source.write_text("import no_such_dependency_xyz\n")
-    with pytest.raises(GeneratorError, match=r"importing .*fails.py failed: ModuleNotFoundError: No module named 'no_such_dependency_xyz'"):
+    with pytest.raises(
+        GeneratorError,
+        match=r"importing .*fails.py failed: ModuleNotFoundError: No module named 'no_such_dependency_xyz'",
+    ):
         load_generator(f"{source}:propose")
 
 
@@ -210,7 +220,9 @@ def test_variation_goes_on_with_the_phrase_its_last_bar_came_from():
     assert all(as_tuples(p.notes) == as_tuples(plain) for p in going_on if not p.transforms)
     # once varied, the bar is found by its origin, not by its notes
     varied = context(transpose_bar(EXEMPLAR[:4], 2), count=16)
-    varied = Context(varied.notes, 1, 8, 4, 16, material(), origins=(BarOrigin("generated", sources=(SourceRef("scale", 0, 2),)),))
+    varied = Context(
+        varied.notes, 1, 8, 4, 16, material(), origins=(BarOrigin("generated", sources=(SourceRef("scale", 0, 2),)),)
+    )
     assert any(p.sources[:1] == (SourceRef("scale", 1, 2),) for p in variation(varied, np.random.default_rng(1)))
 
 
@@ -224,7 +236,12 @@ def test_variation_is_reproducible_and_valid():
 
 
 # A two-voice bar: the upper voice C5 (quarter) E5 (quarter) E5 (half), the lower C4 held for the whole bar.
-TWO_VOICES = [[72.0, 0.0, 1.0, 90.0, 0.0], [76.0, 1.0, 2.0, 90.0, 0.0], [76.0, 2.0, 4.0, 90.0, 0.0], [60.0, 0.0, 4.0, 90.0, 1.0]]
+TWO_VOICES = [
+    [72.0, 0.0, 1.0, 90.0, 0.0],
+    [76.0, 1.0, 2.0, 90.0, 0.0],
+    [76.0, 2.0, 4.0, 90.0, 0.0],
+    [60.0, 0.0, 4.0, 90.0, 1.0],
+]
 C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
 
 
@@ -247,13 +264,26 @@ def test_a_neighbour_tone_steps_away_and_back_on_a_repeated_note():
 
 def test_a_suspension_holds_a_note_into_the_next_and_a_dotted_rhythm_lengthens_the_first():
     bar = [[72.0, 0.0, 1.0, 90.0, 0.0], [71.0, 1.0, 2.0, 90.0, 0.0], [60.0, 0.0, 2.0, 90.0, 1.0]]
-    assert rows_of(_suspension([list(r) for r in bar], np.random.default_rng(0))) == [(60, 0, 2, 1), (71, 1.5, 2, 0), (72, 0, 1.5, 0)]
-    assert rows_of(_dotted_rhythm([list(r) for r in bar], np.random.default_rng(0))) == [(60, 0, 2, 1), (71, 1.5, 2, 0), (72, 0, 1.5, 0)]
+    assert rows_of(_suspension([list(r) for r in bar], np.random.default_rng(0))) == [
+        (60, 0, 2, 1),
+        (71, 1.5, 2, 0),
+        (72, 0, 1.5, 0),
+    ]
+    assert rows_of(_dotted_rhythm([list(r) for r in bar], np.random.default_rng(0))) == [
+        (60, 0, 2, 1),
+        (71, 1.5, 2, 0),
+        (72, 0, 1.5, 0),
+    ]
     assert _suspension([list(r) for r in TWO_VOICES], np.random.default_rng(0)) is None  # no voice moves by step
 
 
 def test_voice_exchange_and_revoicing_keep_the_voices_in_order():
-    chord = [[76.0, 0.0, 4.0, 90.0, 0.0], [67.0, 0.0, 4.0, 90.0, 1.0], [60.0, 0.0, 4.0, 90.0, 2.0], [48.0, 0.0, 4.0, 90.0, 3.0]]
+    chord = [
+        [76.0, 0.0, 4.0, 90.0, 0.0],
+        [67.0, 0.0, 4.0, 90.0, 1.0],
+        [60.0, 0.0, 4.0, 90.0, 2.0],
+        [48.0, 0.0, 4.0, 90.0, 3.0],
+    ]
     exchanged = rows_of(_voice_exchange([list(r) for r in chord], np.random.default_rng(0)))
     assert len(exchanged) == 4 and sorted(r[3] for r in exchanged) == [0, 1, 2, 3]
     by_voice = sorted(exchanged, key=lambda r: r[3])

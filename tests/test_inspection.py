@@ -6,17 +6,40 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rollmatch import Label, Library, Match, NotFoundError, Outcome, Scorer, draw, make_notes, read_notes, score_files, select_beats, transform_notes
-from rollmatch.inspection import bars_of, explain, explanation_lines, place, summarize_exemplar, summary_lines, timeline_file
-from rollmatch.readers import read_piece
+from rollmatch import (
+    Label,
+    Library,
+    Match,
+    NotFoundError,
+    Outcome,
+    Scorer,
+    draw,
+    make_notes,
+    read_notes,
+    score_files,
+    select_beats,
+    transform_notes,
+)
+from rollmatch.inspection import (
+    bars_of,
+    explain,
+    explanation_lines,
+    place,
+    summarize_exemplar,
+    summary_lines,
+    timeline_file,
+)
 from rollmatch.notes import sort_notes
+from rollmatch.readers import read_piece
 from rollmatch.roll import piano_roll
 
 from .conftest import VOICES, chorale_path
 
 
 def write_json(path, notes: np.ndarray):
-    path.write_text(json.dumps([{"pitch": int(n["pitch"]), "start": float(n["start"]), "end": float(n["end"])} for n in notes]))
+    path.write_text(
+        json.dumps([{"pitch": int(n["pitch"]), "start": float(n["start"]), "end": float(n["end"])} for n in notes])
+    )
     return path
 
 
@@ -77,8 +100,18 @@ def test_explain_places_both_exemplars_at_the_winning_alignment(crafted):
     explanation = explain(fragment, scorer, name="both.json")
     verdict = explanation.verdict
     assert verdict.verdict is Outcome.VETOED
-    assert (verdict.good.exemplar, verdict.good.transpose, verdict.good.shift_beats, verdict.good.stretch) == ("phrase", 3, 2.0, 1.0)
-    assert (verdict.bad.exemplar, verdict.bad.transpose, verdict.bad.shift_beats, verdict.bad.stretch) == ("fault", -2, 12.0, 1.0)
+    assert (verdict.good.exemplar, verdict.good.transpose, verdict.good.shift_beats, verdict.good.stretch) == (
+        "phrase",
+        3,
+        2.0,
+        1.0,
+    )
+    assert (verdict.bad.exemplar, verdict.bad.transpose, verdict.bad.shift_beats, verdict.bad.stretch) == (
+        "fault",
+        -2,
+        12.0,
+        1.0,
+    )
     assert explanation.good.label is Label.GOOD and explanation.good.reached and explanation.bad.reached
     np.testing.assert_array_equal(sort_notes(explanation.good.notes), sort_notes(good_part))
     np.testing.assert_array_equal(sort_notes(explanation.bad.notes), sort_notes(bad_part))
@@ -91,11 +124,15 @@ def test_explain_places_both_exemplars_at_the_winning_alignment(crafted):
     assert (verdict.good.coverage, verdict.bad.coverage) == (pytest.approx(good_share), pytest.approx(bad_share))
     assert good_share < 0.6  # so the phrase, though reached, would not count for GOOD: the veto decides anyway
     # Shares are shown rounded down, so that they never look like more than they are.
-    assert (f"best good: phrase (near-copy), similarity 1.000 (threshold 0.83, reached), coverage "
-            f"{math.floor(good_share * 100)}% (needs 60%, too little)") in lines[2]
+    assert (
+        f"best good: phrase (near-copy), similarity 1.000 (threshold 0.83, reached), coverage "
+        f"{math.floor(good_share * 100)}% (needs 60%, too little)"
+    ) in lines[2]
     assert "at t+3, shift 2 beats, stretch x1" in lines[3]
-    assert (f"best bad: fault (near-copy), similarity 1.000 (threshold 0.78, reached), coverage "
-            f"{math.floor(bad_share * 100)}%") in lines[4]
+    assert (
+        f"best bad: fault (near-copy), similarity 1.000 (threshold 0.78, reached), coverage "
+        f"{math.floor(bad_share * 100)}%"
+    ) in lines[4]
 
     picture = draw.explanation_picture(explanation)
     image = np.asarray(Image.open(io.BytesIO(picture.png)).convert("RGB")).astype(int)
@@ -112,11 +149,17 @@ def test_explain_says_when_a_good_match_covers_too_little(crafted):
     filler = transform_notes(select_beats(read_notes(chorale_path("bwv66.6"), tracks=VOICES), 0, 12), shift_beats=8.0)
     explanation = explain(sort_notes(np.concatenate([good_part, filler])), scorer, name="padded.json")
     verdict = explanation.verdict
-    assert verdict.verdict is Outcome.UNMATCHED and verdict.good.exemplar == "phrase" and verdict.good.similarity == pytest.approx(1.0)
+    assert (
+        verdict.verdict is Outcome.UNMATCHED
+        and verdict.good.exemplar == "phrase"
+        and verdict.good.similarity == pytest.approx(1.0)
+    )
     assert 0.2 < verdict.good.coverage < 0.5
     why = explanation_lines(explanation)[1]
-    assert why == (f"  why: the best good exemplar reaches its threshold but covers only {verdict.good.coverage:.0%} of the "
-                   "fragment, and GOOD needs 60%; no bad exemplar reaches its own")
+    assert why == (
+        f"  why: the best good exemplar reaches its threshold but covers only {verdict.good.coverage:.0%} of the "
+        "fragment, and GOOD needs 60%; no bad exemplar reaches its own"
+    )
     assert explain(explanation.fragment, scorer, min_coverage=0.2).verdict.verdict is Outcome.GOOD
 
 

@@ -67,7 +67,15 @@ def test_init_creates_an_empty_library_once(tmp_path, library):
 
 def test_add_list_and_remove(tmp_path, library):
     lib = library.add(motif(tmp_path), label="good", tags=["arpeggio"], description='a "C-E" motif')
-    lib = lib.add(chorale_path("bwv269"), label="bad", exemplar_id="bwv269-bass", start_beat=0, end_beat=8, tracks=["Bass"], threshold=0.9)
+    lib = lib.add(
+        chorale_path("bwv269"),
+        label="bad",
+        exemplar_id="bwv269-bass",
+        start_beat=0,
+        end_beat=8,
+        tracks=["Bass"],
+        threshold=0.9,
+    )
     assert [e.id for e in lib.exemplars] == ["motif", "bwv269-bass"]
     bass = lib.get("bwv269-bass")
     assert bass.label is Label.BAD and bass.threshold == 0.9 and bass.tracks == ("Bass",)
@@ -196,11 +204,17 @@ def test_manifest_text_round_trips_awkward_strings(tmp_path, library):
         ("[library]\ngood_threshold = 2.0\n", "good_threshold=2 must be in"),
         ("[library]\nmin_coverage = 1.2\n", r"\[library\] min_coverage=1.2 must be within \[0, 1\]"),
         ("[library]\nmode = 'copy'\n", r"\[library\] mode='copy' must be one of near-copy, contains"),
-        ("[[exemplar]]\nid = 'a'\nlabel = 'bad'\nfile = 'a.json'\nmode = 3\n", "exemplar 1: mode=3 must be one of near-copy, contains"),
+        (
+            "[[exemplar]]\nid = 'a'\nlabel = 'bad'\nfile = 'a.json'\nmode = 3\n",
+            "exemplar 1: mode=3 must be one of near-copy, contains",
+        ),
         ("[[exemplar]]\nid = 'a'\nlabel = 'meh'\nfile = 'a.json'\n", "exemplar 1: label='meh' must be 'good' or 'bad'"),
         ("[[exemplar]]\nid = 'a'\nlabel = 'good'\n", "exemplar 1 needs a string 'file'"),
         ("[[exemplar]]\nid = 'a'\nlabel = 'good'\nfile = '../x.json'\n", "must be a path inside the library"),
-        ("[[exemplar]]\nid='a'\nlabel='good'\nfile='a.json'\n[[exemplar]]\nid='a'\nlabel='bad'\nfile='a.json'\n", "id 'a' is used twice"),
+        (
+            "[[exemplar]]\nid='a'\nlabel='good'\nfile='a.json'\n[[exemplar]]\nid='a'\nlabel='bad'\nfile='a.json'\n",
+            "id 'a' is used twice",
+        ),
         ("[library\n", "not valid TOML"),
     ],
 )
@@ -221,7 +235,9 @@ def test_missing_exemplar_file_is_named_when_notes_are_needed(tmp_path, library)
 def test_concurrent_writers_lose_nothing(tmp_path, library):
     motif(tmp_path)
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(library.path), f"p{w}-", "8"], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(library.path), f"p{w}-", "8"], stdout=subprocess.PIPE, text=True
+        )
         for w in range(4)
     ]
     errors = []
@@ -249,7 +265,9 @@ def test_kill_9_never_loses_or_tears_an_acknowledged_write(tmp_path, library):
     motif(tmp_path)
     acknowledged: set[str] = set()
     for round_ in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(library.path), f"r{round_}-", "1000"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(library.path), f"r{round_}-", "1000"], stdout=subprocess.PIPE, text=True
+        )
         for _ in range(4 + 3 * round_):
             acknowledged.add(proc.stdout.readline().strip())
         time.sleep(0.01 * round_)  # land the kill at different points of a write
@@ -269,7 +287,9 @@ def test_default_library_is_complete_and_calibrated(default_library):
     notes = lib.notes()
     assert all(n.size >= 4 for n in notes)
     assert all(e.description and e.provenance for e in lib.exemplars)
-    good_voices = [len(np.unique(n["pitch"])) for n, e in zip(notes, lib.exemplars, strict=True) if e.label is Label.GOOD]
+    good_voices = [
+        len(np.unique(n["pitch"])) for n, e in zip(notes, lib.exemplars, strict=True) if e.label is Label.GOOD
+    ]
     assert min(good_voices) >= 6  # real four-voice music, not single lines
     assert (REPO / "exemplars" / MANIFEST_NAME).read_text().count("public domain") == labels.count(Label.GOOD)
 
@@ -279,7 +299,9 @@ def test_default_library_is_complete_and_calibrated(default_library):
 
 def _snapshot(lib: Library) -> tuple[bytes, list[str]]:
     """The manifest's bytes and every file name in the library directory, to show that nothing changed."""
-    return (lib.path / MANIFEST_NAME).read_bytes(), sorted(str(p.relative_to(lib.path)) for p in lib.path.rglob("*") if CACHE_DIR not in p.parts)
+    return (lib.path / MANIFEST_NAME).read_bytes(), sorted(
+        str(p.relative_to(lib.path)) for p in lib.path.rglob("*") if CACHE_DIR not in p.parts
+    )
 
 
 def test_add_bars_uses_the_files_time_signatures(library):
@@ -312,7 +334,9 @@ def test_add_many_is_one_write_with_ids_from_file_names(library, monkeypatch):
 
     monkeypatch.setattr(library_module, "atomic_write", counting)
     progress: list[str] = []
-    lib = library.add_many(sources, label="bad", bars=(1, 2), tracks=["Bass", 0], tags=["cadence"], progress=progress.append)
+    lib = library.add_many(
+        sources, label="bad", bars=(1, 2), tracks=["Bass", 0], tags=["cadence"], progress=progress.append
+    )
     assert manifest_writes == [lib.path / MANIFEST_NAME]
     assert progress == ["reading 1/3: bwv269.mxl", "reading 2/3: bwv304.mxl", "reading 3/3: bwv27.6.mxl"]
     assert [(e.id, e.start_beat, e.end_beat, e.tracks, e.tags) for e in lib.exemplars] == [
@@ -330,13 +354,20 @@ def test_add_many_refuses_clashing_ids_before_writing(tmp_path, library):
     (tmp_path / "b").mkdir()
     lib = library.add(motif(tmp_path / "a", "taken.json"), label="good")
     before = _snapshot(lib)
-    batch = [motif(tmp_path / "a", "fresh.json"), motif(tmp_path / "a", "twice.json"), motif(tmp_path / "b", "twice.json", pitch=70),
-             motif(tmp_path / "b", "taken.json")]
+    batch = [
+        motif(tmp_path / "a", "fresh.json"),
+        motif(tmp_path / "a", "twice.json"),
+        motif(tmp_path / "b", "twice.json", pitch=70),
+        motif(tmp_path / "b", "taken.json"),
+    ]
     with pytest.raises(AlreadyExistsError) as refused:
         lib.add_many(batch, label="good")
     message = str(refused.value)
     assert "an exemplar with id 'taken' already exists" in message and message.endswith("nothing was added")
-    assert f"id 'twice' would be given to 2 exemplars ({tmp_path / 'a' / 'twice.json'}, {tmp_path / 'b' / 'twice.json'})" in message
+    assert (
+        f"id 'twice' would be given to 2 exemplars ({tmp_path / 'a' / 'twice.json'}, {tmp_path / 'b' / 'twice.json'})"
+        in message
+    )
     assert "fresh" not in message and _snapshot(lib) == before
     with pytest.raises(AlreadyExistsError, match="exemplars with ids 'fresh', 'taken' already exist"):
         lib.add(batch[0], label="good").add_many([batch[0], batch[3]], label="bad")
@@ -378,15 +409,21 @@ def test_slices_cut_a_piece_into_consecutive_bars(library):
     # slice and bar 21 alone, shorter than half a slice, joins the last.
     lib = library.add_slices(chorale_path("bwv269"), bars_per_exemplar=4, label="good", tags=["bach"])
     assert [(e.id, e.start_beat, e.end_beat) for e in lib.exemplars] == [
-        ("bwv269-bars-0-4", 0, 13), ("bwv269-bars-5-8", 13, 25), ("bwv269-bars-9-12", 25, 37),
-        ("bwv269-bars-13-16", 37, 49), ("bwv269-bars-17-21", 49, 63)]
+        ("bwv269-bars-0-4", 0, 13),
+        ("bwv269-bars-5-8", 13, 25),
+        ("bwv269-bars-9-12", 25, 37),
+        ("bwv269-bars-13-16", 37, 49),
+        ("bwv269-bars-17-21", 49, 63),
+    ]
     assert {e.file for e in lib.exemplars} == {"files/bwv269.mxl"} and all(e.tags == ("bach",) for e in lib.exemplars)
     assert lib.exemplars[1].provenance == "sliced from bwv269.mxl, bars 5-8"
     whole = read_notes(chorale_path("bwv269"))
     for notes, e in zip(Library.open(lib.path).notes(), lib.exemplars, strict=True):
         assert notes.tolist() == select_beats(whole, e.start_beat, e.end_beat).tolist()
     before = _snapshot(lib)
-    with pytest.raises(AlreadyExistsError, match="exemplars with ids 'bwv269-bars-0-4', 'bwv269-bars-5-8', .* already exist"):
+    with pytest.raises(
+        AlreadyExistsError, match="exemplars with ids 'bwv269-bars-0-4', 'bwv269-bars-5-8', .* already exist"
+    ):
         lib.add_slices(chorale_path("bwv269"), bars_per_exemplar=4, label="bad")
     assert _snapshot(lib) == before
     with pytest.raises(ParameterError, match="bars_per_exemplar=0 must be a whole number"):
@@ -396,10 +433,16 @@ def test_slices_cut_a_piece_into_consecutive_bars(library):
 def test_slices_skip_empty_bars(tmp_path, library):
     # Real notes in bars 1-2 and 5-6 of a 4/4 MIDI file, silence in bars 3-4.
     phrase = read_notes(chorale_path("bwv269"), start_beat=1, end_beat=9)
-    gap = make_notes(np.concatenate([phrase["pitch"]] * 2), np.concatenate([phrase["start"], phrase["start"] + 16]),
-                     np.concatenate([phrase["end"], phrase["end"] + 16]))
+    gap = make_notes(
+        np.concatenate([phrase["pitch"]] * 2),
+        np.concatenate([phrase["start"], phrase["start"] + 16]),
+        np.concatenate([phrase["end"], phrase["end"] + 16]),
+    )
     lib = library.add_slices(write_midi(tmp_path / "gap.mid", gap), bars_per_exemplar=2, label="bad")
-    assert [(e.id, e.start_beat, e.end_beat) for e in lib.exemplars] == [("gap-bars-1-2", 0, 8), ("gap-bars-5-6", 16, 24)]
+    assert [(e.id, e.start_beat, e.end_beat) for e in lib.exemplars] == [
+        ("gap-bars-1-2", 0, 8),
+        ("gap-bars-5-6", 16, 24),
+    ]
     drums = write_midi(tmp_path / "drums.mid", make_notes([], [], []), drums=make_notes([36, 38], [0, 1], [1, 2]))
     with pytest.raises(InputError, match=r"drums.mid: no notes in any bar \(drum tracks are left out\)"):
         lib.add_slices(drums, bars_per_exemplar=2, label="bad")

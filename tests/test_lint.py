@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from rollmatch import Library, ParameterError, defaults, make_notes, read_notes, transform_notes
-from rollmatch.notes import sort_notes
 from rollmatch.library import MANIFEST_NAME
 from rollmatch.lint import CODES, Finding, check_directory, check_library, random_material
+from rollmatch.notes import sort_notes
 
 from .conftest import REPO, chorale_path, note_list, write_midi
 
@@ -24,7 +24,9 @@ def clean_library(tmp_path, chorale_excerpts) -> Library:
     return library
 
 
-def add_problem(problem: str, library: Library, src: Path, chorale_excerpts: list[np.ndarray]) -> tuple[Library, set[str]]:
+def add_problem(
+    problem: str, library: Library, src: Path, chorale_excerpts: list[np.ndarray]
+) -> tuple[Library, set[str]]:
     """Give the clean library one problem; returns it and the exemplar ids the finding must name."""
     extra = chorale_excerpts[20]
     if problem == "file-missing":
@@ -37,17 +39,23 @@ def add_problem(problem: str, library: Library, src: Path, chorale_excerpts: lis
         return library, {"broken"}
     if problem == "exemplar-empty":
         library = library.add(note_list(src / "moved.json", extra), label="good", start_beat=0, end_beat=4)
-        note_list(library.path / "files" / "moved.json", transform_notes(extra, shift_beats=8))  # edited under the manifest
+        note_list(
+            library.path / "files" / "moved.json", transform_notes(extra, shift_beats=8)
+        )  # edited under the manifest
         return library, {"moved"}
     if problem == "exemplar-single-note":
         return library.add(note_list(src / "lone.json", extra[:1]), label="bad"), {"lone"}
     if problem == "id-clash":
         library = library.add(note_list(src / "a.json", extra), label="good", exemplar_id="chorale-twenty")
-        return library.add(note_list(src / "b.json", chorale_excerpts[22]), label="good", exemplar_id="Chorale_Twenty"), {
-            "chorale-twenty", "Chorale_Twenty"}
+        return library.add(
+            note_list(src / "b.json", chorale_excerpts[22]), label="good", exemplar_id="Chorale_Twenty"
+        ), {"chorale-twenty", "Chorale_Twenty"}
     if problem == "file-clash":
         library = library.add(note_list(src / "x" / "phrase.json", extra), label="good", exemplar_id="x")
-        return library.add(note_list(src / "y" / "Phrase.json", chorale_excerpts[22]), label="good", exemplar_id="y"), {"x", "y"}
+        return library.add(note_list(src / "y" / "Phrase.json", chorale_excerpts[22]), label="good", exemplar_id="y"), {
+            "x",
+            "y",
+        }
     if problem == "good-vetoed":
         # All four voices hold the soprano and alto exactly, so the pair matches well one way (0.97) and
         # poorly the other (0.73: the full score has twice the energy under its box).
@@ -61,14 +69,19 @@ def add_problem(problem: str, library: Library, src: Path, chorale_excerpts: lis
         descant = transform_notes(bwv66_6(SATB[:1]), transpose=24)
         library = library.add(note_list(src / "full.json", full), label="good")
         with_descant = sort_notes(np.concatenate([full, descant]))
-        return library.add(note_list(src / "descant.json", with_descant), label="bad", threshold=0.95), {"full", "descant"}
+        return library.add(note_list(src / "descant.json", with_descant), label="bad", threshold=0.95), {
+            "full",
+            "descant",
+        }
     if problem == "probe-good":
         # A soprano line alone as a good exemplar: its own lone voice, a probe, is judged GOOD through it.
         return library.add(note_list(src / "tune.json", bwv66_6(SATB[:1])), label="good"), {"tune"}
     if problem == "near-duplicate":
         library = library.add(note_list(src / "phrase.json", extra), label="good")
         return library.add(note_list(src / "phrase-up3.json", transform_notes(extra, transpose=3)), label="good"), {
-            "phrase", "phrase-up3"}
+            "phrase",
+            "phrase-up3",
+        }
     if problem == "matches-random":
         # Four adjacent semitones held two beats: any busy texture fills three of them somewhere.
         cluster = make_notes([60, 61, 62, 63], [0] * 4, [2] * 4)
@@ -117,10 +130,16 @@ def test_thresholds_in_force_decide_the_veto_findings(clean_library, tmp_path, c
 def test_probe_findings_name_the_probe_and_the_exemplar(clean_library, tmp_path, chorale_excerpts):
     library, _ = add_problem("probe-good", clean_library, tmp_path / "src", chorale_excerpts)
     (finding,) = check_library(library)
-    assert finding.message.startswith("probe 'melody of tune' (lone voice) is judged GOOD through good exemplar 'tune': "
-                                      "similarity 1.000, coverage 100% (t+0, x1)")
+    assert finding.message.startswith(
+        "probe 'melody of tune' (lone voice) is judged GOOD through good exemplar 'tune': "
+        "similarity 1.000, coverage 100% (t+0, x1)"
+    )
     assert finding.exemplars == ("tune",) and finding.subject == "melody of tune"
-    assert finding.to_dict()["subject"] == "melody of tune" and finding.key == ("probe-good", ("tune",), "melody of tune")
+    assert finding.to_dict()["subject"] == "melody of tune" and finding.key == (
+        "probe-good",
+        ("tune",),
+        "melody of tune",
+    )
 
 
 def test_near_duplicates_follow_the_named_similarity(clean_library, tmp_path, chorale_excerpts):
@@ -143,8 +162,10 @@ def test_every_problem_at_once_is_found_and_nothing_else(clean_library, tmp_path
 
 
 def test_unreadable_manifest_is_a_finding_not_a_crash(tmp_path):
-    (tmp_path / MANIFEST_NAME).write_text('[[exemplar]]\nid = "a"\nlabel = "good"\nfile = "a.json"\n'
-                                          '[[exemplar]]\nid = "a"\nlabel = "bad"\nfile = "b.json"\n')
+    (tmp_path / MANIFEST_NAME).write_text(
+        '[[exemplar]]\nid = "a"\nlabel = "good"\nfile = "a.json"\n'
+        '[[exemplar]]\nid = "a"\nlabel = "bad"\nfile = "b.json"\n'
+    )
     (finding,) = check_directory(tmp_path)
     assert finding.code == "library-unreadable" and "id 'a' is used twice" in finding.message
     (finding,) = check_directory(tmp_path / "nowhere")
@@ -160,7 +181,11 @@ def test_default_library_passes_its_own_check(default_library):
 
 
 def test_random_material_is_seeded_four_voice_music():
-    first, again, other = random_material(8, beats=8, seed=1), random_material(8, beats=8, seed=1), random_material(8, beats=8, seed=2)
+    first, again, other = (
+        random_material(8, beats=8, seed=1),
+        random_material(8, beats=8, seed=1),
+        random_material(8, beats=8, seed=2),
+    )
     assert all(a.tobytes() == b.tobytes() for a, b in zip(first, again, strict=True))
     assert any(a.tobytes() != b.tobytes() for a, b in zip(first, other, strict=True))
     for notes in first:

@@ -24,7 +24,9 @@ def test_the_model_backs_off_to_the_longest_context_it_has_seen():
     assert model.distribution([(9, 9), (-4, 12)]) == {(2, 12): 1}  # unseen (9, 9): the last token alone
     assert sum(model.distribution([(9, 9)]).values()) == 7  # nothing matches: every token, order 0
     # MaxOrder: no four tokens in a row as the line has them
-    assert model.copies([(0, 12), (2, 12), (2, 12), (-4, 12)]) and not model.copies([(0, 12), (2, 12), (2, 12), (3, 24)])
+    assert model.copies([(0, 12), (2, 12), (2, 12), (-4, 12)]) and not model.copies(
+        [(0, 12), (2, 12), (2, 12), (3, 24)]
+    )
     assert not model.copies([(2, 12), (2, 12), (-4, 12)])  # three may be copied
     with pytest.raises(ParameterError, match="max_order=0"):
         MarkovModel([], max_order=0)

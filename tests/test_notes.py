@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
-from rollmatch import InputError, LimitError, ParameterError, make_notes, notes_from_records, select_beats, transform_notes
-from rollmatch import defaults
+from rollmatch import (
+    InputError,
+    LimitError,
+    ParameterError,
+    defaults,
+    make_notes,
+    notes_from_records,
+    select_beats,
+    transform_notes,
+)
 from rollmatch.notes import perturb_notes, pitch_name, polyphony, snap_notes, sort_notes, split_voices
 
 from .conftest import VOICES, chorale_voices

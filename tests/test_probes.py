@@ -10,7 +10,16 @@ from rollmatch.probes import degenerate_probes, exemplar_probes, generic_probes,
 
 from .conftest import REPO, chorale_path, note_list
 
-FAMILIES = {"held note", "held chord", "repeated note", "scale run", "arpeggio", "random walk", "lone voice", "rhythm on one pitch"}
+FAMILIES = {
+    "held note",
+    "held chord",
+    "repeated note",
+    "scale run",
+    "arpeggio",
+    "random walk",
+    "lone voice",
+    "rhythm on one pitch",
+}
 
 
 def test_voices_split_a_texture_by_rank_at_each_onset():
@@ -29,7 +38,9 @@ def test_generic_probes_are_seeded_and_cover_every_family():
     first, again, other = generic_probes(seed=1), generic_probes(seed=1), generic_probes(seed=2)
     assert [p.name for p in first] == [p.name for p in again]
     assert all(a.notes.tobytes() == b.notes.tobytes() for a, b in zip(first, again, strict=True))
-    walks = [(a.notes.tobytes(), b.notes.tobytes()) for a, b in zip(first, other, strict=True) if a.family == "random walk"]
+    walks = [
+        (a.notes.tobytes(), b.notes.tobytes()) for a, b in zip(first, other, strict=True) if a.family == "random walk"
+    ]
     assert walks and any(a != b for a, b in walks)
     assert {p.family for p in first} == FAMILIES - {"lone voice", "rhythm on one pitch"}
     held = {p.name: p.notes for p in first}
@@ -54,7 +65,9 @@ def test_exemplar_probes_take_its_voices_rhythm_and_opening_chord():
     (rhythm,) = (p.notes for p in probes.values() if p.family == "rhythm on one pitch")
     assert len(set(rhythm["pitch"])) == 1 and rhythm["start"].tolist() == sorted(set(phrase["start"] - first))
     opening = probes["opening chord of x held 6 beats"].notes
-    assert sorted(opening["pitch"]) == sorted(phrase["pitch"][phrase["start"] == first]) and set(opening["end"]) == {6.0}
+    assert sorted(opening["pitch"]) == sorted(phrase["pitch"][phrase["start"] == first]) and set(opening["end"]) == {
+        6.0
+    }
 
 
 def probes_judged_good(library: Library) -> list[str]:
@@ -63,8 +76,11 @@ def probes_judged_good(library: Library) -> list[str]:
     probes = degenerate_probes(good)
     assert {p.family for p in probes} == FAMILIES
     verdicts = scorer.score([p.notes for p in probes])
-    return [f"{p.name}: {v.good.exemplar} {v.good.similarity:.3f}" for p, v in zip(probes, verdicts, strict=True)
-            if v.verdict is Outcome.GOOD]
+    return [
+        f"{p.name}: {v.good.exemplar} {v.good.similarity:.3f}"
+        for p, v in zip(probes, verdicts, strict=True)
+        if v.verdict is Outcome.GOOD
+    ]
 
 
 def test_no_probe_is_judged_good_by_the_shipped_library(default_library):

@@ -9,8 +9,16 @@ GENERATED = ("rollmatch_pb2.py", "rollmatch_pb2.pyi", "rollmatch_pb2_grpc.py")
 
 
 def test_generated_code_matches_the_proto(tmp_path):
-    command = [sys.executable, "-m", "grpc_tools.protoc", "-Irollmatch/_pb=proto", f"--python_out={tmp_path}",
-               f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}", "proto/rollmatch/v1/rollmatch.proto"]
+    command = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        "-Irollmatch/_pb=proto",
+        f"--python_out={tmp_path}",
+        f"--pyi_out={tmp_path}",
+        f"--grpc_python_out={tmp_path}",
+        "proto/rollmatch/v1/rollmatch.proto",
+    ]
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
     for name in GENERATED:
         fresh = (tmp_path / "rollmatch/_pb/rollmatch/v1" / name).read_text()

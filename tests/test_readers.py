@@ -9,8 +9,7 @@ import pytest
 from music21 import corpus, stream, tie
 from music21 import note as m21note
 
-from rollmatch import InputError, LimitError, ParameterError, make_notes, read_notes, read_notes_bytes
-from rollmatch import defaults
+from rollmatch import InputError, LimitError, ParameterError, defaults, make_notes, read_notes, read_notes_bytes
 from rollmatch.readers import (
     Bars,
     bar_slices,
@@ -95,19 +94,31 @@ def test_zero_length_notes_are_kept_and_overlaps_pair_first_in_first_out():
         ]
     )
     notes = read_notes_bytes(data, "midi")
-    assert notes[["pitch", "start", "end", "velocity"]].tolist() == [(60, 0.0, 2.0, 90), (64, 0.0, 0.0, 70), (60, 1.0, 3.0, 50)]
+    assert notes[["pitch", "start", "end", "velocity"]].tolist() == [
+        (60, 0.0, 2.0, 90),
+        (64, 0.0, 0.0, 70),
+        (60, 1.0, 3.0, 50),
+    ]
 
 
 def test_a_note_never_turned_off_ends_with_its_track():
-    data = _midi_bytes([mido.Message("note_on", note=60, velocity=80, time=0), mido.MetaMessage("end_of_track", time=960)])
+    data = _midi_bytes(
+        [mido.Message("note_on", note=60, velocity=80, time=0), mido.MetaMessage("end_of_track", time=960)]
+    )
     assert read_notes_bytes(data, "midi")["end"].tolist() == [2.0]
 
 
 def test_midi_tracks_by_index_and_name():
-    melody = [mido.MetaMessage("track_name", name="Melody"), mido.Message("note_on", note=72, velocity=80, time=0),
-              mido.Message("note_off", note=72, time=480)]
-    bass = [mido.MetaMessage("track_name", name="Bass"), mido.Message("note_on", note=36, velocity=80, time=0),
-            mido.Message("note_off", note=36, time=480)]
+    melody = [
+        mido.MetaMessage("track_name", name="Melody"),
+        mido.Message("note_on", note=72, velocity=80, time=0),
+        mido.Message("note_off", note=72, time=480),
+    ]
+    bass = [
+        mido.MetaMessage("track_name", name="Bass"),
+        mido.Message("note_on", note=36, velocity=80, time=0),
+        mido.Message("note_off", note=36, time=480),
+    ]
     data = _midi_bytes([mido.MetaMessage("set_tempo", tempo=500_000)], melody, bass)
     assert read_notes_bytes(data, "midi")["pitch"].tolist() == [36, 72]
     assert read_notes_bytes(data, "midi", tracks=["bass"])["pitch"].tolist() == [36]
@@ -155,7 +166,9 @@ def test_musicxml_bytes_read_like_the_file():
 
 def test_json_note_list(tmp_path):
     path = tmp_path / "frag.json"
-    path.write_text(json.dumps([{"pitch": 64, "start": 1, "end": 2}, {"pitch": 60, "start": 0, "end": 1, "velocity": 100}]))
+    path.write_text(
+        json.dumps([{"pitch": 64, "start": 1, "end": 2}, {"pitch": 60, "start": 0, "end": 1, "velocity": 100}])
+    )
     notes = read_notes(path)
     assert notes[["pitch", "start", "velocity"]].tolist() == [(60, 0.0, 100), (64, 1.0, 90)]
 
@@ -238,8 +251,16 @@ def test_oversized_file_is_refused_before_reading(tmp_path):
 
 def test_too_many_notes_are_refused(monkeypatch):
     monkeypatch.setattr(defaults, "MAX_NOTES", 10)
-    data = _midi_bytes([m for i in range(11) for m in (mido.Message("note_on", note=60 + i, velocity=80, time=0),
-                                                       mido.Message("note_off", note=60 + i, time=10))])
+    data = _midi_bytes(
+        [
+            m
+            for i in range(11)
+            for m in (
+                mido.Message("note_on", note=60 + i, velocity=80, time=0),
+                mido.Message("note_off", note=60 + i, time=10),
+            )
+        ]
+    )
     with pytest.raises(LimitError, match="more than 10 notes"):
         read_notes_bytes(data, "midi")
 
@@ -249,16 +270,26 @@ def test_too_many_notes_are_refused(monkeypatch):
 
 def _midi_with_meters(notes: np.ndarray, meters: list[tuple[float, int, int]], *, ticks_per_beat: int = 480) -> bytes:
     """A type-1 MIDI file: a conductor track holding only the time signatures, then the notes in track 1."""
-    conductor = [(round(beat * ticks_per_beat), mido.MetaMessage("time_signature", numerator=n, denominator=d))
-                 for beat, n, d in meters]
-    events = [(round(n["start"] * ticks_per_beat), 1, mido.Message("note_on", note=int(n["pitch"]), velocity=int(n["velocity"])))
-              for n in notes]
+    conductor = [
+        (round(beat * ticks_per_beat), mido.MetaMessage("time_signature", numerator=n, denominator=d))
+        for beat, n, d in meters
+    ]
+    events = [
+        (
+            round(n["start"] * ticks_per_beat),
+            1,
+            mido.Message("note_on", note=int(n["pitch"]), velocity=int(n["velocity"])),
+        )
+        for n in notes
+    ]
     events += [(round(n["end"] * ticks_per_beat), 0, mido.Message("note_off", note=int(n["pitch"]))) for n in notes]
     events.sort(key=lambda event: event[:2])  # offs before ons on one tick
 
     def timed(absolute: list[tuple[int, mido.Message | mido.MetaMessage]]) -> list[mido.Message | mido.MetaMessage]:
         ticks = [tick for tick, _ in absolute]
-        return [message.copy(time=tick - before) for (tick, message), before in zip(absolute, [0, *ticks], strict=False)]
+        return [
+            message.copy(time=tick - before) for (tick, message), before in zip(absolute, [0, *ticks], strict=False)
+        ]
 
     named = [mido.MetaMessage("track_name", name="Soprano"), *timed([(tick, message) for tick, _, message in events])]
     return _midi_bytes(timed(conductor), named, ticks_per_beat=ticks_per_beat)
@@ -315,15 +346,21 @@ def test_bar_span_names_the_pieces_bars():
     with pytest.raises(InputError, match="bars=0-3: the piece has no pickup bar 0; it has 8 bars"):
         bar_span(bars, (0, 3))
     pickup = Bars(np.array([0.0, 1, 4, 7]), first=0)
-    assert bar_span(pickup, (0, 0)) == (0, 1) and bar_span(pickup, (0, 2)) == (0, 7) and bar_span(pickup, (2, 2)) == (4, 7)
+    assert (
+        bar_span(pickup, (0, 0)) == (0, 1) and bar_span(pickup, (0, 2)) == (0, 7) and bar_span(pickup, (2, 2)) == (4, 7)
+    )
     with pytest.raises(InputError, match="bars=3: the piece has 2 bars after a pickup bar 0"):
         bar_span(pickup, (3, 3))
 
 
 @pytest.mark.parametrize(
     ("bars", "message"),
-    [((5, 3), "bars=5-3 must not end before it starts"), ((-1, 2), "bars=-1-2 must start at bar 0"),
-     ((1, True), "must be a .first, last. pair"), ("5-8", "must be a .first, last. pair")],
+    [
+        ((5, 3), "bars=5-3 must not end before it starts"),
+        ((-1, 2), "bars=-1-2 must start at bar 0"),
+        ((1, True), "must be a .first, last. pair"),
+        ("5-8", "must be a .first, last. pair"),
+    ],
 )
 def test_bar_ranges_are_checked(bars, message):
     with pytest.raises(ParameterError, match=message):
@@ -359,18 +396,28 @@ def test_musicxml_pickup_is_bar_0():
     # BWV 269 in 3/4 opens with a one-beat pickup; bar 1 starts at beat 1, and the last bar (21) is 2 beats.
     bars = read_piece(chorale_path("bwv269")).bars
     assert bars.first == 0 and bars.last == 21
-    assert bar_span(bars, (0, 0)) == (0, 1) and bar_span(bars, (1, 2)) == (1, 7) and bar_span(bars, (21, 21)) == (61, 63)
+    assert (
+        bar_span(bars, (0, 0)) == (0, 1) and bar_span(bars, (1, 2)) == (1, 7) and bar_span(bars, (21, 21)) == (61, 63)
+    )
 
 
 def test_kern_and_abc_bars():
     # BWV 277 in kern: a pickup, and bar 4 is split by a repeat sign into measures of 3 and 1 beats.
     kern = read_piece(corpus.getWork("bach/bwv277.krn")).bars
     assert kern.first == 0 and kern.last == 12
-    assert bar_span(kern, (4, 4)) == (13, 17) and bar_span(kern, (5, 5)) == (17, 21) and bar_span(kern, (12, 12)) == (45, 49)
+    assert (
+        bar_span(kern, (4, 4)) == (13, 17)
+        and bar_span(kern, (5, 5)) == (17, 21)
+        and bar_span(kern, (12, 12)) == (45, 49)
+    )
     # A 6/8 jig with an eighth-note pickup; its second strain has its own pickup, which music21 makes bar 9.
     jig = read_piece(corpus.getWork("ryansMammoth/ComeUnderMyPladdieJig.abc")).bars
     assert jig.first == 0 and jig.last == 17
-    assert bar_span(jig, (0, 1)) == (0, 3.5) and bar_span(jig, (8, 9)) == (21.5, 24.5) and bar_span(jig, (17, 17)) == (45.5, 48)
+    assert (
+        bar_span(jig, (0, 1)) == (0, 3.5)
+        and bar_span(jig, (8, 9)) == (21.5, 24.5)
+        and bar_span(jig, (17, 17)) == (45.5, 48)
+    )
     # A jig starting on a full bar: bar 1 at beat 0, though music21 numbers that measure 0.
     assert bar_span(read_piece(corpus.getWork("ryansMammoth/RubTheBagJig.abc")).bars, (1, 2)) == (0, 6)
 
@@ -381,13 +428,18 @@ def test_midi_bars_come_from_its_time_signature_events():
     piece = read_piece_bytes(data, "midi", name="meters.mid")
     # 3/4 for bars 1-2, 2/4 for bars 3-4, then 6/8 (3 beats) until the first bar line at or after beat 63.
     assert piece.bars.bounds.tolist() == [0, 3, 6, 8, 10, *(10 + 3 * k for k in range(1, 19))]
-    assert piece.bars.last == 22 and bar_span(piece.bars, (3, 4)) == (6, 10) and bar_span(piece.bars, (22, 22)) == (61, 64)
+    assert (
+        piece.bars.last == 22 and bar_span(piece.bars, (3, 4)) == (6, 10) and bar_span(piece.bars, (22, 22)) == (61, 64)
+    )
     with pytest.raises(InputError, match="meters.mid: bars=23: the piece has 22 bars"):
         bar_span(piece.bars, (23, 23), name="meters.mid")
     # The time signatures sit in the conductor track, so choosing the notes' track keeps the bars.
     only_track = read_piece_bytes(data, "midi", tracks=["Soprano"]).bars
     assert only_track.bounds.tolist() == piece.bars.bounds.tolist()
-    np.testing.assert_allclose(piece.select(6, 10)["start"], read_notes(chorale_path("bwv269"), tracks=["Soprano"], start_beat=6, end_beat=10)["start"])
+    np.testing.assert_allclose(
+        piece.select(6, 10)["start"],
+        read_notes(chorale_path("bwv269"), tracks=["Soprano"], start_beat=6, end_beat=10)["start"],
+    )
 
 
 def test_a_json_note_list_has_no_bars(tmp_path):
@@ -403,7 +455,13 @@ def test_music_files_expands_folders_sorted(tmp_path):
     for name in ("b.mid", "A.MID", "c.musicxml", "notes.txt", ".hidden.mid", "sub/d.mid", "e.json"):
         (folder / name).write_bytes(b"x")
     lone = tmp_path / "lone.abc"
-    assert music_files([lone, folder]) == [lone, folder / "A.MID", folder / "b.mid", folder / "c.musicxml", folder / "e.json"]
+    assert music_files([lone, folder]) == [
+        lone,
+        folder / "A.MID",
+        folder / "b.mid",
+        folder / "c.musicxml",
+        folder / "e.json",
+    ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"empty: holds no music files \(.abc .json .krn"):
         music_files([tmp_path / "empty"])
@@ -418,7 +476,9 @@ def test_regular_bars_cover_the_piece():
     assert regular_bars(4, 0).starts.tolist() == [0]  # an empty piece still has its first bar
 
 
-@pytest.mark.parametrize(("value", "message"), [(0, "beats_per_bar=0 must be"), (float("nan"), "beats_per_bar=nan must be")])
+@pytest.mark.parametrize(
+    ("value", "message"), [(0, "beats_per_bar=0 must be"), (float("nan"), "beats_per_bar=nan must be")]
+)
 def test_regular_bars_refuse_a_bad_length(value, message):
     with pytest.raises(ParameterError, match=message):
         regular_bars(value, 8)

@@ -38,5 +38,10 @@ def test_the_install_commands_score_step_works(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert [line.split()[1] for line in out.splitlines()] == ["GOOD", "UNMATCHED", "UNMATCHED", "VETOED", "VETOED"]
     # and exactly what the README's first screen shows
-    shown = (REPO / "README.md").read_text().split("$ rollmatch score examples/*.mid\n", 1)[1].split("\nrollmatch: scored", 1)[0]
+    shown = (
+        (REPO / "README.md")
+        .read_text()
+        .split("$ rollmatch score examples/*.mid\n", 1)[1]
+        .split("\nrollmatch: scored", 1)[0]
+    )
     assert out.strip() == shown

@@ -22,8 +22,16 @@ from .conftest import chorale_path
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Flags that run Chromium headless on a CI machine, as root, without reaching any network service.
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
 )
 
 
@@ -47,12 +55,20 @@ def library(tmp_path_factory) -> Library:
     """Two chorale phrases, a note-list fault and an exemplar whose file has gone missing."""
     tmp = tmp_path_factory.mktemp("report")
     library = Library.init(tmp / "lib", name="report <test>")
-    library = library.add(chorale_path("bwv269"), label="good", exemplar_id="bwv269-opening", end_beat=10, tags=["bach"],
-                          provenance="music21 corpus & public domain")
+    library = library.add(
+        chorale_path("bwv269"),
+        label="good",
+        exemplar_id="bwv269-opening",
+        end_beat=10,
+        tags=["bach"],
+        provenance="music21 corpus & public domain",
+    )
     library = library.add(chorale_path("bwv18.5-lz"), label="good", exemplar_id="bwv18.5-opening", end_beat=9)
     fault = tmp / "fifths.json"
-    fault.write_text('[{"pitch": 48, "start": 0, "end": 2}, {"pitch": 55, "start": 0, "end": 2},'
-                     ' {"pitch": 50, "start": 2, "end": 4}, {"pitch": 57, "start": 2, "end": 4}]')
+    fault.write_text(
+        '[{"pitch": 48, "start": 0, "end": 2}, {"pitch": 55, "start": 0, "end": 2},'
+        ' {"pitch": 50, "start": 2, "end": 4}, {"pitch": 57, "start": 2, "end": 4}]'
+    )
     library = library.add(fault, label="bad", exemplar_id="fifths", threshold=0.7, description="parallel <fifths>")
     gone = tmp / "gone.json"
     gone.write_text('[{"pitch": 60, "start": 0, "end": 1}]')
@@ -62,7 +78,11 @@ def library(tmp_path_factory) -> Library:
 
 
 FINDINGS = [
-    Finding("near-duplicate", "bwv269-opening and bwv18.5-opening match each other at 0.97", ("bwv269-opening", "bwv18.5-opening")),
+    Finding(
+        "near-duplicate",
+        "bwv269-opening and bwv18.5-opening match each other at 0.97",
+        ("bwv269-opening", "bwv18.5-opening"),
+    ),
     Finding("unreadable", "gone: its file is missing", ("gone",)),
     Finding("library", "a <script>alert(1)</script> finding for the whole library"),
 ]
@@ -85,7 +105,9 @@ def test_the_page_loads_nothing_from_anywhere(page):
     for tag, attrs in parsed.tags:
         for name in ("src", "href", "srcset", "action", "poster"):
             if name in attrs:
-                assert attrs[name].startswith(("data:image/png;base64,", "#exemplar-")), f"<{tag} {name}={attrs[name][:40]}>"
+                assert attrs[name].startswith(("data:image/png;base64,", "#exemplar-")), (
+                    f"<{tag} {name}={attrs[name][:40]}>"
+                )
     csp = [a["content"] for t, a in parsed.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp == [CONTENT_SECURITY_POLICY]
 
@@ -94,14 +116,22 @@ def test_every_readable_exemplar_has_its_roll_and_details(page, library):
     parsed = Elements()
     parsed.feed(page)
     images = [a for t, a in parsed.tags if t == "img"]
-    assert [a["alt"] for a in images] == ["piano roll of bwv269-opening", "piano roll of bwv18.5-opening", "piano roll of fifths"]
+    assert [a["alt"] for a in images] == [
+        "piano roll of bwv269-opening",
+        "piano roll of bwv18.5-opening",
+        "piano roll of fifths",
+    ]
     for attrs in images:
         png = Image.open(io.BytesIO(base64.b64decode(attrs["src"].split(",", 1)[1])))
         assert png.format == "PNG" and png.size == (int(attrs["width"]), int(attrs["height"]))
         assert png.size[0] >= draw.MIN_ROLL_WIDTH_PX and png.size[1] >= draw.MIN_ROLL_HEIGHT_PX
     articles = {a["id"]: a["class"] for t, a in parsed.tags if t == "article"}
-    assert articles == {"exemplar-bwv269-opening": "exemplar good has-findings", "exemplar-bwv18.5-opening": "exemplar good has-findings",
-                        "exemplar-fifths": "exemplar bad", "exemplar-gone": "exemplar bad has-findings"}
+    assert articles == {
+        "exemplar-bwv269-opening": "exemplar good has-findings",
+        "exemplar-bwv18.5-opening": "exemplar good has-findings",
+        "exemplar-fifths": "exemplar bad",
+        "exemplar-gone": "exemplar bad has-findings",
+    }
     text = "".join(parsed.text)
     assert "report <test>" in text and "music21 corpus & public domain" in text and "parallel <fifths>" in text
     assert "0.7 (its own)" in text and "bars 0-3 of the piece" in text  # bwv269's pickup and 3/4 bars
@@ -122,21 +152,27 @@ def find_chromium() -> str | None:
 def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
     browser = find_chromium()
     if browser is None:
-        pytest.skip("no Chromium found: install it (Debian: apt-get install -y chromium; .ci/run does) "
-                    "or name it in $ROLLMATCH_CHROMIUM")
+        pytest.skip(
+            "no Chromium found: install it (Debian: apt-get install -y chromium; .ci/run does) "
+            "or name it in $ROLLMATCH_CHROMIUM"
+        )
     profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
     command = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
-PROBE = ("<script>addEventListener('load', () => document.body.setAttribute('data-decoded', "
-         "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length + '/' + document.images.length));"
-         "</script>\n</body>")
+PROBE = (
+    "<script>addEventListener('load', () => document.body.setAttribute('data-decoded', "
+    "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length + '/' + document.images.length));"
+    "</script>\n</body>"
+)
 
 
 def test_chromium_decodes_every_roll_with_no_network(page, tmp_path):
     # A copy whose policy lets one inline script record how many images decoded once the page loaded.
-    probe = page.replace("default-src 'none';", "default-src 'none'; script-src 'unsafe-inline';").replace("</body>", PROBE)
+    probe = page.replace("default-src 'none';", "default-src 'none'; script-src 'unsafe-inline';").replace(
+        "</body>", PROBE
+    )
     path = tmp_path / "probe.html"
     path.write_text(probe)
     dom = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", path.as_uri()).stdout

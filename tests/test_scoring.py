@@ -1,8 +1,23 @@
 import numpy as np
 import pytest
 
-from rollmatch import Label, Library, LibraryError, Outcome, ParameterError, Scorer, make_notes, read_notes, score_files, windows
-from rollmatch import TemplateBank, defaults, match, select_beats, transform_notes
+from rollmatch import (
+    Label,
+    Library,
+    LibraryError,
+    Outcome,
+    ParameterError,
+    Scorer,
+    TemplateBank,
+    defaults,
+    make_notes,
+    match,
+    read_notes,
+    score_files,
+    select_beats,
+    transform_notes,
+    windows,
+)
 from rollmatch.notes import sort_notes
 from rollmatch.roll import piano_roll
 
@@ -15,11 +30,18 @@ def scorer(default_library) -> Scorer:
 
 
 def test_shipped_examples_get_their_verdicts(scorer):
-    results = {r.file.split("/")[-1]: r for r in score_files(sorted(str(p) for p in (REPO / "examples").glob("*.mid")), scorer)}
+    results = {
+        r.file.split("/")[-1]: r for r in score_files(sorted(str(p) for p in (REPO / "examples").glob("*.mid")), scorer)
+    }
     good = results["bwv18.5-lz-opening.mid"].verdict
     assert good.verdict is Outcome.GOOD
     # The Leipzig version is the library's Weimar version a whole tone higher.
-    assert (good.good.exemplar, good.good.transpose, good.good.shift_beats, good.good.stretch) == ("bwv18.5-w-phrase1", 2, 0.0, 1.0)
+    assert (good.good.exemplar, good.good.transpose, good.good.shift_beats, good.good.stretch) == (
+        "bwv18.5-w-phrase1",
+        2,
+        0.0,
+        1.0,
+    )
     assert results["bwv269-opening.mid"].verdict.verdict is Outcome.UNMATCHED
     vetoed = results["planing.mid"].verdict
     assert vetoed.verdict is Outcome.VETOED
@@ -35,7 +57,9 @@ def test_warm_builds_the_banks_before_the_first_fragment(default_library):
     assert warm.stretch_sets == (defaults.STRETCHES, (1.0,))
     bank = warm.bank((1.0,))
     fragment = read_notes(REPO / "examples" / "planing.mid")
-    assert warm.score([fragment], stretches=(1.0,)) == Scorer(default_library, backend="cpu").score([fragment], stretches=(1.0,))
+    assert warm.score([fragment], stretches=(1.0,)) == Scorer(default_library, backend="cpu").score(
+        [fragment], stretches=(1.0,)
+    )
     assert warm.bank((1.0,)) is bank and warm.stretch_sets == (defaults.STRETCHES, (1.0,))
 
 
@@ -54,8 +78,11 @@ def test_empty_fragment_is_unmatched_with_no_matches(scorer):
 
 
 def test_dense_cluster_never_passes_as_good(scorer):
-    cluster = make_notes([p for p in range(40, 84) for _ in range(8)], [b for _ in range(40, 84) for b in range(8)],
-                         [b + 1 for _ in range(40, 84) for b in range(8)])
+    cluster = make_notes(
+        [p for p in range(40, 84) for _ in range(8)],
+        [b for _ in range(40, 84) for b in range(8)],
+        [b + 1 for _ in range(40, 84) for b in range(8)],
+    )
     (v,) = scorer.score([cluster])
     assert v.good.similarity < defaults.GOOD_THRESHOLD - 0.2
     assert v.verdict is Outcome.VETOED and v.bad.exemplar == "chromatic-cluster"
@@ -242,7 +269,9 @@ def test_contains_mode_finds_a_fault_that_a_near_copy_misses(default_library, tm
     # tenor sound inside the pattern's box, half the energy there.
     texture = read_notes(REPO / "examples" / "octaves-in-a-chorale.mid")
     pair = read_notes(REPO / "exemplars" / "bad" / "parallel-octaves-pair.json")
-    held, near = (match([texture], TemplateBank([pair], modes=[mode])).similarity[0, 0] for mode in ("contains", "near-copy"))
+    held, near = (
+        match([texture], TemplateBank([pair], modes=[mode])).similarity[0, 0] for mode in ("contains", "near-copy")
+    )
     assert held == pytest.approx(1.0) and near == pytest.approx(np.sqrt(0.5), abs=0.01)
     verdict = Scorer(default_library).score([texture])[0]
     assert verdict.verdict is Outcome.VETOED and verdict.bad.exemplar == "parallel-octaves-pair"
@@ -260,6 +289,8 @@ def test_a_dense_cluster_vetoes_nothing_and_matches_nothing_good_in_either_mode(
             if e.id != "chromatic-cluster":  # a cluster is, of course, a close copy of itself
                 assert best.similarity[0, k] < thresholds[k], (mode, e.id, best.similarity[0, k])
     verdict = Scorer(library).score([cluster])[0]
-    assert verdict.verdict is (Outcome.VETOED if "chromatic-cluster" in {e.id for e in exemplars} else Outcome.UNMATCHED)
+    assert verdict.verdict is (
+        Outcome.VETOED if "chromatic-cluster" in {e.id for e in exemplars} else Outcome.UNMATCHED
+    )
     if verdict.verdict is Outcome.VETOED:
         assert verdict.bad.exemplar == "chromatic-cluster"

@@ -45,7 +45,10 @@ def test_window_spans_cover_exactly_the_windows_score_cuts():
 def test_parse_form_cuts_equal_sections_and_finds_repeats():
     sections = parse_form("aaba", 8)
     assert [(s.letter, s.start, s.bars, s.first, s.repeat) for s in sections] == [
-        ("A", 0, 2, 0, False), ("A", 2, 2, 0, True), ("B", 4, 2, 4, False), ("A", 6, 2, 0, True),
+        ("A", 0, 2, 0, False),
+        ("A", 2, 2, 0, True),
+        ("B", 4, 2, 4, False),
+        ("A", 6, 2, 0, True),
     ]
     assert [(s.letter, s.start, s.bars) for s in parse_form(None, 5)] == [("A", 0, 5)]
 
@@ -85,7 +88,10 @@ def test_levels_hand_out_every_beams_first_draw_before_any_second():
 
 @pytest.fixture(scope="module")
 def client():
-    with BackgroundServer(ServerConfig(library=REPO / "exemplars", port=0, backend="cpu")) as server, Client(server.target) as connected:
+    with (
+        BackgroundServer(ServerConfig(library=REPO / "exemplars", port=0, backend="cpu")) as server,
+        Client(server.target) as connected,
+    ):
         yield connected
 
 
@@ -97,7 +103,9 @@ def material(default_library):
 @pytest.fixture(scope="module")
 def bad_bar(default_library):
     """The default library's one-bar 'parallel-fifths-inner' exemplar."""
-    return dict(zip((e.id for e in default_library.exemplars), default_library.notes(), strict=True))["parallel-fifths-inner"]
+    return dict(zip((e.id for e in default_library.exemplars), default_library.notes(), strict=True))[
+        "parallel-fifths-inner"
+    ]
 
 
 class ReversedStream:
@@ -139,7 +147,9 @@ def test_a_generator_of_vetoed_material_ends_with_a_clear_message(client, materi
     def vetoed(context, rng):
         return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-6, 7), size=context.count, replace=False)]
 
-    search = PhraseSearch(client, vetoed, material=material, name="fifths", max_evaluations=500, **{**SMALL, "candidates": 6})
+    search = PhraseSearch(
+        client, vetoed, material=material, name="fifths", max_evaluations=500, **{**SMALL, "candidates": 6}
+    )
     with pytest.raises(SearchError) as caught:
         search.run()
     message = str(caught.value)
@@ -153,12 +163,16 @@ def test_the_evaluation_budget_stops_a_search(client, material, bad_bar):
     def vetoed(context, rng):  # within the library's register, so that every candidate is scored
         return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-3, 3), size=context.count, replace=False)]
 
-    search = PhraseSearch(client, vetoed, material=material, name="fifths", max_evaluations=4, **{**SMALL, "candidates": 6})
+    search = PhraseSearch(
+        client, vetoed, material=material, name="fifths", max_evaluations=4, **{**SMALL, "candidates": 6}
+    )
     with pytest.raises(SearchError, match="the evaluation budget of 4 ran out before any bar survived: .*'fifths'"):
         search.run()
     assert search.evaluations <= 4
     # with material that can grow, the budget leaves the best phrase so far, marked incomplete
-    partial = PhraseSearch(client, variation, material=material, name="variation", max_evaluations=150, **{**SMALL, "bars": 8}).run()
+    partial = PhraseSearch(
+        client, variation, material=material, name="variation", max_evaluations=150, **{**SMALL, "bars": 8}
+    ).run()
     assert not partial.complete and partial.stopped == "evaluation budget of 150"
     assert 1 <= partial.bars < 8 and partial.evaluations <= 150
     with pytest.raises(SearchError, match=r"the time budget of 1e-09 s ran out before any bar survived"):
@@ -168,24 +182,39 @@ def test_the_evaluation_budget_stops_a_search(client, material, bad_bar):
 def test_a_form_repeats_or_varies_its_sections_and_checks_every_window(client, material):
     # Sections of two bars, the default library's phrase length: a repeated section is a repeated phrase, which
     # the three-bar windows judge GOOD; a repeated lone bar would not be most of any window.
-    result = PhraseSearch(client, variation, material=material, name="variation", form="AABA", **{**SMALL, "bars": 8, "seed": 1}).run()
+    result = PhraseSearch(
+        client, variation, material=material, name="variation", form="AABA", **{**SMALL, "bars": 8, "seed": 1}
+    ).run()
     assert result.complete and [w.verdict.verdict for w in result.windows] == [Outcome.GOOD] * 8
     report = result.to_dict()
-    assert [(s["letter"], s["start_bar"], s.get("repeats_bar")) for s in report["sections"]] == [("A", 0, None), ("A", 2, 0), ("B", 4, None), ("A", 6, 0)]
+    assert [(s["letter"], s["start_bar"], s.get("repeats_bar")) for s in report["sections"]] == [
+        ("A", 0, None),
+        ("A", 2, 0),
+        ("B", 4, None),
+        ("A", 6, 0),
+    ]
     sources = [o.source for o in result.origins]
-    assert sources[:2] == sources[4:6] == ["generated"] * 2 and set(sources[2:4] + sources[6:]) <= {"repeat", "variation"}
+    assert sources[:2] == sources[4:6] == ["generated"] * 2 and set(sources[2:4] + sources[6:]) <= {
+        "repeat",
+        "variation",
+    }
     assert "repeat" in sources
     for bar in (2, 3, 6, 7):
         origin = result.origins[bar]
         assert origin.of_bar == bar % 2
         if origin.source == "repeat":  # a repeat is the earlier bar, transposed by what it says
-            earlier, here = select_beats(result.notes, 4 * (bar % 2), 4 * (bar % 2) + 4), select_beats(result.notes, 4 * bar, 4 * bar + 4)
+            earlier, here = (
+                select_beats(result.notes, 4 * (bar % 2), 4 * (bar % 2) + 4),
+                select_beats(result.notes, 4 * bar, 4 * bar + 4),
+            )
             assert np.array_equal(here["pitch"], earlier["pitch"] + origin.transpose)
             assert np.array_equal(here["start"], earlier["start"]) and np.array_equal(here["end"], earlier["end"])
 
 
 def test_a_search_continues_its_start(client, material, default_library):
-    opening = dict(zip((e.id for e in default_library.exemplars), default_library.notes(), strict=True))["bwv101.7-phrase1"]
+    opening = dict(zip((e.id for e in default_library.exemplars), default_library.notes(), strict=True))[
+        "bwv101.7-phrase1"
+    ]
     result = PhraseSearch(client, variation, material=material, name="variation", start=opening, **SMALL).run()
     assert result.complete and result.bars == 4
     assert [o.source for o in result.origins] == ["start", "start", "generated", "generated"]
@@ -218,12 +247,13 @@ def test_the_material_is_the_libraries_good_exemplars_in_bars(material, default_
     assert all(b.notes["end"].max() <= 4 for b in material.bars)
 
 
-
 def copies_only(context, rng):
     """A generator that can only copy: each exemplar's bars as they are, going on with the phrase in progress."""
     material = context.material
     going_on = [material.successor(i) for i, _ in material.find(context.bar_notes(-1))] if context.bar else []
-    picks = [i for i in going_on if i is not None] or list(rng.choice(material.openings, size=context.count, replace=False))
+    picks = [i for i in going_on if i is not None] or list(
+        rng.choice(material.openings, size=context.count, replace=False)
+    )
     return [Proposal(material.bars[i].notes, material.bars[i].voices) for i in picks[: context.count]]
 
 
@@ -237,7 +267,9 @@ def test_a_generator_that_can_only_copy_gives_up_naming_the_copy_ceiling(client,
     assert search.rejected["copy"] > 0 and set(search.rejected) <= {"copy", "register", "voice-leading", "UNMATCHED"}
     assert search.evaluations < 500  # it ran out of candidates, not of budget: it did not hang
     # with the ceiling off, the same copies are GOOD: the ceiling alone stopped them
-    copied = PhraseSearch(client, copies_only, material=material, name="copier", **{**SMALL, "novelty": Novelty(max_copy=1, max_reuse=1)}).run()
+    copied = PhraseSearch(
+        client, copies_only, material=material, name="copier", **{**SMALL, "novelty": Novelty(max_copy=1, max_reuse=1)}
+    ).run()
     assert copied.complete and max(w.verdict.nearest.similarity for w in copied.windows) > 0.99
 
 
@@ -252,8 +284,12 @@ def test_novelty_settings_are_checked_once():
 
 def test_max_copy_beats_scores_the_stretches_ending_in_each_new_bar(client, material):
     # smaller still: every candidate is scored on up to 30 stretches as well as its windows
-    search = PhraseSearch(client, variation, material=material, **{**SMALL, "bars": 3, "beam": 2, "candidates": 8,
-                                                                   "novelty": Novelty(max_copy_beats=3, max_reuse=1)})
+    search = PhraseSearch(
+        client,
+        variation,
+        material=material,
+        **{**SMALL, "bars": 3, "beam": 2, "candidates": 8, "novelty": Novelty(max_copy_beats=3, max_reuse=1)},
+    )
     assert search._copy_stretches(0) == [(0.0, 4.0)]
     stretches = search._copy_stretches(2)  # ending on beats 9-12, 4 to 12 beats long
     assert (5.0, 9.0) in stretches and (0.0, 12.0) in stretches and (8.0, 12.0) in stretches

@@ -20,13 +20,13 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
+from rollmatch.server.app import ServerConfig, start
 
 from rollmatch import Library, Outcome, Scorer, defaults, read_notes, select_beats, windows
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.client import Client, fragment_message
 from rollmatch.errors import AlreadyExistsError, InputError, LimitError, NotFoundError, ParameterError, ServiceError
-from rollmatch.server.app import ServerConfig, start
 from rollmatch.storage import atomic_write
 
 from .conftest import REPO, chorale_path
@@ -88,13 +88,22 @@ def assert_same(remote, local_verdicts):
         for a, b in ((r.good, v.good), (r.bad, v.bad)):
             assert (a is None) == (b is None)
             if a is not None:
-                assert (a.exemplar, a.transpose, a.shift_beats, a.stretch) == (b.exemplar, b.transpose, b.shift_beats, b.stretch)
-                assert a.similarity == pytest.approx(b.similarity, abs=1e-6) and a.coverage == pytest.approx(b.coverage, abs=1e-9)
+                assert (a.exemplar, a.transpose, a.shift_beats, a.stretch) == (
+                    b.exemplar,
+                    b.transpose,
+                    b.shift_beats,
+                    b.stretch,
+                )
+                assert a.similarity == pytest.approx(b.similarity, abs=1e-6) and a.coverage == pytest.approx(
+                    b.coverage, abs=1e-9
+                )
 
 
 def healthy(target: str) -> bool:
     with grpc.insecure_channel(target) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="rollmatch.v1.RollmatchService"), timeout=10)
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="rollmatch.v1.RollmatchService"), timeout=10
+        )
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -110,7 +119,9 @@ def test_unary_scoring_equals_local_scoring(target, local):
     fragments, origins = chorale_windows()
     with Client(target, timeout=60) as client:
         remote = client.score(fragments, origin_beats=origins)
-        files = [((REPO / "examples" / name).read_bytes(), "midi") for name in ("bwv18.5-lz-opening.mid", "planing.mid")]
+        files = [
+            ((REPO / "examples" / name).read_bytes(), "midi") for name in ("bwv18.5-lz-opening.mid", "planing.mid")
+        ]
         from_bytes = client.score(files)
     assert_same(remote, local.score(fragments, origin_beats=origins))
     examples = [read_notes(REPO / "examples" / name) for name in ("bwv18.5-lz-opening.mid", "planing.mid")]
@@ -197,7 +208,21 @@ def test_cli_draws_a_timeline_through_the_server(target, served, tmp_path, capsy
         assert remote.label_thresholds() == (config.good_threshold, config.bad_threshold)
         assert remote.label_thresholds(bad_threshold=0.5) == (config.good_threshold, 0.5)
     out_png = tmp_path / "timeline.png"
-    assert main(["score", "--server", target, "--window", "4", "--png", str(out_png), str(REPO / "examples" / "planing.mid")]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--server",
+                target,
+                "--window",
+                "4",
+                "--png",
+                str(out_png),
+                str(REPO / "examples" / "planing.mid"),
+            ]
+        )
+        == 0
+    )
     assert "drew the window timeline" in capsys.readouterr().err and out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -213,23 +238,107 @@ UNKNOWN_OPTION = pb.ScoreOptions()
 UNKNOWN_OPTION.MergeFromString(bytes([0xA8, 0x06, 0x01]))  # field 101 = 1: an option this server does not know
 
 BAD_REQUESTS = {
-    "pitch": (pb.ScoreRequest(fragments=[_notes({"pitch": 130, "start": 0, "end": 1})]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].notes", "pitch must be within 0-127"),
-    "end<=start": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 2, "end": 2})]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].notes", "end must be > start"),
-    "nan": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": math.nan, "end": 1})]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].notes", "finite"),
-    "empty fragment": (pb.ScoreRequest(fragments=[pb.Fragment()]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0]", "set notes or file"),
-    "no notes": (pb.ScoreRequest(fragments=[_notes()]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].notes", "no notes"),
+    "pitch": (
+        pb.ScoreRequest(fragments=[_notes({"pitch": 130, "start": 0, "end": 1})]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "fragments[0].notes",
+        "pitch must be within 0-127",
+    ),
+    "end<=start": (
+        pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 2, "end": 2})]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "fragments[0].notes",
+        "end must be > start",
+    ),
+    "nan": (
+        pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": math.nan, "end": 1})]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "fragments[0].notes",
+        "finite",
+    ),
+    "empty fragment": (
+        pb.ScoreRequest(fragments=[pb.Fragment()]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "fragments[0]",
+        "set notes or file",
+    ),
+    "no notes": (
+        pb.ScoreRequest(fragments=[_notes()]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "fragments[0].notes",
+        "no notes",
+    ),
     "no fragments": (pb.ScoreRequest(), grpc.StatusCode.INVALID_ARGUMENT, "fragments", "no fragments"),
-    "corrupt midi": (pb.ScoreRequest(fragments=[pb.Fragment(file=pb.FileData(data=b"MThd\x00\x00\x00", format="midi"))]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].file", "not a readable MIDI file"),
-    "unknown format": (pb.ScoreRequest(fragments=[pb.Fragment(file=pb.FileData(data=b"RIFF", format="wav"))]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].file", "unknown format 'wav'"),
-    "unknown option": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=UNKNOWN_OPTION), grpc.StatusCode.INVALID_ARGUMENT, "options", "unknown option field 101"),
-    "bad stretch": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(stretches=[0.0])), grpc.StatusCode.INVALID_ARGUMENT, "options.stretches", "stretch=0 must be > 0"),
-    "bad threshold": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(good_threshold=3)), grpc.StatusCode.INVALID_ARGUMENT, "options.good_threshold", "good_threshold=3"),
-    "bad coverage": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(min_coverage=1.5)), grpc.StatusCode.INVALID_ARGUMENT, "options.min_coverage", "min_coverage=1.5 must be within [0, 1]"),
-    "negative origin": (pb.ScoreRequest(fragments=[pb.Fragment(notes=pb.NoteList(notes=[pb.Note(**GOOD_NOTE)]), origin_beats=-1)]), grpc.StatusCode.INVALID_ARGUMENT, "fragments[0].origin_beats", "origin_beats=-1"),
-    "too many fragments": (pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)] * (defaults.MAX_FRAGMENTS_PER_REQUEST + 1)), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments", f"limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request"),
-    "too many beats": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 0, "end": 5000})]), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments[0]", "beats per fragment"),
-    "too many beats in all": (pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 0, "end": 1000})] * 40), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments", f"limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request"),
-    "too many notes": (pb.ScoreRequest(fragments=[_notes(*[{"pitch": 60, "start": i, "end": i + 1} for i in range(defaults.MAX_NOTES_PER_FRAGMENT + 1)])]), grpc.StatusCode.RESOURCE_EXHAUSTED, "fragments[0].notes", f"limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment"),
+    "corrupt midi": (
+        pb.ScoreRequest(fragments=[pb.Fragment(file=pb.FileData(data=b"MThd\x00\x00\x00", format="midi"))]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "fragments[0].file",
+        "not a readable MIDI file",
+    ),
+    "unknown format": (
+        pb.ScoreRequest(fragments=[pb.Fragment(file=pb.FileData(data=b"RIFF", format="wav"))]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "fragments[0].file",
+        "unknown format 'wav'",
+    ),
+    "unknown option": (
+        pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=UNKNOWN_OPTION),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "options",
+        "unknown option field 101",
+    ),
+    "bad stretch": (
+        pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(stretches=[0.0])),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "options.stretches",
+        "stretch=0 must be > 0",
+    ),
+    "bad threshold": (
+        pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(good_threshold=3)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "options.good_threshold",
+        "good_threshold=3",
+    ),
+    "bad coverage": (
+        pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)], options=pb.ScoreOptions(min_coverage=1.5)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "options.min_coverage",
+        "min_coverage=1.5 must be within [0, 1]",
+    ),
+    "negative origin": (
+        pb.ScoreRequest(fragments=[pb.Fragment(notes=pb.NoteList(notes=[pb.Note(**GOOD_NOTE)]), origin_beats=-1)]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "fragments[0].origin_beats",
+        "origin_beats=-1",
+    ),
+    "too many fragments": (
+        pb.ScoreRequest(fragments=[_notes(GOOD_NOTE)] * (defaults.MAX_FRAGMENTS_PER_REQUEST + 1)),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "fragments",
+        f"limit of {defaults.MAX_FRAGMENTS_PER_REQUEST} per request",
+    ),
+    "too many beats": (
+        pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 0, "end": 5000})]),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "fragments[0]",
+        "beats per fragment",
+    ),
+    "too many beats in all": (
+        pb.ScoreRequest(fragments=[_notes({"pitch": 60, "start": 0, "end": 1000})] * 40),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "fragments",
+        f"limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request",
+    ),
+    "too many notes": (
+        pb.ScoreRequest(
+            fragments=[
+                _notes(*[{"pitch": 60, "start": i, "end": i + 1} for i in range(defaults.MAX_NOTES_PER_FRAGMENT + 1)])
+            ]
+        ),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "fragments[0].notes",
+        f"limit of {defaults.MAX_NOTES_PER_FRAGMENT} per fragment",
+    ),
 }
 
 
@@ -248,7 +357,9 @@ def test_bad_input_gets_its_status_and_a_field_violation(stub, target, case):
 
 
 def test_oversized_message_is_refused_by_size(stub, target):
-    huge = pb.ScoreRequest(fragments=[pb.Fragment(file=pb.FileData(data=b"\0" * (defaults.MAX_MESSAGE_BYTES + 1), format="midi"))])
+    huge = pb.ScoreRequest(
+        fragments=[pb.Fragment(file=pb.FileData(data=b"\0" * (defaults.MAX_MESSAGE_BYTES + 1), format="midi"))]
+    )
     with pytest.raises(grpc.RpcError) as caught:
         stub.Score(huge, timeout=30)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -274,14 +385,24 @@ def test_a_bad_streamed_request_is_answered_in_band_and_the_stream_goes_on(stub)
     answers = {r.id: r for r in stub.ScoreStream(iter(requests), timeout=60)}
     assert set(answers) == {"ok-1", "bad", "ok-2"}
     assert answers["bad"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert answers["bad"].error.field == "fragments[0].notes" and "pitch must be within 0-127" in answers["bad"].error.message
+    assert (
+        answers["bad"].error.field == "fragments[0].notes"
+        and "pitch must be within 0-127" in answers["bad"].error.message
+    )
     assert len(answers["ok-2"].results) == 1 and not answers["ok-2"].HasField("error")
 
 
 def test_client_maps_status_codes_to_rollmatch_errors(target):
     with Client(target, timeout=30) as client:
         with pytest.raises(InputError, match="pitch must be within 0-127"):
-            client.score([np.array([(130, 0.0, 1.0, 90)], dtype=[("pitch", "i2"), ("start", "f8"), ("end", "f8"), ("velocity", "u1")])])
+            client.score(
+                [
+                    np.array(
+                        [(130, 0.0, 1.0, 90)],
+                        dtype=[("pitch", "i2"), ("start", "f8"), ("end", "f8"), ("velocity", "u1")],
+                    )
+                ]
+            )
         with pytest.raises(LimitError, match="per fragment"):
             client.score([(json.dumps([{"pitch": 60, "start": 0, "end": 4000}]).encode(), "json")])
     with Client("127.0.0.1:1", timeout=2) as nowhere, pytest.raises(ServiceError, match="UNAVAILABLE"):
@@ -355,15 +476,26 @@ def test_health_and_reflection_are_served(target):
 @pytest.mark.parametrize(
     ("call", "request_message", "field", "message"),
     [
-        ("AddExemplar", pb.AddExemplarRequest(file=pb.FileData(data=b"[]", format="json", name="x.json"), label="bad", mode="copy"),
-         "mode", "mode='copy' must be one of near-copy, contains"),
-        ("SetThresholds", pb.SetThresholdsRequest(min_coverage=-1), "min_coverage", "min_coverage=-1 must be within [0, 1]"),
+        (
+            "AddExemplar",
+            pb.AddExemplarRequest(file=pb.FileData(data=b"[]", format="json", name="x.json"), label="bad", mode="copy"),
+            "mode",
+            "mode='copy' must be one of near-copy, contains",
+        ),
+        (
+            "SetThresholds",
+            pb.SetThresholdsRequest(min_coverage=-1),
+            "min_coverage",
+            "min_coverage=-1 must be within [0, 1]",
+        ),
         ("SetThresholds", pb.SetThresholdsRequest(good=2), "good", "good_threshold=2 must be in (0, 1]"),
     ],
 )
 def test_curation_errors_name_their_field(target, call, request_message, field, message):
     with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as caught:
-        getattr(pb_grpc.RollmatchServiceStub(channel), call)(request_message, timeout=30, metadata=(("authorization", f"Bearer {TOKEN}"),))
+        getattr(pb_grpc.RollmatchServiceStub(channel), call)(
+            request_message, timeout=30, metadata=(("authorization", f"Bearer {TOKEN}"),)
+        )
     error = caught.value
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and message in error.details()
     detail = error_details_pb2.BadRequest()
@@ -381,7 +513,15 @@ def test_curation_needs_the_token(target):
 
 def test_curation_changes_the_served_library(target, served, tmp_path):
     motif = tmp_path / "motif.json"
-    motif.write_text(json.dumps([{"pitch": 60, "start": 0, "end": 1}, {"pitch": 61, "start": 1, "end": 2}, {"pitch": 62, "start": 2, "end": 3}]))
+    motif.write_text(
+        json.dumps(
+            [
+                {"pitch": 60, "start": 0, "end": 1},
+                {"pitch": 61, "start": 1, "end": 2},
+                {"pitch": 62, "start": 2, "end": 3},
+            ]
+        )
+    )
     with Client(target, timeout=60, token=TOKEN) as client:
         before = client.library().version
         added = client.add_exemplar(motif, label="bad", exemplar_id="creep", tags=["test"])
@@ -437,8 +577,25 @@ def test_concurrent_curation_from_several_clients_keeps_every_acknowledged_chang
 
 def launch(library: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, defaults.CURATOR_TOKEN_ENV: TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "rollmatch", "serve", "--library", str(library), "--port", "0", "--backend", "cpu", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rollmatch",
+            "serve",
+            "--library",
+            str(library),
+            "--port",
+            "0",
+            "--backend",
+            "cpu",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = proc.stdout.readline()
     assert line.startswith("listening on "), proc.stderr.read()
     return proc, line.split()[-1]
@@ -511,11 +668,32 @@ def test_kill_9_loses_no_acknowledged_curation(tmp_path):
 
 def test_tls(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     loop = LoopThread()
-    running = loop.run(start(ServerConfig(library=REPO / "exemplars", port=0, tls_cert=cert, tls_key=key, backend="cpu")))
+    running = loop.run(
+        start(ServerConfig(library=REPO / "exemplars", port=0, tls_cert=cert, tls_key=key, backend="cpu"))
+    )
     try:
         with Client(f"localhost:{running.port}", tls_ca=cert, timeout=60) as client:
             (verdict,) = client.score([read_notes(REPO / "examples" / "planing.mid")])
@@ -551,14 +729,17 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
 
 
 def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
-    from rollmatch.cli import main
     from rollmatch.server import convert
+
+    from rollmatch.cli import main
 
     by_cli, by_rpc = small_library(tmp_path / "cli"), small_library(tmp_path / "rpc")
     assert Library.open(by_cli).version == Library.open(by_rpc).version
     motif = creep(tmp_path / "creep.json")
     loop = LoopThread()
-    running = loop.run(start(ServerConfig(library=by_rpc, port=0, curator_token=TOKEN, backend="cpu", library_poll_s=0)))
+    running = loop.run(
+        start(ServerConfig(library=by_rpc, port=0, curator_token=TOKEN, backend="cpu", library_poll_s=0))
+    )
     cli_versions: list[str] = []
 
     def cli(*argv: str) -> None:
@@ -570,20 +751,62 @@ def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
     origins += [0.0, 0.0]
     try:
         with Client(f"127.0.0.1:{running.port}", timeout=60, token=TOKEN) as client:
-            cli("library", "add", str(by_cli), str(chorale_path("bwv269")), "--label", "bad", "--id", "bwv269-bass", "--start", "0",
-                "--end", "8", "--track", "Bass", "--threshold", "0.9", "--tag", "bach", "--tag", "bass", "--description", "the bass")
+            cli(
+                "library",
+                "add",
+                str(by_cli),
+                str(chorale_path("bwv269")),
+                "--label",
+                "bad",
+                "--id",
+                "bwv269-bass",
+                "--start",
+                "0",
+                "--end",
+                "8",
+                "--track",
+                "Bass",
+                "--threshold",
+                "0.9",
+                "--tag",
+                "bach",
+                "--tag",
+                "bass",
+                "--description",
+                "the bass",
+            )
             cli("library", "add", str(by_cli), str(motif), "--label", "bad", "--mode", "contains")
-            cli("library", "add", str(by_cli), str(REPO / "examples" / "bwv269-opening.mid"), "--label", "good", "--track", "1",
-                "--provenance", "the shipped example")
+            cli(
+                "library",
+                "add",
+                str(by_cli),
+                str(REPO / "examples" / "bwv269-opening.mid"),
+                "--label",
+                "good",
+                "--track",
+                "1",
+                "--provenance",
+                "the shipped example",
+            )
             cli("library", "remove", str(by_cli), "planing")
             cli("library", "thresholds", str(by_cli), "--good", "0.8", "--bad", "0.75")
             cli("library", "thresholds", str(by_cli), "--bad", "0.7", "--min-coverage", "0.5")
             rpc_versions = [
-                client.add_exemplar(chorale_path("bwv269"), label="bad", exemplar_id="bwv269-bass", start_beat=0, end_beat=8,
-                                    tracks=["Bass"], threshold=0.9, tags=["bach", "bass"], description="the bass").library_version,
+                client.add_exemplar(
+                    chorale_path("bwv269"),
+                    label="bad",
+                    exemplar_id="bwv269-bass",
+                    start_beat=0,
+                    end_beat=8,
+                    tracks=["Bass"],
+                    threshold=0.9,
+                    tags=["bach", "bass"],
+                    description="the bass",
+                ).library_version,
                 client.add_exemplar(motif, label="bad", mode="contains").library_version,
-                client.add_exemplar(REPO / "examples" / "bwv269-opening.mid", label="good", tracks=[1],
-                                    provenance="the shipped example").library_version,
+                client.add_exemplar(
+                    REPO / "examples" / "bwv269-opening.mid", label="good", tracks=[1], provenance="the shipped example"
+                ).library_version,
                 client.remove_exemplar("planing").library_version,
                 client.set_thresholds(good=0.8, bad=0.75).library_version,
                 client.set_thresholds(bad=0.7, min_coverage=0.5).library_version,
@@ -598,8 +821,16 @@ def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
     assert sorted(p.name for p in (by_rpc / "files").iterdir()) == sorted(p.name for p in (by_cli / "files").iterdir())
     made = Library.open(by_cli)
     assert [e.id for e in made.exemplars] == ["bwv18.5-lz-opening", "bwv269-bass", "creep", "bwv269-opening"]
-    assert list(listed.exemplars) == [convert.exemplar(e) for e in made.exemplars] and listed.library_version == made.version
-    assert (info.version, info.thresholds.good, info.thresholds.bad, info.thresholds.min_coverage) == (made.version, 0.8, 0.7, 0.5)
+    assert (
+        list(listed.exemplars) == [convert.exemplar(e) for e in made.exemplars]
+        and listed.library_version == made.version
+    )
+    assert (info.version, info.thresholds.good, info.thresholds.bad, info.thresholds.min_coverage) == (
+        made.version,
+        0.8,
+        0.7,
+        0.5,
+    )
     assert info.mode == "near-copy" and [e.mode for e in listed.exemplars] == ["", "", "contains", ""]
     expected = Scorer(made, backend="cpu").score(fragments, origin_beats=origins)
     assert_same(remote, expected)
@@ -613,7 +844,9 @@ def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsy
     motif = creep(tmp_path / "creep.json")
     probe = fragment_message(read_notes(motif))
     proc, target = launch(library, "--library-poll", "0.02")
-    answers: dict[str, list[tuple[str, str, str]]] = {}  # caller -> (response version, result version, best bad), in order
+    answers: dict[
+        str, list[tuple[str, str, str]]
+    ] = {}  # caller -> (response version, result version, best bad), in order
     sent: dict[str, int] = {}
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -622,7 +855,9 @@ def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsy
         while not stop.is_set():
             sent[name] += 1
             reply = stub.Score(pb.ScoreRequest(fragments=[probe]), timeout=60)
-            answers[name].append((reply.library_version, reply.results[0].library_version, reply.results[0].bad.exemplar))
+            answers[name].append(
+                (reply.library_version, reply.results[0].library_version, reply.results[0].bad.exemplar)
+            )
 
     def streamed(name: str, stub) -> None:
         slots = threading.Semaphore(2)
@@ -635,7 +870,9 @@ def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsy
 
         for reply in stub.ScoreStream(requests(), timeout=120):
             assert not reply.HasField("error"), reply.error
-            answers[name].append((reply.library_version, reply.results[0].library_version, reply.results[0].bad.exemplar))
+            answers[name].append(
+                (reply.library_version, reply.results[0].library_version, reply.results[0].bad.exemplar)
+            )
             slots.release()
 
     def caller(work, name: str, stub) -> None:
@@ -651,13 +888,19 @@ def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsy
             names = ["unary-0", "unary-1", "stream-0", "stream-1"]
             for name in names:
                 answers[name], sent[name] = [], 0
-            threads = [threading.Thread(target=caller, args=(unary if n.startswith("unary") else streamed, n, stub)) for n in names]
+            threads = [
+                threading.Thread(target=caller, args=(unary if n.startswith("unary") else streamed, n, stub))
+                for n in names
+            ]
             for t in threads:
                 t.start()
             wait_for(lambda: all(len(answers[n]) >= 5 for n in names) or errors, "every caller's first answers")
             assert main(["library", "add", str(library), str(motif), "--label", "bad"]) == 0
             new = capsys.readouterr().out.split()[-1]
-            wait_for(lambda: all([a[0] for a in answers[n][-5:]] == [new] * 5 for n in names) or errors, "5 answers of the new version each")
+            wait_for(
+                lambda: all([a[0] for a in answers[n][-5:]] == [new] * 5 for n in names) or errors,
+                "5 answers of the new version each",
+            )
             stop.set()
             for t in threads:
                 t.join(60)
@@ -673,7 +916,9 @@ def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsy
         switch = versions.index(new)
         assert switch > 0 and versions == [old] * switch + [new] * (len(versions) - switch)  # forward only
         for version, result_version, bad in answers[name]:
-            assert result_version == version and (bad == "creep") == (version == new)  # scored with the version it names
+            assert result_version == version and (bad == "creep") == (
+                version == new
+            )  # scored with the version it names
     assert f"library changed on disk: serving version {new} (3 exemplars), was {old}" in log
 
 
@@ -690,13 +935,21 @@ def test_a_broken_change_on_disk_keeps_the_served_version(tmp_path, caplog):
             # By hand: an entry whose file cannot be read, saved the way editors save (a new file renamed over).
             (library / "files" / "broken.mid").write_bytes(b"MThd garbage")
             manifest = library / "rollmatch.toml"
-            atomic_write(manifest, manifest.read_bytes() + b'\n[[exemplar]]\nid = "broken"\nlabel = "good"\nfile = "files/broken.mid"\n')
+            atomic_write(
+                manifest,
+                manifest.read_bytes() + b'\n[[exemplar]]\nid = "broken"\nlabel = "good"\nfile = "files/broken.mid"\n',
+            )
             wait_for(lambda: running.state.failure is not None, "the reload to fail")
             assert "exemplar 'broken'" in running.state.failure and "not a readable MIDI file" in running.state.failure
             assert stub.Score(request, timeout=60) == before
             assert stub.GetLibrary(pb.GetLibraryRequest(), timeout=30).version == before.library_version
-            atomic_write(library / "files" / "broken.mid", (REPO / "examples" / "bwv269-opening.mid").read_bytes())  # mended
-            wait_for(lambda: stub.GetLibrary(pb.GetLibraryRequest(), timeout=30).version != before.library_version, "the mended version")
+            atomic_write(
+                library / "files" / "broken.mid", (REPO / "examples" / "bwv269-opening.mid").read_bytes()
+            )  # mended
+            wait_for(
+                lambda: stub.GetLibrary(pb.GetLibraryRequest(), timeout=30).version != before.library_version,
+                "the mended version",
+            )
             after = stub.Score(request, timeout=60)
             assert after.library_version == Library.open(library).version and running.state.failure is None
             assert [e.id for e in stub.ListExemplars(pb.ListExemplarsRequest(), timeout=30).exemplars][-1] == "broken"
@@ -704,4 +957,8 @@ def test_a_broken_change_on_disk_keeps_the_served_version(tmp_path, caplog):
         loop.run(running.stop(0))
         loop.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and f"still serving version {before.library_version}" in warnings[0] and "'broken'" in warnings[0]
+    assert (
+        len(warnings) == 1
+        and f"still serving version {before.library_version}" in warnings[0]
+        and "'broken'" in warnings[0]
+    )

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from rollmatch.server.state import LibraryState
 
 from rollmatch import Library, read_notes
 from rollmatch.library import MANIFEST_NAME
-from rollmatch.server.state import LibraryState
 from rollmatch.storage import atomic_write
 
 from .conftest import REPO
@@ -25,7 +25,9 @@ def motif(path: Path, pitches: list[int]) -> Path:
 
 @pytest.fixture
 def directory(tmp_path) -> Path:
-    Library.init(tmp_path / "lib", name="live").add(EXAMPLES / "bwv18.5-lz-opening.mid", label="good").add(EXAMPLES / "planing.mid", label="bad")
+    Library.init(tmp_path / "lib", name="live").add(EXAMPLES / "bwv18.5-lz-opening.mid", label="good").add(
+        EXAMPLES / "planing.mid", label="bad"
+    )
     return tmp_path / "lib"
 
 
@@ -66,7 +68,9 @@ def test_a_curation_call_racing_a_reload_serves_the_latest_version(directory, tm
         state = LibraryState(Library.open(directory), backend="cpu")
         Library.open(directory).add(motif(tmp_path / "b.json", [70, 74, 77]), label="good")  # on disk, not yet served
         await asyncio.gather(
-            state.refresh(), state.change(lambda lib: lib.add(motif(tmp_path / "a.json", [60, 61, 62]), label="bad")), state.refresh()
+            state.refresh(),
+            state.change(lambda lib: lib.add(motif(tmp_path / "a.json", [60, 61, 62]), label="bad")),
+            state.refresh(),
         )
         assert state.library.version == Library.open(directory).version and {"a", "b"} <= set(ids(state))
         assert not await state.refresh()
@@ -89,7 +93,11 @@ def test_a_version_that_fails_to_load_keeps_the_served_one_and_is_logged_once(di
         (directory / "files/broken.mid").write_bytes(b"MThd garbage")
         manifest.write_text(good_text + '\n[[exemplar]]\nid = "broken"\nlabel = "good"\nfile = "files/broken.mid"\n')
         assert not await state.refresh()
-        assert state.scorer is served and "exemplar 'broken'" in state.failure and "not a readable MIDI file" in state.failure
+        assert (
+            state.scorer is served
+            and "exemplar 'broken'" in state.failure
+            and "not a readable MIDI file" in state.failure
+        )
         shutil.copyfile(EXAMPLES / "bwv269-opening.mid", directory / "files/broken.mid")  # the file mended in place
         assert await state.refresh()
         assert state.failure is None and ids(state)[-1] == "broken"

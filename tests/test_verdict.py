@@ -41,16 +41,44 @@ def test_verdict_explains_itself():
     assert v.to_dict() == {
         "verdict": "GOOD",
         "score": 1.825,
-        "good": {"exemplar": "good-b", "similarity": 0.95, "transpose": -3, "shift_beats": 8.5, "stretch": 0.5, "coverage": 0.9},
-        "bad": {"exemplar": "bad-x", "similarity": 0.3, "transpose": 5, "shift_beats": 8.0, "stretch": 2.0, "coverage": 0.25},
-        "nearest": {"exemplar": "good-b", "similarity": 0.95, "transpose": -3, "shift_beats": 8.5, "stretch": 0.5, "coverage": 0.9},
+        "good": {
+            "exemplar": "good-b",
+            "similarity": 0.95,
+            "transpose": -3,
+            "shift_beats": 8.5,
+            "stretch": 0.5,
+            "coverage": 0.9,
+        },
+        "bad": {
+            "exemplar": "bad-x",
+            "similarity": 0.3,
+            "transpose": 5,
+            "shift_beats": 8.0,
+            "stretch": 2.0,
+            "coverage": 0.25,
+        },
+        "nearest": {
+            "exemplar": "good-b",
+            "similarity": 0.95,
+            "transpose": -3,
+            "shift_beats": 8.5,
+            "stretch": 0.5,
+            "coverage": 0.9,
+        },
     }
 
 
 def test_score_ranks_every_good_above_every_other():
     rows = [[0.81, 0.0, 0.69], [0.99, 0.0, 0.0], [0.79, 0.0, 0.0], [0.5, 0.0, 0.2], [1.0, 0.0, 0.7], [0.0, 0.0, 1.0]]
     results = verdicts(best(*rows))
-    assert [v.verdict for v in results] == [Outcome.GOOD, Outcome.GOOD, Outcome.UNMATCHED, Outcome.UNMATCHED, Outcome.VETOED, Outcome.VETOED]
+    assert [v.verdict for v in results] == [
+        Outcome.GOOD,
+        Outcome.GOOD,
+        Outcome.UNMATCHED,
+        Outcome.UNMATCHED,
+        Outcome.VETOED,
+        Outcome.VETOED,
+    ]
     scores = [v.score for v in results]
     # tier + (g + 1 - b) / 2, by hand
     assert scores == pytest.approx([1.56, 1.995, 0.895, 0.65, -0.35, -1.0])

@@ -16,12 +16,14 @@ from .conftest import VOICES, chorale_voices
 
 
 def test_notes_on_the_tick_grid_read_back_exactly(tmp_path):
-    notes = snap_notes(make_notes(
-        [60, 60, 64, 64, 67, 72],
-        [0, 1, 1, 1, 1 / 3, 2 + 1 / 480],  # a repeated note, a unison, a triplet, a one-tick note
-        [1, 2, 3, 2, 2 / 3, 2 + 2 / 480],
-        [90, 80, 70, 70, 100, 127],
-    ))
+    notes = snap_notes(
+        make_notes(
+            [60, 60, 64, 64, 67, 72],
+            [0, 1, 1, 1, 1 / 3, 2 + 1 / 480],  # a repeated note, a unison, a triplet, a one-tick note
+            [1, 2, 3, 2, 2 / 3, 2 + 2 / 480],
+            [90, 80, 70, 70, 100, 127],
+        )
+    )
     path = write_midi(tmp_path / "out.mid", notes, beats_per_bar=3, tempo_bpm=72)
     back = read_notes(path)
     assert back.tobytes() == notes.tobytes()
@@ -59,14 +61,21 @@ def _chorale(*, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
 def _joined(part: stream.Stream) -> set[tuple[int, Fraction, Fraction]]:
     """(pitch, start, end) of each note of a part read back, ties joined, chords split."""
     return {
-        (int(p.midi), Fraction(n.offset).limit_denominator(960), Fraction(n.offset + n.quarterLength).limit_denominator(960))
+        (
+            int(p.midi),
+            Fraction(n.offset).limit_denominator(960),
+            Fraction(n.offset + n.quarterLength).limit_denominator(960),
+        )
         for n in part.stripTies().flatten().notes
         for p in n.pitches
     }
 
 
 def _expected(notes: np.ndarray) -> set[tuple[int, Fraction, Fraction]]:
-    return {(int(n["pitch"]), Fraction(n["start"]).limit_denominator(960), Fraction(n["end"]).limit_denominator(960)) for n in notes}
+    return {
+        (int(n["pitch"]), Fraction(n["start"]).limit_denominator(960), Fraction(n["end"]).limit_denominator(960))
+        for n in notes
+    }
 
 
 def test_a_chorale_writes_one_part_per_voice_in_its_key_meter_and_tempo(tmp_path):
@@ -105,7 +114,12 @@ def test_notes_crossing_a_bar_line_are_tied_and_read_back_whole(tmp_path):
 
 @pytest.mark.parametrize(
     ("given", "tonic", "mode", "sharps"),
-    [("e minor", "E", "minor", 1), ("F# minor", "F#", "minor", 3), ("B- major", "B-", "major", -2), (key.Key("D"), "D", "major", 2)],
+    [
+        ("e minor", "E", "minor", 1),
+        ("F# minor", "F#", "minor", 3),
+        ("B- major", "B-", "major", -2),
+        (key.Key("D"), "D", "major", 2),
+    ],
 )
 def test_a_given_key_is_the_key_signature(tmp_path, given, tonic, mode, sharps):
     notes, voices = _chorale()
@@ -147,7 +161,9 @@ def test_a_triplet_grid_reads_back_exactly(tmp_path):
     bass = snap_notes(transform_notes(voices_notes["Bass"], stretch=1 / 4))
     notes = np.concatenate([soprano, bass])
     voices = np.repeat([0, 1], [soprano.size, bass.size])
-    assert {Fraction(t).limit_denominator(960).denominator for t in np.concatenate([notes["start"], notes["end"]])} >= {12}
+    assert {Fraction(t).limit_denominator(960).denominator for t in np.concatenate([notes["start"], notes["end"]])} >= {
+        12
+    }
     score = converter.parse(write_musicxml(tmp_path / "out.musicxml", notes, voices=voices, key="G major"))
     assert [p.partName for p in score.parts] == ["Voice 1", "Voice 2"]
     assert _joined(score.parts[0]) == _expected(soprano)

@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_default_library import VOICES, held_out_chorales  # noqa: E402
+from build_default_library import VOICES, held_out_chorales
 
-from rollmatch import Label, Library, Outcome, Scorer, transform_notes  # noqa: E402
-from rollmatch.calibrate import best_of  # noqa: E402
-from rollmatch.defaults import STRETCHES, TRANSPOSE_RANGE  # noqa: E402
-from rollmatch.notes import perturb_notes, select_beats, sort_notes, span_beats  # noqa: E402
-from rollmatch.probes import degenerate_probes  # noqa: E402
-from rollmatch.readers import read_notes, read_piece  # noqa: E402
-from rollmatch.verdict import reaches  # noqa: E402
+from rollmatch import Label, Library, Outcome, Scorer, transform_notes
+from rollmatch.calibrate import best_of
+from rollmatch.defaults import STRETCHES, TRANSPOSE_RANGE
+from rollmatch.notes import perturb_notes, select_beats, sort_notes, span_beats
+from rollmatch.probes import degenerate_probes
+from rollmatch.readers import read_notes, read_piece
+from rollmatch.verdict import reaches
 
 SEED = 2026
 HELD_OUT = 48  #: held-out chorales whose first phrase is a negative, and whose voices hold the embedded patterns
@@ -92,12 +92,17 @@ def main() -> int:
     windows = [
         w
         for piece, _ in pieces
-        for w in (piece.select(s, s + WINDOW_BEATS) for s in np.arange(0, max(span_beats(piece.notes) - WINDOW_BEATS, 0) + 1e-9, WINDOW_HOP))
+        for w in (
+            piece.select(s, s + WINDOW_BEATS)
+            for s in np.arange(0, max(span_beats(piece.notes) - WINDOW_BEATS, 0) + 1e-9, WINDOW_HOP)
+        )
         if w.size
     ]
     voices = [{v: read_notes(path, tracks=[v], end_beat=8) for v in VOICES} for path, _ in held_out[:HELD_OUT]]
-    print(f"library {library.path} version {library.version}: {len(ids)} exemplars; {len(phrases)} held-out phrases, "
-          f"{len(windows)} held-out windows of {WINDOW_BEATS:g} beats every {WINDOW_HOP:g}")
+    print(
+        f"library {library.path} version {library.version}: {len(ids)} exemplars; {len(phrases)} held-out phrases, "
+        f"{len(windows)} held-out windows of {WINDOW_BEATS:g} beats every {WINDOW_HOP:g}"
+    )
 
     # Good positives, alone and half filler.
     good_notes = [(k, n) for k, n in enumerate(exemplar_notes) if not is_bad[k]]
@@ -105,8 +110,10 @@ def main() -> int:
     pos = scorer.similarities([n for _, n in alone])
     own = np.array([k for k, _ in alone])
     rows = np.arange(len(alone))
-    print(f"\ngood positives found their own exemplar as the best good match: "
-          f"{int(np.sum(np.argmax(np.where(is_bad, -1, pos.similarity), axis=1) == own))}/{len(alone)}")
+    print(
+        f"\ngood positives found their own exemplar as the best good match: "
+        f"{int(np.sum(np.argmax(np.where(is_bad, -1, pos.similarity), axis=1) == own))}/{len(alone)}"
+    )
     print(f"good positives alone, similarity to their own:   {summary(pos.similarity[rows, own])}")
     print(f"good positives alone, coverage of that match:    {summary(pos.coverage[rows, own])}")
     print(f"good positives alone, best bad similarity:       {summary(best_of(pos.similarity, is_bad))}")
@@ -121,41 +128,60 @@ def main() -> int:
             if e.label is Label.BAD:
                 continue
             whole = read_notes(library.path / e.file, tracks=e.tracks)
-            cut += [w for w in (select_beats(whole, s, s + beats) for s in np.arange(0, span_beats(whole) - beats / 2, 4.0)) if w.size]
+            cut += [
+                w
+                for w in (select_beats(whole, s, s + beats) for s in np.arange(0, span_beats(whole) - beats / 2, 4.0))
+                if w.size
+            ]
         best = scorer.similarities(cut)
         reached = reaches(best.similarity, thresholds[None, :]) & ~is_bad[None, :]
         covered = np.where(reached, best.coverage, -1.0).max(axis=1)[reached.any(axis=1)]
-        print(f"own-chorale windows of {beats:g} beats (every 4): {len(cut)}, {covered.size} reach τ_good; their best "
-              f"coverage: {summary(covered)}; >= {config.min_coverage:g}: {np.mean(reaches(covered, config.min_coverage)):.0%}")
+        print(
+            f"own-chorale windows of {beats:g} beats (every 4): {len(cut)}, {covered.size} reach τ_good; their best "
+            f"coverage: {summary(covered)}; >= {config.min_coverage:g}: {np.mean(reaches(covered, config.min_coverage)):.0%}"
+        )
 
     # Negatives.
     neg = scorer.similarities(phrases)
     covers = reaches(neg.coverage, config.min_coverage)
-    print(f"\nheld-out phrases, best good similarity (covering {config.min_coverage:g}): "
-          f"{summary(best_of(neg.similarity, ~is_bad[None, :] & covers))}")
+    print(
+        f"\nheld-out phrases, best good similarity (covering {config.min_coverage:g}): "
+        f"{summary(best_of(neg.similarity, ~is_bad[None, :] & covers))}"
+    )
     print(f"held-out phrases, best bad similarity:                 {summary(best_of(neg.similarity, is_bad))}")
     win = scorer.similarities(windows).similarity
-    print(f"\n{'bad exemplar':<24}{'mode':<11}{'threshold':>10}{'positives min':>15}{'held-out max':>14}{'p99':>8}{'vetoed':>9}")
-    copies = {k: scorer.similarities([noisy(exemplar_notes[k], rng) for _ in range(8)]).similarity[:, k] for k in np.flatnonzero(is_bad)}
+    print(
+        f"\n{'bad exemplar':<24}{'mode':<11}{'threshold':>10}{'positives min':>15}{'held-out max':>14}{'p99':>8}{'vetoed':>9}"
+    )
+    copies = {
+        k: scorer.similarities([noisy(exemplar_notes[k], rng) for _ in range(8)]).similarity[:, k]
+        for k in np.flatnonzero(is_bad)
+    }
     for k in np.flatnonzero(is_bad):
         column = win[:, k]
-        print(f"{ids[k]:<24}{scorer.modes[k].value:<11}{thresholds[k]:>10g}{copies[k].min():>15.3f}{column.max():>14.3f}"
-              f"{np.percentile(column, 99):>8.3f}{np.mean(reaches(column, thresholds[k])):>9.2%}")
+        print(
+            f"{ids[k]:<24}{scorer.modes[k].value:<11}{thresholds[k]:>10g}{copies[k].min():>15.3f}{column.max():>14.3f}"
+            f"{np.percentile(column, 99):>8.3f}{np.mean(reaches(column, thresholds[k])):>9.2%}"
+        )
     for name in PAIRS:
         k = ids.index(name)
         textures = [set_into(exemplar_notes[k], v, rng) for v in voices]
         sims = scorer.similarities(textures).similarity[:, k]
         inside = scorer.score(textures)
         vetoed = sum(v.verdict is Outcome.VETOED for v in inside)
-        print(f"{name} set into {len(voices)} held-out four-voice textures: similarity {summary(sims)}; "
-              f"VETOED {vetoed}/{len(inside)}")
+        print(
+            f"{name} set into {len(voices)} held-out four-voice textures: similarity {summary(sims)}; "
+            f"VETOED {vetoed}/{len(inside)}"
+        )
 
     # Probes.
     probes = degenerate_probes([(i, n) for i, (_, n) in zip(good_ids, good_notes, strict=True)])
     verdicts = scorer.score([p.notes for p in probes])
     print(f"\ndegenerate probes: {len(probes)}, judged GOOD: {sum(v.verdict is Outcome.GOOD for v in verdicts)}")
     for family in dict.fromkeys(p.family for p in probes):
-        sims = [v.good.similarity if v.good else 0.0 for p, v in zip(probes, verdicts, strict=True) if p.family == family]
+        sims = [
+            v.good.similarity if v.good else 0.0 for p, v in zip(probes, verdicts, strict=True) if p.family == family
+        ]
         print(f"  {family:<22} {len(sims):>4} probes, best good similarity {max(sims):.3f}")
 
     # Thresholds.
@@ -166,8 +192,10 @@ def main() -> int:
     neg_bad = best_of(win, near_copy_bad)
     print("\nthreshold  good-missed  phrases-called-good  near-copy-bad-missed  windows-vetoed-by-near-copy")
     for tau in np.arange(0.60, 0.96, 0.025):
-        print(f"  {tau:.3f}    {np.mean(~reaches(pos_good, tau) | ~reaches(pos_cov, config.min_coverage)):10.1%}  "
-              f"{np.mean(reaches(neg_good, tau)):18.1%}  {np.mean(~reaches(bad_pos, tau)):19.1%}  {np.mean(reaches(neg_bad, tau)):26.2%}")
+        print(
+            f"  {tau:.3f}    {np.mean(~reaches(pos_good, tau) | ~reaches(pos_cov, config.min_coverage)):10.1%}  "
+            f"{np.mean(reaches(neg_good, tau)):18.1%}  {np.mean(~reaches(bad_pos, tau)):19.1%}  {np.mean(reaches(neg_bad, tau)):26.2%}"
+        )
     return 0
 
 

@@ -34,7 +34,9 @@ def write_midi(notes: np.ndarray, path: Path) -> None:
     piano = pretty_midi.Instrument(program=0, name="Piano")
     seconds = 60.0 / TEMPO
     for n in notes:
-        piano.notes.append(pretty_midi.Note(int(n["velocity"]), int(n["pitch"]), n["start"] * seconds, n["end"] * seconds))
+        piano.notes.append(
+            pretty_midi.Note(int(n["velocity"]), int(n["pitch"]), n["start"] * seconds, n["end"] * seconds)
+        )
     midi.instruments.append(piano)
     midi.write(str(path))
 
