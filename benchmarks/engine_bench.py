@@ -27,7 +27,7 @@ import numpy as np
 import scipy.signal
 from music21 import corpus
 
-from rollmatch import TemplateBank, match, read_notes, select_beats
+from rollmatch import SearchSpace, TemplateBank, match, read_notes, select_beats
 from rollmatch.backend import array_module, gpu_available
 from rollmatch.defaults import STRETCHES
 from rollmatch.engine import resolve_method
@@ -148,12 +148,12 @@ def main() -> int:
         (STRETCHES, "7 stretches", exemplars[: max(1, args.exemplars // 8)], 1),
     ):
         for mode in MODES:
-            bank = TemplateBank(subset, stretches=stretches, modes=[mode] * len(subset))
+            bank = TemplateBank(subset, SearchSpace(stretches=stretches), modes=[mode] * len(subset))
             for method in methods:
                 match(fragments[:2], bank, method=method)  # compiled, spectra and caches warm
                 seconds = timed(lambda bank=bank, method=method: match(fragments, bank, method=method), repeats=repeats)
                 rates[method, mode, name] = len(fragments) * len(subset) / seconds
-    engine = match(fragments, TemplateBank(exemplars, stretches=(1.0,)))
+    engine = match(fragments, TemplateBank(exemplars, SearchSpace(stretches=(1.0,))))
     engine_rate = rates[auto, "near-copy", "S=1"]
     for name, peaks in peer_peaks.items():
         worst = max(abs(p - engine.similarity[b, k]) for p, (b, k) in zip(peaks, pairs, strict=True))
@@ -203,7 +203,7 @@ def main() -> int:
         cupy = array_module("gpu")
         for mode in MODES:
             gpu_bank = TemplateBank(
-                exemplars, stretches=(1.0,), modes=[mode] * len(exemplars), xp=cupy
+                exemplars, SearchSpace(stretches=(1.0,)), modes=[mode] * len(exemplars), xp=cupy
             )  # dense path on cupy
             match(fragments[:2], gpu_bank)
             seconds = timed(lambda gpu_bank=gpu_bank: match(fragments, gpu_bank))

@@ -1,31 +1,31 @@
-"""Phrase search per generator: candidates scored per second through the service, acceptance, novelty and
-diversity of the result, and where the time goes (a benchmark, not a test).
+"""Phrase search per generator and per critic: candidates scored per second, acceptance, novelty and diversity
+of the result, and where the time goes (a benchmark, not a test).
 
 Runs the machinery of 'rollmatch search' (PhraseSearch, the default library, its default novelty ceiling and
-continuity rules) once per generator (variation, markov and random-walk by default) and reports, for each:
+continuity rules) once per generator (variation, markov and random-walk by default) and per critic:
 
-- candidates scored per second through the service, the acceptance rate (candidates whose windows all passed,
+- local: a Scorer in this process, as 'rollmatch search' scores without --server;
+- loopback: a server on a free loopback port in this process, through the gRPC client (ScoreStream, many
+  requests in flight), as the search scored before it had a local critic and as it scores with --server;
+- subprocess: 'rollmatch serve' in a process of its own (--critics subprocess), engine time not split out.
+
+The same seed gives the same piece through every critic (a test checks it), so only the timings differ. For
+each search it reports:
+
+- candidates scored per second through the critic, the acceptance rate (candidates whose windows all passed,
   of those scored) and evaluations (windows scored) per bar of the result;
 - novelty: the nearest good exemplar's similarity per window (highest, mean) and the longest copied stretch;
   diversity: distinct exemplars, the largest share one explains, pitch-class and rhythm entropy against the
   library's own;
 - the acceptance of each transformation the generator applied;
-- the wall time split into:
+- the wall time split into generation (inside the generator), scoring (from handing a step's candidates to the
+  critic to the last verdict; for loopback split into the server's own engine time, from its batch statistics,
+  and transport: protobuf conversion, gRPC, the batcher's wait and queueing) and bookkeeping (the rest).
 
-- generation: time inside the generator, measured by the search;
-- scoring through the service: from sending a step's candidates on a ScoreStream to the last answer,
-  measured by the search, and split into
-  - engine: the server's own time in engine calls, from its batch statistics (with --subprocess, from the
-    last statistics line of its log, less the wall time of the warm-up call that built its template bank,
-    so that the engine figure is a slight underestimate there),
-  - transport: the rest: protobuf conversion both ways, gRPC, the batcher's wait and queueing;
-- bookkeeping: the rest of the wall time (cutting windows, ranking, the final check of the result).
+The summary gives each generator's scoring rate and wall time with each critic, and the ratio local/loopback.
 
-By default the server runs inside this process on a thread, as 'rollmatch search' runs it without
---server; --subprocess runs 'rollmatch serve' in a process of its own instead.
-
-    python benchmarks/search_bench.py [--generators variation,markov,random-walk] [--bars 16] [--beam 4]
-                                      [--candidates 16] [--seed 0] [--subprocess]
+    python benchmarks/search_bench.py [--generators variation,markov,random-walk] [--critics local,loopback]
+                                      [--bars 16] [--beam 4] [--candidates 16] [--seed 0]
 """
 
 from __future__ import annotations
@@ -42,27 +42,27 @@ from collections.abc import Iterator
 import numpy as np
 from rollmatch.server.app import BackgroundServer, ServerConfig
 
-from rollmatch import Library, defaults
-from rollmatch.client import Client
+from rollmatch import Critic, Library, Scorer, defaults
+from rollmatch.client import Client, RemoteScorer
 from rollmatch.errors import SearchError
 from rollmatch.generators import Material, load_generator
-from rollmatch.search import PhraseSearch, SearchResult
+from rollmatch.search import PhraseSearch, SearchResult, SearchSettings
 
 
-class RecordingClient:
-    """A client that keeps every streamed request (one candidate each), to count candidates and windows."""
+class RecordingCritic:
+    """A critic that keeps every batch it is asked to judge (one candidate each), to count candidates and
+    windows."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, critic: Critic) -> None:
+        self.critic = critic
         self.requests: list[list[np.ndarray]] = []
 
-    def score_stream(self, batches, **options):
-        batches = list(batches)
-        self.requests += batches
-        return self.client.score_stream(batches, **options)
+    def score_batches(self, batches, **options):
+        self.requests += list(batches)
+        return self.critic.score_batches(batches, **options)
 
-    def score(self, fragments, **options):
-        return self.client.score(fragments, **options)
+    def __getattr__(self, name):
+        return getattr(self.critic, name)
 
 
 class Served:
@@ -104,37 +104,43 @@ def show(label: str, seconds: float, total: float, extra: str = "") -> None:
     print(f"  {label:<34} {seconds:7.2f} s  {seconds / total:4.0%}{extra}")
 
 
-def engine_counters(server: Served) -> tuple[float, int, int] | None:
-    stats = server.background.running.batcher.stats if server.background else None
+def engine_counters(server: Served | None) -> tuple[float, int, int] | None:
+    stats = server.background.running.batcher.stats if server and server.background else None
     return (stats.engine_seconds, stats.fragments, stats.batches) if stats else None
 
 
-def bench(name: str, client: Client, material: Material, server: Served, args: argparse.Namespace) -> dict[str, object]:
-    """One search with generator ``name``; prints its figures and returns the row of the summary table."""
-    recording = RecordingClient(client)
+def bench(
+    name: str, kind: str, critic: Critic, material: Material, server: Served | None, args: argparse.Namespace
+) -> dict[str, object]:
+    """One search with generator ``name`` through ``critic`` (of ``kind``); prints its figures and returns the
+    row of the summary table."""
+    recording = RecordingCritic(critic)
     before = engine_counters(server)
-    search = PhraseSearch(
-        recording,
-        load_generator(name),
-        material=material,
-        name=name,
+    settings = SearchSettings(
         bars=args.bars,
         beam=args.beam,
         candidates=args.candidates,
         seed=args.seed,
         max_evaluations=args.max_evaluations,
     )
+    search = PhraseSearch(recording, load_generator(name), material=material, name=name, settings=settings)
     began = time.perf_counter()
     try:
         result: SearchResult | None = search.run()
     except SearchError as exc:
         result = None
-        print(f"\n{name}: gave up after {time.perf_counter() - began:.1f} s: {str(exc)[:300]}")
+        print(f"\n{name} ({kind}): gave up after {time.perf_counter() - began:.1f} s: {str(exc)[:300]}")
     after = engine_counters(server)
     windows = sum(len(r) for r in recording.requests)
     candidates = len(recording.requests)
     rate = search.accepted / search.scored if search.scored else 0.0
-    row: dict[str, object] = {"generator": name, "acceptance": rate, "complete": bool(result and result.complete)}
+    row: dict[str, object] = {
+        "generator": name,
+        "critic": kind,
+        "acceptance": rate,
+        "complete": bool(result and result.complete),
+        "wall": time.perf_counter() - began,
+    }
     if result is None:
         row.update({"per_second": candidates / search.scoring_seconds if search.scoring_seconds else 0.0})
         return row
@@ -142,12 +148,12 @@ def bench(name: str, client: Client, material: Material, server: Served, args: a
     report = result.to_dict()
     nearest = [w.verdict.nearest.similarity if w.verdict.nearest else 0.0 for w in result.windows]
     print(
-        f"\n{name}: {'complete' if result.complete else 'stopped: ' + result.stopped}, {result.bars} bars, "
+        f"\n{name} ({kind}): {'complete' if result.complete else 'stopped: ' + result.stopped}, {result.bars} bars, "
         f"{result.good_windows} of {len(result.windows)} windows GOOD; {candidates} candidates scored as {windows} windows, "
         f"{result.dead_ends} dead ends, {result.backtracks} backtracks"
     )
     print(
-        f"  through the service: {candidates / service:.1f} candidates/s ({windows / service:.1f} windows/s); "
+        f"  through the critic: {candidates / service:.1f} candidates/s ({windows / service:.1f} windows/s); "
         f"end to end: {candidates / total:.1f} candidates/s"
     )
     print(
@@ -181,9 +187,10 @@ def bench(name: str, client: Client, material: Material, server: Served, args: a
         engine = float("nan")
     print(f"  wall time {total:.2f} s:")
     show("generation", result.generation_seconds, total)
-    show("scoring through the service", service, total)
-    show("  engine", engine, total, "   (the server's own time, from its batch statistics)")
-    show("  transport and queueing", service - engine, total)
+    show("scoring through the critic", service, total)
+    if server is not None:
+        show("  engine", engine, total, "   (the server's own time, from its batch statistics)")
+        show("  transport and queueing", service - engine, total)
     show("bookkeeping and final check", total - result.generation_seconds - service, total)
     row.update(
         {
@@ -203,40 +210,59 @@ def bench(name: str, client: Client, material: Material, server: Served, args: a
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generators", default="variation,markov,random-walk")
+    parser.add_argument("--critics", default="local,loopback", help="of local, loopback and subprocess")
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--beam", type=int, default=defaults.BEAM_WIDTH)
     parser.add_argument("--candidates", type=int, default=defaults.CANDIDATES_PER_BEAM)
     parser.add_argument("--seed", type=int, default=defaults.SEARCH_SEED)
     parser.add_argument("--max-evaluations", type=int, default=5000, help="each search's budget (default 5000)")
-    parser.add_argument(
-        "--subprocess", action="store_true", help="run the server as 'rollmatch serve' in its own process"
-    )
     args = parser.parse_args()
 
-    material = Material.from_library(Library.open())
-    server = Served(args.subprocess)
+    library = Library.open()
+    material = Material.from_library(library)
     print(
-        f"search: {args.bars} bars, beam {args.beam}, {args.candidates} candidates per beam, window {defaults.WINDOW_BARS} bars, "
-        f"seed {args.seed}, default library, max_copy {defaults.MAX_COPY}, max_reuse {defaults.MAX_REUSE}; server "
-        f"{'in its own process (engine time not split out)' if args.subprocess else 'in this process'}"
+        f"search: {args.bars} bars, beam {args.beam}, {args.candidates} candidates per beam, "
+        f"window {defaults.WINDOW_BARS} bars, seed {args.seed}, default library, max_copy {defaults.MAX_COPY}, "
+        f"max_reuse {defaults.MAX_REUSE}; critics {args.critics}"
     )
-    with server.run() as target, Client(target) as client:
-        client.score([material.bars[0].notes])  # warm-up: the server builds its template bank
-        rows = [bench(name, client, material, server, args) for name in args.generators.split(",")]
+    rows = []
+    for kind in args.critics.split(","):
+        if kind == "local":
+            critic = Scorer(library, backend="cpu")
+            critic.score([material.bars[0].notes])  # warm-up: the template bank is built
+            rows += [bench(name, kind, critic, material, None, args) for name in args.generators.split(",")]
+            continue
+        server = Served(in_subprocess=kind == "subprocess")
+        with server.run() as target, Client(target) as client:
+            remote = RemoteScorer(client)
+            remote.score([material.bars[0].notes])  # warm-up: the server builds its template bank
+            shown = server if kind == "loopback" else None
+            rows += [bench(name, kind, remote, material, shown, args) for name in args.generators.split(",")]
     print("\nsummary")
     print(
-        f"  {'generator':<12} {'complete':>8} {'accepted':>9} {'cand/s':>7} {'prop/bar':>8} {'eval/bar':>9} {'nearest max':>11} {'mean':>6} "
-        f"{'exemplars':>9} {'share':>6} {'copy beats':>10}"
+        f"  {'generator':<12} {'critic':<10} {'complete':>8} {'accepted':>9} {'cand/s':>7} {'wall s':>7} "
+        f"{'eval/bar':>9} {'nearest max':>11} {'mean':>6} {'exemplars':>9} {'share':>6} {'copy beats':>10}"
     )
     for r in rows:
+        head = (
+            f"  {r['generator']:<12} {r['critic']:<10} {'yes' if r['complete'] else 'no':>8} {r['acceptance']:>9.1%} "
+            f"{r['per_second']:>7.1f} {r['wall']:>7.1f}"
+        )
         if "per_bar" in r:
             print(
-                f"  {r['generator']:<12} {'yes' if r['complete'] else 'no':>8} {r['acceptance']:>9.1%} {r['per_second']:>7.1f} {r['proposed']:>8.1f} "
-                f"{r['per_bar']:>9.1f} {r['highest']:>11.3f} {r['mean']:>6.3f} {r['exemplars']:>9} {r['share']:>6.0%} {r['copy']:>10g}"
+                f"{head} {r['per_bar']:>9.1f} {r['highest']:>11.3f} {r['mean']:>6.3f} {r['exemplars']:>9} "
+                f"{r['share']:>6.0%} {r['copy']:>10g}"
             )
         else:
+            print(f"{head}   (gave up: nothing to report)")
+    by = {(r["generator"], r["critic"]): r for r in rows}
+    for name in args.generators.split(","):
+        local, loopback = by.get((name, "local")), by.get((name, "loopback"))
+        if local and loopback:
             print(
-                f"  {r['generator']:<12} {'no':>8} {r['acceptance']:>9.1%} {r['per_second']:>7.1f}   (gave up: nothing to report)"
+                f"  {name}: local scores {local['per_second'] / loopback['per_second']:.2f}x the candidates per second "
+                f"of the loopback server; wall time {local['wall']:.1f} s against {loopback['wall']:.1f} s "
+                f"({loopback['wall'] / local['wall']:.2f}x)"
             )
     return 0
 

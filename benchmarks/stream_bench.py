@@ -26,7 +26,6 @@ from rollmatch import Library, Scorer, read_notes, windows
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.client import fragment_message
-from rollmatch.defaults import STRETCHES
 
 
 def material(count: int) -> list[np.ndarray]:
@@ -112,7 +111,7 @@ def main() -> int:
     ms = np.percentile(np.array(latencies) * 1e3, [50, 99])
     streamed = len(latencies) / elapsed
     print(
-        f"library: default, {len(scorer.ids)} exemplars x {len(scorer.bank(STRETCHES).stretches)} stretches; "
+        f"library: default, {len(scorer.ids)} exemplars x {len(scorer.bank().stretches)} stretches; "
         f"fragments: {len(fragments)} eight-beat chorale windows"
     )
     print(

@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import defaults
-from .engine import BestMatches, Mode, TemplateBank, match
+from .engine import BestMatches, Mode, SearchSpace, TemplateBank, match
 from .errors import (
     AlreadyExistsError,
     EmptyInputError,
@@ -27,13 +27,14 @@ from .library import Exemplar, Library, LibraryConfig, default_library_path
 from .notes import NOTE_DTYPE, make_notes, notes_from_records, select_beats, transform_notes
 from .readers import read_notes, read_notes_bytes
 from .roll import piano_roll
-from .scoring import FileResult, Scorer, score_files, windows
-from .verdict import Label, Match, Outcome, Verdict, judge
+from .scoring import Critic, FileResult, Scorer, score_files, windows
+from .verdict import Label, Match, Outcome, Thresholds, Verdict, judge
 
 __all__ = [
     "NOTE_DTYPE",
     "AlreadyExistsError",
     "BestMatches",
+    "Critic",
     "EmptyInputError",
     "Exemplar",
     "FileResult",
@@ -50,7 +51,9 @@ __all__ = [
     "ParameterError",
     "RollmatchError",
     "Scorer",
+    "SearchSpace",
     "TemplateBank",
+    "Thresholds",
     "Verdict",
     "default_library_path",
     "defaults",

@@ -33,24 +33,23 @@ import csv
 import io
 import math
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import defaults
 from .backend import DEFAULT_BACKEND
 from .checks import whole_number
-from .engine import BestMatches
+from .engine import BestMatches, SearchSpace
 from .errors import InputError, LibraryError, LimitError, ParameterError
 from .library import Library
 from .lint import Finding, check_library
+from .progress import Show, progress_bar
 from .readers import FORMATS, read_notes
 from .scoring import Scorer
 from .verdict import Label, Outcome, reaches
-
-Progress = Callable[[str], None]
 
 #: Columns of a confusion table, and the verdict codes :func:`outcomes` returns (their indices).
 OUTCOMES = (Outcome.GOOD, Outcome.UNMATCHED, Outcome.VETOED)
@@ -142,13 +141,11 @@ def _csv_rows(path: Path) -> list[tuple[Path, int]]:
     return rows
 
 
-def read_labeled(path: str | os.PathLike[str], *, progress: Progress | None = None) -> LabeledSet:
+def read_labeled(path: str | os.PathLike[str], *, progress: Show = False) -> LabeledSet:
     """Read every fragment of a labeled set (see :func:`labeled_files`); an unreadable one is an error naming it."""
     files = labeled_files(path)
     notes = []
-    for i, (file, _) in enumerate(files):
-        if progress:
-            progress(f"reading labeled fragment {i + 1}/{len(files)}: {file.name}")
+    for file, _ in progress_bar(files, desc="reading labeled fragments", show=progress):
         notes.append(read_notes(file))
     return LabeledSet(tuple(notes), np.array([code for _, code in files], dtype=np.int64))
 
@@ -433,13 +430,12 @@ def calibrate(
     *,
     folds: int = defaults.CALIBRATION_FOLDS,
     seed: int = defaults.CALIBRATION_SEED,
-    transpose_range: int = defaults.TRANSPOSE_RANGE,
-    stretches: Sequence[float] = defaults.STRETCHES,
+    space: SearchSpace | None = None,
     backend: str = DEFAULT_BACKEND,
-    progress: Progress | None = None,
+    progress: Show = False,
 ) -> Calibration:
     """Read the labeled set at ``labeled``, score every fragment once against ``library`` and choose its
-    thresholds by cross-validation. Nothing is written: pass ``chosen`` to :meth:`Library.set_thresholds`.
+    thresholds by cross-validation, in ``space`` (default: the library's). Nothing is written: pass ``chosen`` to :meth:`Library.set_thresholds`.
 
     The library check (:func:`rollmatch.lint.check_library`) then runs at the thresholds in force and at the
     chosen ones; what it finds only at the chosen ones is ``new_findings``: a degenerate probe judged GOOD, a
@@ -450,9 +446,9 @@ def calibrate(
         raise LibraryError(f"{library.path}: the library has no good exemplars, so no fragment can be judged GOOD")
     fragments = read_labeled(labeled, progress=progress)
     scorer = Scorer(library, backend=backend, progress=progress)
-    if progress:
-        progress(f"scoring {len(fragments.notes)} labeled fragments")
-    best = scorer.similarities(fragments.notes, transpose_range=transpose_range, stretches=stretches)
+    with progress_bar(desc=f"scoring {len(fragments.notes)} labeled fragments", total=1, show=progress) as bar:
+        best = scorer.similarities(fragments.notes, space)
+        bar.update()
     config = library.config
     result = cross_validate(
         evidence(best, scorer.is_bad, scorer.overrides, min_coverage=config.min_coverage),
@@ -463,9 +459,7 @@ def calibrate(
     )
     if result.chosen == result.before_thresholds:
         return result
-    if progress:
-        progress("checking the library at the thresholds in force and at the chosen ones")
-    settings = {"transpose_range": transpose_range, "stretches": stretches, "backend": backend}
+    settings: dict[str, Any] = {"space": space, "backend": backend, "progress": progress}
     in_force = {f.key for f in check_library(library, **settings)}
     good, bad = result.chosen
     at_chosen = check_library(

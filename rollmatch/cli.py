@@ -19,16 +19,17 @@ from . import __version__, defaults
 from .backend import BACKENDS, DEFAULT_BACKEND
 from .calibrate import calibrate, report_lines
 from .draw import Picture, explanation_picture, roll_picture
-from .engine import Mode
+from .engine import Mode, SearchSpace
 from .errors import ParameterError, RollmatchError
 from .inspection import explain_file, explanation_lines, summarize_exemplar, summary_lines, timeline_file
 from .library import Library
 from .lint import check_directory, check_library
+from .progress import ON_A_TERMINAL
 from .readers import FORMATS, music_files
 from .report import library_report
-from .scoring import FileResult, Scorer, score_files
+from .scoring import Critic, FileResult, Scorer, score_files
 from .storage import write_output
-from .verdict import Match, fraction_text, percent_text
+from .verdict import Match, Thresholds, fraction_text, percent_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -395,14 +396,12 @@ def _add_judging_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transpose",
         type=int,
-        default=defaults.TRANSPOSE_RANGE,
         metavar="R",
         help=f"search transpositions -R..+R semitones (default {defaults.TRANSPOSE_RANGE})",
     )
     parser.add_argument(
         "--stretches",
         type=_stretch_list,
-        default=defaults.STRETCHES,
         metavar="LIST",
         help="time-stretch factors, e.g. 1/2,1,2 (default 1/2,2/3,3/4,1,4/3,3/2,2)",
     )
@@ -416,6 +415,16 @@ def _add_judging_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="array backend (default auto)")
+
+
+def _space(space: SearchSpace, args: argparse.Namespace) -> SearchSpace:
+    """The scorer's search space with the judging options given on the command line."""
+    return space.overridden(stretches=args.stretches, transpose_range=args.transpose)
+
+
+def _thresholds(thresholds: Thresholds, args: argparse.Namespace) -> Thresholds:
+    """The scorer's thresholds with the judging options given on the command line."""
+    return thresholds.overridden(good=args.good_threshold, bad=args.bad_threshold, min_coverage=args.min_coverage)
 
 
 def _add_mode(parser: argparse.ArgumentParser) -> None:
@@ -444,6 +453,7 @@ def _score(args: argparse.Namespace) -> int:
         raise ParameterError("--png draws the window scores under the piano roll and needs --window BEATS")
     if args.png is not None and len(args.files) != 1:
         raise ParameterError(f"--png draws one file's timeline, but {len(args.files)} files were given")
+    scorer: Critic
     if args.server:
         if args.library:
             raise ParameterError("--library and --server cannot be combined: the server scores with its own library")
@@ -451,7 +461,7 @@ def _score(args: argparse.Namespace) -> int:
 
         scorer = RemoteScorer(Client(args.server, tls_ca=args.tls_ca))
     else:
-        scorer = Scorer(Library.open(args.library), backend=args.backend, progress=_progress)
+        scorer = Scorer(Library.open(args.library), backend=args.backend, progress=ON_A_TERMINAL)
     failed, scored, results = False, 0, []
     for result in score_files(
         args.files,
@@ -459,27 +469,20 @@ def _score(args: argparse.Namespace) -> int:
         window_beats=args.window,
         hop_beats=args.hop,
         tracks=args.track,
-        transpose_range=args.transpose,
-        stretches=args.stretches,
-        good_threshold=args.good_threshold,
-        bad_threshold=args.bad_threshold,
-        min_coverage=args.min_coverage,
-        progress=_progress,
+        space=_space(scorer.space, args),
+        thresholds=(thresholds := _thresholds(scorer.thresholds, args)),
+        progress=ON_A_TERMINAL,
     ):
-        _progress("")
         failed |= result.error is not None
         scored += result.error is None
         results.append(result)
         print(json.dumps(result.to_dict()) if args.json else _score_line(result), flush=True)
     print(f"rollmatch: scored with the {scorer.engine} ({scored} result{'' if scored == 1 else 's'})", file=sys.stderr)
     if args.png is not None and not failed:
-        good, bad = scorer.label_thresholds(good_threshold=args.good_threshold, bad_threshold=args.bad_threshold)
         picture = timeline_file(
             args.files[0],
             results,
-            good_threshold=good,
-            bad_threshold=bad,
-            min_coverage=scorer.min_coverage(args.min_coverage),
+            thresholds=thresholds,
             tracks=args.track,
             beats_per_bar=args.beats_per_bar,
         )
@@ -538,9 +541,8 @@ def _library_add(args: argparse.Namespace) -> int:
         tags=args.tag,
         description=args.description,
         provenance=args.provenance,
-        progress=_progress,
+        progress=ON_A_TERMINAL,
     )
-    _progress("")
     _print_added(before, library)
     return EXIT_OK
 
@@ -594,8 +596,7 @@ def _library_thresholds(args: argparse.Namespace) -> int:
 
 
 def _library_check(args: argparse.Namespace) -> int:
-    findings = check_directory(args.dir, progress=_progress)
-    _progress("")
+    findings = check_directory(args.dir, progress=ON_A_TERMINAL)
     for finding in findings:
         print(json.dumps(finding.to_dict()) if args.json else f"{finding.code}: {finding.message}")
     if not args.json:
@@ -610,8 +611,7 @@ def _library_check(args: argparse.Namespace) -> int:
 
 def _library_calibrate(args: argparse.Namespace) -> int:
     library = Library.open(args.dir)
-    result = calibrate(library, args.labeled, folds=args.folds, progress=_progress)
-    _progress("")
+    result = calibrate(library, args.labeled, folds=args.folds, progress=ON_A_TERMINAL)
     print("\n".join(report_lines(result)))
     good, bad = result.chosen
     chosen = f"good_threshold = {good:g}, bad_threshold = {bad:g}"
@@ -643,8 +643,7 @@ def _library_show(args: argparse.Namespace) -> int:
 def _library_report(args: argparse.Namespace) -> int:
     library = Library.open(args.dir)
     findings = check_library(library)
-    page = library_report(library, findings, beats_per_bar=args.beats_per_bar, progress=_progress)
-    _progress("")
+    page = library_report(library, findings, beats_per_bar=args.beats_per_bar, progress=ON_A_TERMINAL)
     write_output(args.output, page.encode("utf-8"))
     count = len(library.exemplars)
     print(
@@ -654,19 +653,15 @@ def _library_report(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    scorer = Scorer(Library.open(args.library), backend=args.backend, progress=_progress)
+    scorer = Scorer(Library.open(args.library), backend=args.backend, progress=ON_A_TERMINAL)
     explanation = explain_file(
         args.fragment,
         scorer,
         tracks=args.track,
         beats_per_bar=args.beats_per_bar,
-        transpose_range=args.transpose,
-        stretches=args.stretches,
-        good_threshold=args.good_threshold,
-        bad_threshold=args.bad_threshold,
-        min_coverage=args.min_coverage,
+        space=_space(scorer.space, args),
+        thresholds=_thresholds(scorer.thresholds, args),
     )
-    _progress("")
     print("\n".join(explanation_lines(explanation)))
     if args.png is not None:
         _write_picture(args.png, explanation_picture(explanation), "the fragment with its matches")
@@ -681,10 +676,24 @@ def _write_picture(path: str, picture: Picture, what: str) -> None:
 def _search(args: argparse.Namespace) -> int:
     if args.server is None and args.tls_ca:
         raise ParameterError("--tls-ca needs --server")
-    from .search import Novelty, report_path, result_paths, run_search  # noqa: PLC0415  (imports grpc)
+    from .search import Novelty, SearchSettings, report_path, result_paths, run_search  # noqa: PLC0415  (generators)
 
+    settings = SearchSettings(
+        bars=args.bars,
+        beats_per_bar=args.beats_per_bar,
+        window_bars=args.window_bars,
+        min_coverage=args.min_coverage,
+        beam=args.beam,
+        candidates=args.candidates,
+        seed=args.seed,
+        form=args.form,
+        novelty=Novelty(args.max_copy, args.max_copy_beats, args.max_reuse),
+        max_evaluations=args.max_evaluations,
+        max_seconds=args.max_seconds,
+    )
     results = run_search(
         args.output,
+        settings,
         server=args.server,
         tls_ca=args.tls_ca,
         library=args.library,
@@ -695,19 +704,8 @@ def _search(args: argparse.Namespace) -> int:
         register=args.range,
         results=args.results,
         tempo_bpm=args.tempo,
-        novelty=Novelty(args.max_copy, args.max_copy_beats, args.max_reuse),
         backend=args.backend,
-        beats_per_bar=args.beats_per_bar,
-        progress=_progress,
-        bars=args.bars,
-        window_bars=args.window_bars,
-        min_coverage=args.min_coverage,
-        beam=args.beam,
-        candidates=args.candidates,
-        seed=args.seed,
-        form=args.form,
-        max_evaluations=args.max_evaluations,
-        max_seconds=args.max_seconds,
+        progress=ON_A_TERMINAL,
     )
     status = EXIT_OK
     for result, path in zip(results, result_paths(Path(args.output), len(results)), strict=True):
@@ -767,14 +765,7 @@ def _score_line(result: FileResult) -> str:
     if result.verdict is None:
         return f"{where}  ERROR  {result.error}"
     v = result.verdict
-    return f"{where}  {v.verdict.value:<9}  score {v.score:.3f}  good: {_match_text(v.good)}  bad: {_match_text(v.bad)}"
-
-
-def _progress(message: str) -> None:
-    """Progress on stderr, only for a person watching a terminal."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r{message}\x1b[K" if message else "\r\x1b[K")
-        sys.stderr.flush()
+    return f"{where}  {v.outcome.value:<9}  score {v.score:.3f}  good: {_match_text(v.good)}  bad: {_match_text(v.bad)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -786,11 +777,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except RollmatchError as error:
-        _progress("")
         print(f"rollmatch: error: {error}", file=sys.stderr)
         return exit_code(error)
     except KeyboardInterrupt:
-        _progress("")
         print("rollmatch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -20,6 +20,7 @@ import numpy as np
 from . import defaults
 from ._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from ._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
+from .engine import SearchSpace
 from .errors import (
     AlreadyExistsError,
     InputError,
@@ -30,7 +31,7 @@ from .errors import (
     ServiceError,
 )
 from .readers import format_of
-from .verdict import Match, Outcome, Verdict, check_coverage, check_threshold
+from .verdict import Match, Outcome, Thresholds, Verdict
 
 _ERRORS: dict[grpc.StatusCode, type[RollmatchError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InputError,
@@ -84,27 +85,29 @@ def fragment_message(fragment: Fragment, origin_beats: float = 0.0) -> pb.Fragme
 
 
 def options_message(
-    *,
-    transpose_range: int | None = None,
-    stretches: Sequence[float] | None = None,
-    good_threshold: float | None = None,
-    bad_threshold: float | None = None,
-    min_coverage: float | None = None,
-    top_k: int = 0,
+    *, space: SearchSpace | None = None, thresholds: Thresholds | None = None, top_k: int = 0
 ) -> pb.ScoreOptions:
+    """Per-call options: the stretches and transposition range of ``space`` (its grid, cell values and mode
+    are the served library's) and ``thresholds``; None leaves the server's."""
     return pb.ScoreOptions(
-        transpose_range=transpose_range,
-        stretches=list(stretches or ()),
-        good_threshold=good_threshold,
-        bad_threshold=bad_threshold,
-        min_coverage=min_coverage,
+        transpose_range=None if space is None else space.transpose_range,
+        stretches=[] if space is None else list(space.stretches),
+        good_threshold=None if thresholds is None else thresholds.good,
+        bad_threshold=None if thresholds is None else thresholds.bad,
+        min_coverage=None if thresholds is None else thresholds.min_coverage,
         top_k=top_k,
     )
 
 
 def _match(message: pb.Match) -> Match:
     return Match(
-        message.exemplar, message.similarity, message.transpose, message.shift_beats, message.stretch, message.coverage
+        message.exemplar,
+        message.similarity,
+        message.transpose,
+        message.shift_beats,
+        message.stretch,
+        message.coverage,
+        message.threshold,
     )
 
 
@@ -114,6 +117,7 @@ def verdict_from_message(result: pb.Result) -> Verdict:
         result.score,
         _match(result.good) if result.HasField("good") else None,
         _match(result.bad) if result.HasField("bad") else None,
+        result.min_coverage,
         tuple(_match(m) for m in result.top),
         _match(result.nearest) if result.HasField("nearest") else None,
     )
@@ -221,7 +225,7 @@ class Client(_Connection):
     def score(
         self, fragments: Sequence[Fragment], *, origin_beats: Sequence[float] | None = None, **options: Any
     ) -> list[Verdict]:
-        """Verdicts for ``fragments``; ``options`` as for :meth:`rollmatch.Scorer.score`."""
+        """Verdicts for ``fragments``; ``options`` (space, thresholds, top_k) as for :func:`options_message`."""
         message = options_message(**options)
         return [
             verdict_from_message(r)
@@ -364,29 +368,41 @@ async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:
 
 
 class RemoteScorer:
-    """Scores through a running server with the interface of a local :class:`~rollmatch.Scorer`, so that
-    :func:`rollmatch.score_files` gives the same results either way."""
+    """Scores through a running server with the interface of a local :class:`~rollmatch.Scorer` (the
+    :class:`~rollmatch.scoring.Critic` protocol), so that :func:`rollmatch.score_files` and a phrase search
+    give the same results either way. Its :attr:`thresholds` are the server's when it was opened."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, max_in_flight: int = defaults.SEARCH_IN_FLIGHT) -> None:
         self.client = client
+        self.max_in_flight = max_in_flight
         self.backend = "remote"
         self.engine = "server's engine"  # "scored with the server's engine"
+        served = client.library()
+        self.library_name, self.library_version = served.name, served.version
+        #: the server's; only the stretches and the transposition range of a space travel to it
+        self.space = SearchSpace()
+        self.thresholds = Thresholds(served.thresholds.good, served.thresholds.bad, served.thresholds.min_coverage)
 
     def score(
-        self, fragments: Sequence[np.ndarray], *, origin_beats: Sequence[float] | None = None, **options: Any
+        self,
+        fragments: Sequence[np.ndarray],
+        *,
+        space: SearchSpace | None = None,
+        thresholds: Thresholds | None = None,
+        origin_beats: Sequence[float] | None = None,
+        top_k: int = 0,
     ) -> list[Verdict]:
-        return self.client.score(fragments, origin_beats=origin_beats, **options)
+        return self.client.score(fragments, origin_beats=origin_beats, space=space, thresholds=thresholds, top_k=top_k)
 
-    def label_thresholds(
-        self, *, good_threshold: float | None = None, bad_threshold: float | None = None
-    ) -> tuple[float, float]:
-        """The good and bad thresholds in force for exemplars without their own: the given ones, else the server's."""
-        if good_threshold is None or bad_threshold is None:
-            served = self.client.library().thresholds
-            good_threshold = served.good if good_threshold is None else good_threshold
-            bad_threshold = served.bad if bad_threshold is None else bad_threshold
-        return check_threshold(good_threshold, "good_threshold"), check_threshold(bad_threshold, "bad_threshold")
-
-    def min_coverage(self, min_coverage: float | None = None) -> float:
-        """The coverage a good match needs for GOOD: the given one, else the server's."""
-        return check_coverage(self.client.library().thresholds.min_coverage if min_coverage is None else min_coverage)
+    def score_batches(
+        self, batches: Sequence[Sequence[np.ndarray]], *, thresholds: Thresholds | None = None
+    ) -> list[list[Verdict]]:
+        """Verdicts for each batch of fragments, in order: one streamed request per batch, up to
+        ``max_in_flight`` awaiting answers at once."""
+        out: list[list[Verdict]] = [[] for _ in batches]
+        stream = self.client.score_stream(batches, max_in_flight=self.max_in_flight, thresholds=thresholds)
+        for answer in stream:
+            if answer.error is not None:
+                raise answer.error
+            out[int(answer.id)] = answer.verdicts
+        return out

@@ -58,10 +58,10 @@ def pairwise_similarity(pieces: Sequence[np.ndarray], *, transpose_range: int = 
     """(N, N) near-copy similarity between every two pieces (notes in beats), each judged against the other
     as a fragment against an exemplar over transpositions and time shifts at stretch 1; the larger of the
     two directions, and 1 on the diagonal."""
-    from .engine import TemplateBank, match  # noqa: PLC0415  (the engine is only needed for results compared)
+    from .engine import SearchSpace, TemplateBank, match  # noqa: PLC0415  (only needed for results compared)
 
-    bank = TemplateBank(list(pieces), stretches=(1.0,))
-    sims = match(list(pieces), bank, transpose_range=transpose_range).similarity
+    bank = TemplateBank(list(pieces), SearchSpace(stretches=(1.0,), transpose_range=transpose_range))
+    sims = match(list(pieces), bank).similarity
     out = np.maximum(sims, sims.T)
     np.fill_diagonal(out, 1.0)
     return out

@@ -19,7 +19,7 @@ import numpy as np
 from . import defaults
 from .notes import pitch_name
 from .readers import Bars, regular_bars
-from .verdict import Label, Match, Outcome, fraction_text, percent_pair, percent_text
+from .verdict import Label, Match, Outcome, Thresholds, fraction_text, percent_pair, percent_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -127,7 +127,7 @@ def explanation_picture(explanation: Explanation) -> Picture:
     width, roll_height = _roll_size(beats, pitches)
     legend_px = 7 * LEGEND_LINE_PX + 12  # the fragment, then three lines for each exemplar
     verdict = explanation.verdict
-    title = f"{explanation.name}: {verdict.verdict.value}, score {verdict.score:.3f}"
+    title = f"{explanation.name}: {verdict.outcome.value}, score {verdict.score:.3f}"
     figure, roll = _figure(width, roll_height, below_px=MARGIN_BOTTOM_PX + legend_px, title=title)
     _draw_roll(roll, explanation.fragment, beats, pitches, bars)
 
@@ -170,7 +170,7 @@ def placed_text(placed: Placed) -> str:
 def similarity_text(placed: Placed) -> str:
     """'similarity 0.912 (threshold 0.83, reached)'."""
     reached = "reached" if placed.reached else "not reached"
-    return f"similarity {placed.match.similarity:.3f} (threshold {placed.threshold:g}, {reached})"
+    return f"similarity {placed.match.similarity:.3f} (threshold {placed.match.threshold:g}, {reached})"
 
 
 def coverage_text(placed: Placed) -> str:
@@ -191,9 +191,7 @@ def timeline_picture(
     notes: np.ndarray,
     windows: Sequence[FileResult],
     *,
-    good_threshold: float,
-    bad_threshold: float,
-    min_coverage: float,
+    thresholds: Thresholds,
     bars: Bars | None = None,
     title: str = "",
 ) -> Picture:
@@ -244,7 +242,7 @@ def timeline_picture(
         )
     scores = np.array([v.score for v in verdicts])
     score_axes.hlines(
-        scores, left, right, colors=[OUTCOME_COLOURS[v.verdict] for v in verdicts], linewidth=3.0, zorder=3
+        scores, left, right, colors=[OUTCOME_COLOURS[v.outcome] for v in verdicts], linewidth=3.0, zorder=3
     )
     score_axes.set_ylim(-1.05, 2.05)
     score_axes.set_yticks([-1, 0, 1, 2])
@@ -256,10 +254,10 @@ def timeline_picture(
     similarity_axes.hlines(good, left, right, colors=GOOD_COLOUR, linewidth=2.0, zorder=3, label="best good")
     similarity_axes.hlines(bad, left, right, colors=BAD_COLOUR, linewidth=2.0, zorder=3, label="best bad")
     similarity_axes.axhline(
-        good_threshold, color=GOOD_COLOUR, linestyle="--", linewidth=1.0, label=f"good threshold {good_threshold:g}"
+        thresholds.good, color=GOOD_COLOUR, linestyle="--", linewidth=1.0, label=f"good threshold {thresholds.good:g}"
     )
     similarity_axes.axhline(
-        bad_threshold, color=BAD_COLOUR, linestyle=":", linewidth=1.2, label=f"bad threshold {bad_threshold:g}"
+        thresholds.bad, color=BAD_COLOUR, linestyle=":", linewidth=1.2, label=f"bad threshold {thresholds.bad:g}"
     )
     coverage = np.array([v.good.coverage if v.good else 0.0 for v in verdicts])
     # Dashed and on top, so that a similarity of the same value shows through it.
@@ -274,7 +272,11 @@ def timeline_picture(
         label="best good's coverage",
     )
     similarity_axes.axhline(
-        min_coverage, color=COVERAGE_COLOUR, linestyle="-.", linewidth=0.8, label=f"coverage needed {min_coverage:g}"
+        thresholds.min_coverage,
+        color=COVERAGE_COLOUR,
+        linestyle="-.",
+        linewidth=0.8,
+        label=f"coverage needed {thresholds.min_coverage:g}",
     )
     similarity_axes.set_ylim(0, 1.02)
     similarity_axes.set_ylabel("similarity,\ncoverage", fontsize=8)

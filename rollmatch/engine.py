@@ -42,7 +42,7 @@ import enum
 import importlib.util
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from types import ModuleType
 from typing import Any
@@ -78,6 +78,9 @@ class Mode(enum.StrEnum):
     CONTAINS = "contains"  #: the exemplar's notes are present; other notes may sound around them
 
 
+DEFAULT_MODE = Mode(defaults.MODE)
+
+
 def check_mode(value: str | Mode, name: str = "mode") -> Mode:
     """Validate a match mode, returning it as a :class:`Mode`."""
     try:
@@ -86,24 +89,61 @@ def check_mode(value: str | Mode, name: str = "mode") -> Mode:
         raise ParameterError(f"{name}={value!r} must be one of {', '.join(m.value for m in Mode)}") from None
 
 
-def check_stretches(stretches: Sequence[float]) -> tuple[float, ...]:
-    """Validate a stretch set: 1-32 distinct finite factors within [1/8, 8]."""
-    values = tuple(float(s) for s in stretches)
+def _checked_stretches(stretches: Sequence[float]) -> tuple[float, ...]:
+    """A stretch set as a tuple: 1-32 distinct finite factors within [1/8, 8]."""
+    if isinstance(stretches, str) or not isinstance(stretches, Sequence):
+        raise ParameterError(f"stretches={stretches!r} must be a sequence of factors")
+    values = tuple(number(s, "stretch", above=0) for s in stretches)
     if not values:
         raise ParameterError("stretches must name at least one factor")
     if len(values) > defaults.MAX_STRETCHES:
         raise ParameterError(f"stretches has {len(values)} factors; at most {defaults.MAX_STRETCHES} are allowed")
     for s in values:
-        number(s, "stretch", above=0)
         number(s, "stretch", at_least=1 / defaults.MAX_STRETCH, at_most=defaults.MAX_STRETCH)
     if len(set(values)) != len(values):
         raise ParameterError(f"stretches={list(values)} repeats a factor")
     return values
 
 
-def check_transpose_range(transpose_range: int) -> int:
-    """Validate the transposition range R (searching -R..+R semitones)."""
-    return whole_number(transpose_range, "transpose_range", at_least=0, at_most=defaults.MAX_TRANSPOSE_RANGE)
+@dataclass(frozen=True)
+class SearchSpace:
+    """Where the engine looks for each exemplar in a fragment, and on what grid: validated once, here.
+
+    A library's manifest sets the grid (``steps_per_beat``), the cell values (``velocity``) and the default
+    ``mode``; a request may narrow or widen the ``stretches`` and the ``transpose_range`` (semitones, both
+    ways).
+    """
+
+    stretches: tuple[float, ...] = defaults.STRETCHES  #: uniform time-stretch factors applied to the exemplars
+    transpose_range: int = defaults.TRANSPOSE_RANGE  #: transpositions -R..+R semitones are searched
+    steps_per_beat: int = defaults.STEPS_PER_BEAT  #: grid resolution of the piano rolls
+    velocity: bool = False  #: weight roll cells by velocity / 127 instead of 1
+    mode: Mode = DEFAULT_MODE  #: how exemplars that name no mode of their own are matched
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: the checked values replace the given ones once, here
+        set_(self, "stretches", _checked_stretches(self.stretches))
+        set_(
+            self,
+            "transpose_range",
+            whole_number(self.transpose_range, "transpose_range", at_least=0, at_most=defaults.MAX_TRANSPOSE_RANGE),
+        )
+        set_(self, "steps_per_beat", check_steps_per_beat(self.steps_per_beat))
+        if not isinstance(self.velocity, bool):
+            raise ParameterError(f"velocity={self.velocity!r} must be true or false")
+        set_(self, "mode", check_mode(self.mode))
+
+    def overridden(
+        self, *, stretches: Sequence[float] | None = None, transpose_range: int | None = None
+    ) -> SearchSpace:
+        """This space with the given stretches and transposition range (None keeps one)."""
+        given = {"stretches": stretches, "transpose_range": transpose_range}
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    @property
+    def templates(self) -> SearchSpace:
+        """What a :class:`TemplateBank` depends on: this space at transposition range 0, a cache key."""
+        return replace(self, transpose_range=0)
 
 
 @dataclass(frozen=True)
@@ -122,30 +162,29 @@ class TemplateBank:
     """Exemplars rendered once at every stretch factor in a shared pitch band, with their conjugate spectra
     cached per FFT length, ready to be matched against any batch of fragments.
 
-    Template m = k * S + s is exemplar k at stretch s; each is cropped to start at its first onset.
-    ``modes`` gives each exemplar's :class:`Mode` (default: all near-copy).
+    Template m = k * S + s is exemplar k at stretch s of ``space``; each is cropped to start at its first onset.
+    ``modes`` gives each exemplar's :class:`Mode` (default: the space's mode for all).
     """
 
     def __init__(
         self,
         exemplars: Sequence[np.ndarray],
+        space: SearchSpace | None = None,
         *,
-        stretches: Sequence[float] = defaults.STRETCHES,
-        steps_per_beat: int = defaults.STEPS_PER_BEAT,
-        velocity: bool = False,
         modes: Sequence[str | Mode] | None = None,
         xp: ModuleType = np,
     ) -> None:
         self.xp = xp
-        self.stretches = check_stretches(stretches)
-        self.steps_per_beat = check_steps_per_beat(steps_per_beat)
-        self.velocity = velocity
+        self.space = SearchSpace() if space is None else space
+        self.stretches = self.space.stretches
+        self.steps_per_beat = self.space.steps_per_beat
+        self.velocity = velocity = self.space.velocity
         self.n_exemplars = len(exemplars)
         for k, notes in enumerate(exemplars):
             if notes.size == 0:
                 raise ParameterError(f"exemplar {k} has no notes")
         if modes is None:
-            modes = [Mode.NEAR_COPY] * self.n_exemplars
+            modes = [self.space.mode] * self.n_exemplars
         if len(modes) != self.n_exemplars:
             raise ParameterError(f"modes: {len(modes)} modes for {self.n_exemplars} exemplars; give one per exemplar")
         self.modes = tuple(check_mode(m) for m in modes)
@@ -313,17 +352,21 @@ def resolve_method(method: str, xp: ModuleType) -> str:
 def match(
     fragments: Sequence[np.ndarray],
     bank: TemplateBank,
+    space: SearchSpace | None = None,
     *,
-    transpose_range: int = defaults.TRANSPOSE_RANGE,
     method: str = "auto",
 ) -> BestMatches:
     """Best similarity of each fragment (note arrays, beats) against each exemplar in ``bank``.
 
-    Searches every transposition in [-transpose_range, +transpose_range], every time shift and every stretch
-    of the bank. Returns (B, K) host arrays; an empty fragment gets similarity 0 everywhere. ``method`` picks
-    the computation (see :data:`METHODS`); the results do not depend on it.
+    Searches every transposition within the space's range, every time shift and every stretch of the bank.
+    ``space`` (default: the bank's) may differ from the bank's in its transposition range only. Returns
+    (B, K) host arrays; an empty fragment gets similarity 0 everywhere. ``method`` picks the computation (see
+    :data:`METHODS`); the results do not depend on it.
     """
-    transpose_range = check_transpose_range(transpose_range)
+    space = bank.space if space is None else space
+    if space.templates != bank.space.templates:
+        raise ParameterError(f"space={space} differs from the bank's {bank.space} in more than its transpose_range")
+    transpose_range = space.transpose_range
     method = resolve_method(method, bank.xp)
     sims = np.zeros((len(fragments), bank.n_templates))
     trans = np.zeros((len(fragments), bank.n_templates), dtype=np.int64)

@@ -15,12 +15,12 @@ import numpy as np
 
 from . import defaults
 from .draw import Picture, alignment_text, coverage_text, placed_text, timeline_picture
-from .engine import Mode
+from .engine import Mode, SearchSpace
 from .library import Exemplar, Library
 from .notes import pitch_name, span_beats, transform_notes
 from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
 from .scoring import FileResult, Scorer
-from .verdict import Label, Match, Outcome, Verdict, fraction_text, percent_pair, reaches
+from .verdict import Label, Match, Outcome, Thresholds, Verdict, fraction_text, percent_pair, reaches
 
 
 def bars_of(
@@ -78,8 +78,8 @@ def summarize_exemplar(library: Library, exemplar_id: str, *, beats_per_bar: flo
     start = exemplar.start_beat or 0.0
     length = exemplar.end_beat - start if exemplar.end_beat is not None else span_beats(notes)
     bars = bars_of(library.path / exemplar.file, start + length, beats_per_bar=beats_per_bar, tracks=exemplar.tracks)
-    config = library.config
-    label_threshold = config.bad_threshold if exemplar.label is Label.BAD else config.good_threshold
+    label_thresholds = library.config.thresholds
+    label_threshold = label_thresholds.bad if exemplar.label is Label.BAD else label_thresholds.good
     return ExemplarSummary(
         exemplar=exemplar,
         notes=notes,
@@ -132,16 +132,15 @@ def summary_lines(summary: ExemplarSummary) -> list[str]:
 class Placed:
     """An exemplar laid over the fragment where it matched."""
 
-    match: Match
+    match: Match  #: with the threshold in force for this exemplar
     label: Label
-    threshold: float  #: the threshold in force for this exemplar
     notes: np.ndarray  #: (n,) its notes transposed, stretched and shifted into fragment beats (may start before 0)
     mode: Mode  #: how the exemplar is matched
     min_coverage: float  #: the coverage a good match needs to count for GOOD; 0 for a bad one
 
     @property
     def reached(self) -> bool:
-        return bool(reaches(self.match.similarity, self.threshold))
+        return self.match.reached
 
     @property
     def covers(self) -> bool:
@@ -178,40 +177,23 @@ def explain(
     *,
     name: str = "fragment",
     bars: Bars | None = None,
-    transpose_range: int = defaults.TRANSPOSE_RANGE,
-    stretches: Sequence[float] = defaults.STRETCHES,
-    good_threshold: float | None = None,
-    bad_threshold: float | None = None,
-    min_coverage: float | None = None,
+    space: SearchSpace | None = None,
+    thresholds: Thresholds | None = None,
 ) -> Explanation:
-    """Judge one fragment (notes in beats) and place its best good and best bad exemplar where they matched.
+    """Judge one fragment (notes in beats) in ``space`` against ``thresholds`` (None: the library's) and place
+    its best good and best bad exemplar where they matched.
 
     ``bars`` default to regular bars of :data:`~rollmatch.defaults.BEATS_PER_BAR`.
     """
-    verdict = scorer.score(
-        [notes],
-        transpose_range=transpose_range,
-        stretches=stretches,
-        good_threshold=good_threshold,
-        bad_threshold=bad_threshold,
-        min_coverage=min_coverage,
-    )[0]
-    thresholds = dict(
-        zip(
-            scorer.ids,
-            scorer.thresholds(good_threshold=good_threshold, bad_threshold=bad_threshold).tolist(),
-            strict=True,
-        )
-    )
+    verdict = scorer.score([notes], space=space, thresholds=thresholds)[0]
     modes = dict(zip(scorer.ids, scorer.modes, strict=True))
-    coverage = scorer.min_coverage(min_coverage)
 
     def placed(found: Match | None, label: Label) -> Placed | None:
         if found is None:
             return None
         exemplar = scorer.library.exemplar_notes(found.exemplar)
-        needs = coverage if label is Label.GOOD else 0.0
-        return Placed(found, label, thresholds[found.exemplar], place(exemplar, found), modes[found.exemplar], needs)
+        needs = verdict.min_coverage if label is Label.GOOD else 0.0
+        return Placed(found, label, place(exemplar, found), modes[found.exemplar], needs)
 
     return Explanation(
         name=name,
@@ -229,11 +211,8 @@ def explain_file(
     *,
     tracks: TrackSelector = None,
     beats_per_bar: float | None = None,
-    transpose_range: int = defaults.TRANSPOSE_RANGE,
-    stretches: Sequence[float] = defaults.STRETCHES,
-    good_threshold: float | None = None,
-    bad_threshold: float | None = None,
-    min_coverage: float | None = None,
+    space: SearchSpace | None = None,
+    thresholds: Thresholds | None = None,
 ) -> Explanation:
     """:func:`explain` for a file, with the file's own bars (regular bars of ``beats_per_bar`` when given)."""
     piece = read_piece(path, tracks=tracks)
@@ -243,11 +222,8 @@ def explain_file(
         scorer,
         name=Path(path).name,
         bars=bars_of(piece, span_beats(notes), beats_per_bar=beats_per_bar),
-        transpose_range=transpose_range,
-        stretches=stretches,
-        good_threshold=good_threshold,
-        bad_threshold=bad_threshold,
-        min_coverage=min_coverage,
+        space=space,
+        thresholds=thresholds,
     )
 
 
@@ -260,19 +236,19 @@ _RULES = {
 
 def _why(explanation: Explanation) -> str:
     good = explanation.good
-    if explanation.verdict.verdict is Outcome.UNMATCHED and good is not None and good.reached and not good.covers:
+    if explanation.verdict.outcome is Outcome.UNMATCHED and good is not None and good.reached and not good.covers:
         covered, needed = percent_pair(good.match.coverage, good.min_coverage)
         return (
             f"the best good exemplar reaches its threshold but covers only {covered} of the fragment, and GOOD "
             f"needs {needed}; no bad exemplar reaches its own"
         )
-    return _RULES[explanation.verdict.verdict]
+    return _RULES[explanation.verdict.outcome]
 
 
 def explanation_lines(explanation: Explanation) -> list[str]:
     """The verdict, the rule that gave it and where each best exemplar matched, for people."""
     verdict = explanation.verdict
-    lines = [f"{explanation.name}: {verdict.verdict.value}, score {verdict.score:.3f}", f"  why: {_why(explanation)}"]
+    lines = [f"{explanation.name}: {verdict.outcome.value}, score {verdict.score:.3f}", f"  why: {_why(explanation)}"]
     for label, found in ((Label.GOOD, explanation.good), (Label.BAD, explanation.bad)):
         if found is None:
             lines.append(f"  best {label.value}: none (no {label.value} exemplar overlaps the fragment)")
@@ -293,9 +269,7 @@ def timeline_file(
     path: str | os.PathLike[str],
     windows: Sequence[FileResult],
     *,
-    good_threshold: float,
-    bad_threshold: float,
-    min_coverage: float,
+    thresholds: Thresholds,
     tracks: TrackSelector = None,
     beats_per_bar: float | None = None,
 ) -> Picture:
@@ -308,9 +282,7 @@ def timeline_file(
     return timeline_picture(
         notes,
         windows,
-        good_threshold=good_threshold,
-        bad_threshold=bad_threshold,
-        min_coverage=min_coverage,
+        thresholds=thresholds,
         bars=bars,
         title=f"{Path(path).name}: {len(windows)} window{'' if len(windows) == 1 else 's'}",
     )

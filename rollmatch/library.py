@@ -19,7 +19,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,10 @@ import numpy as np
 
 from . import defaults
 from .checks import number, whole_number
-from .engine import Mode, check_mode
+from .engine import Mode, SearchSpace, check_mode
 from .errors import AlreadyExistsError, InputError, LibraryError, NotFoundError, ParameterError
 from .notes import select_beats
+from .progress import Show, progress_bar
 from .readers import (
     BarRange,
     bar_slices,
@@ -42,9 +43,8 @@ from .readers import (
     read_notes,
     read_piece_bytes,
 )
-from .roll import check_steps_per_beat
 from .storage import atomic_write, exclusive_lock
-from .verdict import Label, check_coverage, check_threshold
+from .verdict import Label, Thresholds
 
 MANIFEST_NAME = "rollmatch.toml"
 CACHE_DIR = ".rollmatch-cache"
@@ -56,7 +56,6 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LIBRARY_ENV = "ROLLMATCH_LIBRARY"
 DEFAULT_MODE = Mode(defaults.MODE)
 
-Progress = Callable[[str], None]
 #: A file's stat signature: inode, size, modification and change times (ns). Writers replace files (a new
 #: inode) or write them (new times), so an equal signature means the same bytes.
 Stamp = tuple[int, int, int, int]
@@ -124,6 +123,25 @@ class LibraryConfig:
     min_coverage: float = defaults.MIN_COVERAGE  #: share of a fragment a good match must cover for GOOD
     mode: Mode = DEFAULT_MODE  #: how exemplars that name no mode are matched
 
+    @property
+    def thresholds(self) -> Thresholds:
+        """The library's thresholds and coverage requirement, as one value."""
+        return Thresholds(self.good_threshold, self.bad_threshold, self.min_coverage)
+
+    @property
+    def space(self) -> SearchSpace:
+        """The library's search space: its grid, cell values and mode, with the default stretches and
+        transpositions."""
+        return SearchSpace(steps_per_beat=self.steps_per_beat, velocity=self.velocity, mode=self.mode)
+
+
+def label_arrays(exemplars: Sequence[Exemplar]) -> tuple[np.ndarray, np.ndarray]:
+    """For K exemplars: (K,) True for the bad ones, and (K,) each one's own threshold, NaN for none."""
+    return (
+        np.array([e.label is Label.BAD for e in exemplars], dtype=bool),
+        np.array([np.nan if e.threshold is None else e.threshold for e in exemplars], dtype=np.float64),
+    )
+
 
 def default_library_path() -> Path:
     """``$ROLLMATCH_LIBRARY`` if set, else the ``exemplars/`` folder shipped beside the package."""
@@ -181,12 +199,10 @@ class Library:
         """The exemplar with this id, or :class:`NotFoundError`."""
         return _find(self.path, self.exemplars, exemplar_id)
 
-    def notes(self, *, progress: Progress | None = None) -> list[np.ndarray]:
+    def notes(self, *, progress: Show = False) -> list[np.ndarray]:
         """Every exemplar's notes (beats), in manifest order, parsed once and cached on disk."""
         missing = [e for e in self.exemplars if e.id not in self._notes]
-        for i, exemplar in enumerate(missing):
-            if progress and len(missing) > 1:
-                progress(f"preparing exemplar {i + 1}/{len(missing)}: {exemplar.id}")
+        for exemplar in progress_bar(missing, desc="preparing exemplars", show=progress and len(missing) > 1):
             self.exemplar_notes(exemplar.id)
         return [self._notes[e.id] for e in self.exemplars]
 
@@ -259,7 +275,7 @@ class Library:
         tags: Sequence[str] = (),
         description: str = "",
         provenance: str | None = None,
-        progress: Progress | None = None,
+        progress: Show = False,
     ) -> Library:
         """Add each file as its own exemplar, in one library write, and return the new snapshot.
 
@@ -307,9 +323,10 @@ class Library:
             self.path, _load_manifest(self.path)[3], [(e.id, str(s)) for e, s in zip(planned, sources, strict=True)]
         )
         additions: list[_Addition] = []
-        for i, (exemplar, source) in enumerate(zip(planned, sources, strict=True)):
-            if progress and len(sources) > 1:
-                progress(f"reading {i + 1}/{len(sources)}: {source.name}")
+        reading = progress_bar(
+            zip(planned, sources, strict=True), desc="reading", total=len(sources), show=progress and len(sources) > 1
+        )
+        for exemplar, source in reading:
             try:
                 additions.append(_read_addition(exemplar, source, bar_range))
             except InputError as exc:
@@ -405,13 +422,13 @@ class Library:
     ) -> Library:
         """Change the library-wide thresholds and coverage requirement (None keeps one) and return the new
         snapshot."""
-        updates: dict[str, float] = {}
-        if good is not None:
-            updates["good_threshold"] = check_threshold(good, "good_threshold")
-        if bad is not None:
-            updates["bad_threshold"] = check_threshold(bad, "bad_threshold")
-        if min_coverage is not None:
-            updates["min_coverage"] = check_coverage(min_coverage)
+        checked = Thresholds().overridden(good=good, bad=bad, min_coverage=min_coverage)  # each given one, checked
+        given = {"good_threshold": good, "bad_threshold": bad, "min_coverage": min_coverage}
+        updates = {
+            key: getattr(checked, name)
+            for (key, value), name in zip(given.items(), ("good", "bad", "min_coverage"), strict=True)
+            if value is not None
+        }
         with exclusive_lock(self.path):
             _, _, config, exemplars = _load_manifest(self.path)
             atomic_write(self.path / MANIFEST_NAME, _render_manifest(replace(config, **updates), exemplars).encode())
@@ -497,12 +514,22 @@ def _parse_manifest(text: bytes, manifest: Path) -> tuple[LibraryConfig, tuple[E
         config = LibraryConfig(
             name=str(table.get("name", "exemplars")),
             description=str(table.get("description", "")),
-            good_threshold=check_threshold(table.get("good_threshold", defaults.GOOD_THRESHOLD), "good_threshold"),
-            bad_threshold=check_threshold(table.get("bad_threshold", defaults.BAD_THRESHOLD), "bad_threshold"),
-            steps_per_beat=check_steps_per_beat(table.get("steps_per_beat", defaults.STEPS_PER_BEAT)),
-            velocity=_boolean(table.get("velocity", False), "velocity"),
-            min_coverage=check_coverage(table.get("min_coverage", defaults.MIN_COVERAGE)),
-            mode=check_mode(table.get("mode", defaults.MODE)),
+            good_threshold=table.get("good_threshold", defaults.GOOD_THRESHOLD),
+            bad_threshold=table.get("bad_threshold", defaults.BAD_THRESHOLD),
+            steps_per_beat=table.get("steps_per_beat", defaults.STEPS_PER_BEAT),
+            velocity=table.get("velocity", False),
+            min_coverage=table.get("min_coverage", defaults.MIN_COVERAGE),
+            mode=table.get("mode", defaults.MODE),
+        )
+        # checked once, as the values they make, and stored as checked
+        thresholds, space = config.thresholds, config.space
+        config = replace(
+            config,
+            good_threshold=thresholds.good,
+            bad_threshold=thresholds.bad,
+            min_coverage=thresholds.min_coverage,
+            steps_per_beat=space.steps_per_beat,
+            mode=space.mode,
         )
     except ParameterError as exc:
         raise LibraryError(f"{manifest}: [library] {exc}") from None
@@ -564,7 +591,9 @@ def _checked_exemplar(exemplar: Exemplar, *, where: str) -> Exemplar:
         not exemplar.tracks or not all(isinstance(t, int | str) and not isinstance(t, bool) for t in exemplar.tracks)
     ):
         raise ParameterError(f"{where}: tracks={exemplar.tracks!r} must be a non-empty list of indices or names")
-    threshold = None if exemplar.threshold is None else check_threshold(exemplar.threshold, f"{where}: threshold")
+    threshold = (
+        None if exemplar.threshold is None else number(exemplar.threshold, f"{where}: threshold", above=0, at_most=1)
+    )
     mode = None if exemplar.mode is None else check_mode(exemplar.mode, f"{where}: mode")
     if not isinstance(exemplar.tags, list | tuple) or not all(isinstance(t, str) for t in exemplar.tags):
         raise ParameterError(f"{where}: tags={exemplar.tags!r} must be a list of strings")
@@ -586,12 +615,6 @@ def _label(value: str | Label) -> Label:
         return Label(value)
     except ValueError:
         raise ParameterError(f"label={value!r} must be 'good' or 'bad'") from None
-
-
-def _boolean(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ParameterError(f"{name}={value!r} must be true or false")
-    return value
 
 
 def _render_manifest(config: LibraryConfig, exemplars: Sequence[Exemplar]) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,23 +35,13 @@ import numpy as np
 from . import defaults
 from .backend import DEFAULT_BACKEND, array_module
 from .checks import number, whole_number
-from .engine import BestMatches, TemplateBank, check_stretches, check_transpose_range, match
+from .engine import BestMatches, SearchSpace, TemplateBank, match
 from .errors import EmptyInputError, LibraryError
-from .library import Exemplar, Library
+from .library import Exemplar, Library, label_arrays
 from .notes import NOTE_DTYPE, sort_notes
 from .probes import Probe, degenerate_probes
-from .verdict import (
-    Label,
-    check_threshold,
-    counting,
-    exemplar_thresholds,
-    fraction_text,
-    label_arrays,
-    percent_text,
-    reaches,
-)
-
-Progress = Callable[[str], None]
+from .progress import Show, progress_bar
+from .verdict import Label, counting, fraction_text, percent_text, reaches
 
 #: Every finding code, in the order findings are listed, with what it means.
 CODES: dict[str, str] = {
@@ -142,59 +132,45 @@ def check_library(
     random_beats: float = defaults.RANDOM_FRAGMENT_BEATS,
     random_match_fraction: float = defaults.RANDOM_MATCH_FRACTION,
     seed: int = defaults.RANDOM_SEED,
-    transpose_range: int = defaults.TRANSPOSE_RANGE,
-    stretches: Sequence[float] = defaults.STRETCHES,
+    space: SearchSpace | None = None,
     backend: str = DEFAULT_BACKEND,
-    progress: Progress | None = None,
+    progress: Show = False,
 ) -> list[Finding]:
     """Every problem found in ``library``, in the order of :data:`CODES`; an empty list when it is clean.
 
     Exemplars are judged as the scorer would judge them: each exemplar, as a fragment, is matched against
     every exemplar in its mode with the library's thresholds (an exemplar's own threshold wins) and coverage
-    requirement, over ``transpose_range`` semitones and ``stretches``.
+    requirement, in ``space`` (default: the library's).
     """
-    near_duplicate_similarity = check_threshold(near_duplicate_similarity, "near_duplicate_similarity")
+    near_duplicate_similarity = number(near_duplicate_similarity, "near_duplicate_similarity", above=0, at_most=1)
     random_count = whole_number(random_count, "random_count", at_least=0, at_most=MAX_RANDOM_FRAGMENTS)
     random_beats = number(random_beats, "random_beats", above=0, at_most=defaults.MAX_BEATS_PER_FRAGMENT)
-    random_match_fraction = check_threshold(random_match_fraction, "random_match_fraction")
+    random_match_fraction = number(random_match_fraction, "random_match_fraction", above=0, at_most=1)
     seed = whole_number(seed, "seed", at_least=0, at_most=2**63 - 1)
-    transpose_range = check_transpose_range(transpose_range)
-    stretches = check_stretches(stretches)
+    space = library.config.space if space is None else space
     xp = array_module(backend)
 
     findings = _clashes(library.exemplars)
     usable: list[tuple[Exemplar, np.ndarray]] = []
-    for i, exemplar in enumerate(library.exemplars):
-        if progress and len(library.exemplars) > 1:
-            progress(f"checking: reading exemplar {i + 1}/{len(library.exemplars)}: {exemplar.id}")
+    for exemplar in progress_bar(library.exemplars, desc="checking: reading exemplars", show=progress):
         loaded = _load(library, exemplar)
         if isinstance(loaded, Finding):
             findings.append(loaded)
         else:
             usable.append((exemplar, loaded))
     if usable:
-        if progress:
-            progress(
-                f"checking: matching {len(usable)} exemplars against each other and {random_count} random fragments"
-            )
         noise = random_material(random_count, beats=random_beats, seed=seed)
         probes = degenerate_probes([(e.id, notes) for e, notes in usable if e.label is Label.GOOD])
         config = library.config
-        bank = TemplateBank(
-            [notes for _, notes in usable],
-            stretches=stretches,
-            steps_per_beat=config.steps_per_beat,
-            velocity=config.velocity,
-            modes=[library.mode_of(e) for e, _ in usable],
-            xp=xp,
-        )
+        bank = TemplateBank([notes for _, notes in usable], space, modes=[library.mode_of(e) for e, _ in usable], xp=xp)
         material = [notes for _, notes in usable] + noise + [p.notes for p in probes]
-        best = match(material, bank, transpose_range=transpose_range)
+        matching = f"checking: matching {len(usable)} exemplars against each other and {random_count} random fragments"
+        with progress_bar(desc=matching, total=1, show=progress) as bar:
+            best = match(material, bank)
+            bar.update()
         exemplars = [e for e, _ in usable]
         is_bad, overrides = label_arrays(exemplars)
-        thresholds = exemplar_thresholds(
-            is_bad, overrides, good_threshold=config.good_threshold, bad_threshold=config.bad_threshold
-        )
+        thresholds = config.thresholds.for_exemplars(is_bad, overrides)
         counts = counting(best, is_bad, thresholds, min_coverage=config.min_coverage)
         n, m = len(exemplars), len(exemplars) + len(noise)
         findings += _cross_label(exemplars, best, counts[:n], thresholds)

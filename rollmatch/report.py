@@ -17,7 +17,7 @@ from .errors import RollmatchError
 from .inspection import summarize_exemplar, summary_rows
 from .library import Exemplar, Library
 from .lint import Finding
-from .scoring import Progress
+from .progress import Show, progress_bar
 from .verdict import Label
 
 #: The page may load its own inline style and data: images, nothing else.
@@ -49,21 +49,19 @@ def library_report(
     findings: Sequence[Finding],
     *,
     beats_per_bar: float | None = None,
-    progress: Progress | None = None,
+    progress: Show = False,
 ) -> str:
     """The report page for ``library`` with ``findings`` (from :func:`rollmatch.lint.check_library`).
 
     Each exemplar gets its roll (with its piece's bars, or regular bars of ``beats_per_bar`` when given),
     label, tags, provenance and summary; an exemplar whose file cannot be read gets the error instead, so
-    that a broken library still gets its report. ``progress`` hears about each exemplar as it is drawn.
+    that a broken library still gets its report.
     """
     e = html.escape
     config = library.config
     good = sum(x.label is Label.GOOD for x in library.exemplars)
     cards = []
-    for i, exemplar in enumerate(library.exemplars):
-        if progress:
-            progress(f"drawing exemplar {i + 1}/{len(library.exemplars)}: {exemplar.id}")
+    for exemplar in progress_bar(library.exemplars, desc="drawing exemplars", show=progress):
         concerning = [f for f in findings if exemplar.id in f.exemplars]
         cards.append(_card(library, exemplar, concerning, beats_per_bar))
     listed = "\n".join(f"<li>{_finding(f)}</li>" for f in findings)

@@ -1,9 +1,10 @@
-"""Phrase search: grow a phrase bar by bar, scoring every candidate through the gRPC service.
+"""Phrase search: grow a phrase bar by bar, every candidate judged by a critic, in this process or a server.
 
 A beam search with backtracking. Its state is a stack of levels: level i holds the partial phrases (beams)
 that survived with i bars, best first. A step asks the generator (:mod:`rollmatch.generators`) for candidate
-next bars of the best ``beam`` beams of the deepest level not yet expanded and scores every candidate
-through ``ScoreStream``, many requests in flight, on the windows its bar completes. The survivors, best
+next bars of the best ``beam`` beams of the deepest level not yet expanded and scores every candidate on
+the windows its bar completes, all of them in one call of the critic (:class:`~rollmatch.scoring.Critic`: a
+local :class:`~rollmatch.Scorer`, or a server through ``ScoreStream`` with many requests in flight). The survivors, best
 first, become the next level. When none survives, the next beams of the same level are expanded (each beam
 gets up to ``draws`` fresh draws), and when a level is spent the search backtracks to the one before. It
 stops at the target length, when every level is spent (:class:`SearchError` naming what was tried), or when
@@ -49,7 +50,6 @@ import numpy as np
 
 from . import defaults
 from .checks import number, whole_number
-from .client import Client
 from .continuity import Continuity, bar_line_leap, fault, infer_key, parse_key, parse_range
 from .diversity import diversity, pairwise_similarity
 from .errors import InputError, OutputError, ParameterError, SearchError
@@ -73,10 +73,11 @@ from .notes import (
     split_voices,
     transform_notes,
 )
+from .progress import Show, progress_bar
 from .readers import read_notes
-from .scoring import Progress, windows
+from .scoring import Critic, Scorer, windows
 from .storage import write_output
-from .verdict import Outcome, Verdict, check_coverage, reaches
+from .verdict import Outcome, Thresholds, Verdict, reaches
 from .writers import write_midi, write_musicxml
 
 #: Scores are ranked rounded to this many decimals, so that float noise of the engine can never reorder
@@ -163,6 +164,71 @@ class Novelty:
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_copy": self.max_copy, "max_copy_beats": self.max_copy_beats, "max_reuse": self.max_reuse}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """A phrase search's settings, validated once, here: how long a piece, on which bars, judged in which
+    windows, how wide a beam, how many candidates, and within which budgets.
+
+    ``bars`` counts a start's bars (a --regenerate search takes the start's length instead). ``min_coverage``
+    is the share of each window a good match must cover (None: the critic's). ``form`` ('AABA') splits the
+    bars into sections that repeat.
+    """
+
+    bars: int = defaults.SEARCH_BARS
+    beats_per_bar: int = defaults.BEATS_PER_BAR
+    window_bars: int = defaults.WINDOW_BARS
+    min_coverage: float | None = None
+    beam: int = defaults.BEAM_WIDTH
+    candidates: int = defaults.CANDIDATES_PER_BEAM
+    draws: int = defaults.DRAWS_PER_BEAM
+    seed: int = defaults.SEARCH_SEED
+    form: str | None = None
+    novelty: Novelty = field(default_factory=Novelty)
+    max_evaluations: int = defaults.SEARCH_MAX_EVALUATIONS
+    max_seconds: float = defaults.SEARCH_MAX_SECONDS
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: the checked values replace the given ones once, here
+        for name, low, high in (
+            ("bars", 1, defaults.MAX_SEARCH_BARS),
+            ("beats_per_bar", 1, defaults.MAX_BEATS_PER_BAR),
+            ("window_bars", 1, defaults.MAX_WINDOW_BARS),
+            ("beam", 1, defaults.MAX_BEAM_WIDTH),
+            ("candidates", 1, defaults.MAX_CANDIDATES_PER_BEAM),
+            ("draws", 1, defaults.MAX_DRAWS_PER_BEAM),
+            ("seed", 0, 2**63 - 1),
+            ("max_evaluations", 1, defaults.MAX_SEARCH_EVALUATIONS),
+        ):
+            set_(self, name, whole_number(getattr(self, name), name, at_least=low, at_most=high))
+        if self.min_coverage is not None:
+            set_(self, "min_coverage", number(self.min_coverage, "min_coverage", at_least=0, at_most=1))
+        set_(self, "max_seconds", number(self.max_seconds, "max_seconds", above=0))
+        if not isinstance(self.novelty, Novelty):
+            raise ParameterError(f"novelty={self.novelty!r} must be a Novelty")
+        parse_form(self.form, self.bars)
+
+    @property
+    def window_beats(self) -> int:
+        """The length of the window every bar is judged in, in beats."""
+        return self.window_bars * self.beats_per_bar
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bars": self.bars,
+            "beats_per_bar": self.beats_per_bar,
+            "window_bars": self.window_bars,
+            "min_coverage": self.min_coverage,
+            "beam": self.beam,
+            "candidates": self.candidates,
+            "seed": self.seed,
+            "form": self.form,
+            **self.novelty.to_dict(),
+            "draws": self.draws,
+            "max_evaluations": self.max_evaluations,
+            "max_seconds": self.max_seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -276,7 +342,7 @@ class WindowResult:
 
 
 def copied_stretches(
-    client: Client, notes: np.ndarray, novelty: Novelty, *, window_beats: float, min_coverage: float | None = None
+    critic: Critic, notes: np.ndarray, novelty: Novelty, *, window_beats: float, thresholds: Thresholds
 ) -> list[tuple[float, float]]:
     """Every stretch (start, end beats) of ``notes``, a whole number of beats up to ``window_beats`` long and
     starting on a beat, whose nearest good exemplar matches it at ``novelty.max_copy`` or more."""
@@ -286,7 +352,7 @@ def copied_stretches(
     ]
     if not stretches:
         return []
-    verdicts = client.score([select_beats(notes, a, b) for a, b in stretches], min_coverage=min_coverage)
+    verdicts = critic.score([select_beats(notes, a, b) for a, b in stretches], thresholds=thresholds)
     return [stretch for stretch, v in zip(stretches, verdicts, strict=True) if novelty.copies(v)]
 
 
@@ -324,7 +390,7 @@ class SearchResult:
 
     @property
     def good_windows(self) -> int:
-        return sum(w.verdict.verdict is Outcome.GOOD for w in self.windows)
+        return sum(w.verdict.outcome is Outcome.GOOD for w in self.windows)
 
     @property
     def all_good(self) -> bool:
@@ -333,7 +399,7 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         """The JSON report."""
         matched = Counter(
-            w.verdict.good.exemplar for w in self.windows if w.verdict.verdict is Outcome.GOOD and w.verdict.good
+            w.verdict.good.exemplar for w in self.windows if w.verdict.outcome is Outcome.GOOD and w.verdict.good
         )
         return {
             "settings": self.settings,
@@ -378,70 +444,47 @@ class SearchResult:
 
 
 class PhraseSearch:
-    """The state of one search: its settings, the client it scores through, and what it has spent.
+    """The state of one search: its settings, the critic it scores through, and what it has spent.
 
-    ``start`` is a piece to continue (beats); its length rounded up to whole bars counts toward ``bars``.
-    With ``regenerate=(first, last)`` (bars from 0, inclusive) the search replaces those bars of ``start``
-    instead, keeping the rest, and ``bars`` is the start's length. ``material`` is what the generator may
-    draw on. ``name`` names the generator in messages. ``min_coverage`` is the share of each window a good
-    match must cover (None: the served library's). ``novelty`` bounds what the result may copy and
-    ``rules`` what a bar must meet to join the one before (default: the material's register and leaps).
+    ``start`` is a piece to continue (beats); its length rounded up to whole bars counts toward
+    ``settings.bars``. With ``regenerate=(first, last)`` (bars from 0, inclusive) the search replaces those
+    bars of ``start`` instead, keeping the rest, and the piece is the start's length. ``material`` is what the
+    generator may draw on. ``name`` names the generator in messages. ``rules`` say what a bar must meet to
+    join the one before (default: the material's register and leaps).
     """
 
     def __init__(
         self,
-        client: Client,
+        critic: Critic,
         generator: BarGenerator,
         *,
         material: Material,
+        settings: SearchSettings | None = None,
         name: str = "generator",
-        bars: int = defaults.SEARCH_BARS,
-        window_bars: int = defaults.WINDOW_BARS,
-        min_coverage: float | None = None,
-        beats_per_bar: int = defaults.BEATS_PER_BAR,
-        beam: int = defaults.BEAM_WIDTH,
-        candidates: int = defaults.CANDIDATES_PER_BEAM,
-        seed: int = defaults.SEARCH_SEED,
-        form: str | None = None,
         start: np.ndarray | None = None,
         regenerate: tuple[int, int] | None = None,
-        novelty: Novelty = Novelty(),
         rules: Continuity | None = None,
-        draws: int = defaults.DRAWS_PER_BEAM,
-        max_evaluations: int = defaults.SEARCH_MAX_EVALUATIONS,
-        max_seconds: float = defaults.SEARCH_MAX_SECONDS,
-        in_flight: int = defaults.SEARCH_IN_FLIGHT,
-        progress: Progress | None = None,
+        progress: Show = False,
     ) -> None:
-        self.client = client
+        self.critic = critic
         self.generator = generator
         self.material = material
+        self.settings = settings = SearchSettings() if settings is None else settings
         self.name = name
-        self.window_bars = whole_number(window_bars, "window_bars", at_least=1, at_most=defaults.MAX_WINDOW_BARS)
-        self.min_coverage = None if min_coverage is None else check_coverage(min_coverage)
-        self.beats_per_bar = whole_number(
-            beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR
-        )
-        if material.beats_per_bar != self.beats_per_bar:
+        if material.beats_per_bar != settings.beats_per_bar:
             raise ParameterError(
-                f"material cut into bars of {material.beats_per_bar} beats, but beats_per_bar={beats_per_bar}"
+                f"material cut into bars of {material.beats_per_bar} beats, but beats_per_bar={settings.beats_per_bar}"
             )
-        self.beam = whole_number(beam, "beam", at_least=1, at_most=defaults.MAX_BEAM_WIDTH)
-        self.candidates = whole_number(candidates, "candidates", at_least=1, at_most=defaults.MAX_CANDIDATES_PER_BEAM)
-        self.seed = whole_number(seed, "seed", at_least=0, at_most=2**63 - 1)
-        self.draws = whole_number(draws, "draws", at_least=1, at_most=defaults.MAX_DRAWS_PER_BEAM)
-        self.max_evaluations = whole_number(
-            max_evaluations, "max_evaluations", at_least=1, at_most=defaults.MAX_SEARCH_EVALUATIONS
-        )
-        self.max_seconds = number(max_seconds, "max_seconds", above=0)
-        self.in_flight = whole_number(in_flight, "in_flight", at_least=1, at_most=defaults.MAX_IN_FLIGHT_PER_STREAM)
-        self.novelty = novelty
+        self.beats_per_bar = settings.beats_per_bar
+        self.novelty = settings.novelty
+        #: what every window is judged against: the critic's, with the settings' coverage requirement
+        self.thresholds = critic.thresholds.overridden(min_coverage=settings.min_coverage)
         self.rules = material.rules if rules is None else rules
         piece = snap_notes(start) if start is not None else np.zeros(0, dtype=NOTE_DTYPE)
         piece_bars = math.ceil(span_beats(piece) / self.beats_per_bar)
         self.tail = np.zeros(0, dtype=NOTE_DTYPE)  #: the kept bars after a --regenerate, beats from their start
         if regenerate is None:
-            self.bars = whole_number(bars, "bars", at_least=1, at_most=defaults.MAX_SEARCH_BARS)
+            self.bars = settings.bars
             self.start, self.start_bars, self.last_bar = piece, piece_bars, self.bars - 1
             if self.start_bars >= self.bars:
                 raise ParameterError(
@@ -455,7 +498,7 @@ class PhraseSearch:
                 raise ParameterError(
                     f"regenerate=bars {first + 1}-{last + 1} must lie within the start's {piece_bars} bars, first <= last"
                 )
-            if form is not None:
+            if settings.form is not None:
                 raise ParameterError("regenerate and form cannot be combined: a regenerated piece keeps its own form")
             self.bars = piece_bars
             self.start = select_beats(piece, 0, first * self.beats_per_bar) if first else np.zeros(0, dtype=NOTE_DTYPE)
@@ -466,25 +509,16 @@ class PhraseSearch:
         self._tail_voices = split_voices(self.tail)
         self._tail = Proposal(self.tail, self._tail_voices)  #: the kept bars after, with their voices, found once
         self.regenerate = regenerate
-        self.sections = parse_form(form, self.bars)
+        self.sections = parse_form(settings.form, self.bars)
         self.progress = progress
-        self.settings: dict[str, Any] = {
+        #: the settings as the report gives them
+        self.described: dict[str, Any] = {
+            **settings.to_dict(),
             "bars": self.bars,
-            "beats_per_bar": self.beats_per_bar,
-            "window_bars": self.window_bars,
-            "min_coverage": self.min_coverage,
-            "beam": self.beam,
-            "candidates": self.candidates,
-            "seed": self.seed,
             "generator": name,
-            "form": form,
             "start_bars": self.start_bars,
             "regenerate": None if regenerate is None else f"{regenerate[0] + 1}-{regenerate[1] + 1}",
-            **self.novelty.to_dict(),
             "continuity": self.rules.to_dict(),
-            "draws": self.draws,
-            "max_evaluations": self.max_evaluations,
-            "max_seconds": self.max_seconds,
         }
         self.reuse_limit = max(1, math.floor(self.novelty.max_reuse * self.bars + defaults.TIE_TOLERANCE))
         #: each good exemplar's length from its first onset, in beats: where a copy of it ends
@@ -512,6 +546,10 @@ class PhraseSearch:
     def run(self) -> SearchResult:
         """Search until the target length, a budget, or giving up (:class:`SearchError`)."""
         self._began = time.perf_counter()
+        with progress_bar(desc="search", total=self.bars, unit="bar", show=self.progress) as self._bar:
+            return self._search()
+
+    def _search(self) -> SearchResult:
         kept = BarOrigin("kept" if self.regenerate else "start")
         root = Beam(
             self.start,
@@ -525,9 +563,9 @@ class PhraseSearch:
         )
         levels = [_Level([root])]
         while True:
-            if time.perf_counter() - self._began > self.max_seconds:
-                return self._stop(levels, f"time budget of {self.max_seconds:g} s")
-            group = levels[-1].next_group(self.beam, self.draws)
+            if time.perf_counter() - self._began > self.settings.max_seconds:
+                return self._stop(levels, f"time budget of {self.settings.max_seconds:g} s")
+            group = levels[-1].next_group(self.settings.beam, self.settings.draws)
             if not group:
                 levels.pop()
                 if not levels:
@@ -536,15 +574,15 @@ class PhraseSearch:
                 continue
             index = group[0][0].bars
             candidates = self._candidates(group)
-            spans = window_spans(index, self.bars, self.window_bars, closes=index == self.last_bar)
+            spans = window_spans(index, self.bars, self.settings.window_bars, closes=index == self.last_bar)
             stretches = self._copy_stretches(index)
             requests = [
                 [select_beats(c.notes, s.start * self.beats_per_bar, s.end * self.beats_per_bar) for s in spans]
                 + [select_beats(c.notes, a, b) for a, b in stretches]
                 for c in candidates
             ]
-            if self.evaluations + sum(len(r) for r in requests) > self.max_evaluations:
-                return self._stop(levels, f"evaluation budget of {self.max_evaluations}")
+            if self.evaluations + sum(len(r) for r in requests) > self.settings.max_evaluations:
+                return self._stop(levels, f"evaluation budget of {self.settings.max_evaluations}")
             survivors = self._survivors(candidates, spans, stretches, self._score(requests)) if candidates else []
             self._show(survivors[0].bars if survivors else index)
             self.dead_ends += not survivors
@@ -574,8 +612,8 @@ class PhraseSearch:
         if self.novelty.max_copy_beats is None or self.novelty.max_copy >= 1:
             return []
         shortest = math.floor(self.novelty.max_copy_beats) + 1
-        longest = self.window_bars * self.beats_per_bar
-        last = index + 1 if index < self.last_bar else min(self.bars, index + self.window_bars)
+        longest = self.settings.window_bars * self.beats_per_bar
+        last = index + 1 if index < self.last_bar else min(self.bars, index + self.settings.window_bars)
         ends = range(index * self.beats_per_bar + 1, last * self.beats_per_bar + 1)
         return [
             (float(end - length), float(end))
@@ -656,7 +694,7 @@ class PhraseSearch:
             index,
             self.bars,
             self.beats_per_bar,
-            self.candidates,
+            self.settings.candidates,
             self.material,
             reference,
             beam.voices,
@@ -664,7 +702,9 @@ class PhraseSearch:
             self.rules,
         )
         began = time.perf_counter()
-        proposed = propose(self.generator, self.name, context, np.random.default_rng([self.seed, beam.serial, draw]))
+        proposed = propose(
+            self.generator, self.name, context, np.random.default_rng([self.settings.seed, beam.serial, draw])
+        )
         self.generation_seconds += time.perf_counter() - began
         self.proposed += len(proposed)
         kind, of_bar = ("variation", section.first + offset) if section.repeat else ("generated", None)
@@ -682,11 +722,7 @@ class PhraseSearch:
     def _score(self, requests: list[list[np.ndarray]]) -> list[list[Verdict]]:
         """Verdicts for every request, in request order whatever order the stream answers in."""
         began = time.perf_counter()
-        answers: list[list[Verdict]] = [[] for _ in requests]
-        for answer in self.client.score_stream(requests, max_in_flight=self.in_flight, min_coverage=self.min_coverage):
-            if answer.error is not None:
-                raise answer.error
-            answers[int(answer.id)] = answer.verdicts
+        answers = self.critic.score_batches(requests, thresholds=self.thresholds)
         self.scoring_seconds += time.perf_counter() - began
         self.evaluations += sum(len(r) for r in requests)
         return answers
@@ -709,13 +745,13 @@ class PhraseSearch:
                 (
                     v
                     for s, v in zip(spans, windows, strict=True)
-                    if v.verdict is Outcome.VETOED or (s.strict and v.verdict is not Outcome.GOOD)
+                    if v.outcome is Outcome.VETOED or (s.strict and v.outcome is not Outcome.GOOD)
                 ),
                 None,
             )
             if failed is not None:
-                self.rejected[failed.verdict.value] += 1
-                if failed.verdict is Outcome.VETOED and failed.bad is not None:
+                self.rejected[failed.outcome.value] += 1
+                if failed.outcome is Outcome.VETOED and failed.bad is not None:
                     self.vetoes[failed.bad.exemplar] += 1
                 continue
             if any(self._copies(s.start * self.beats_per_bar, v) for s, v in zip(spans, windows, strict=True)):
@@ -774,12 +810,12 @@ class PhraseSearch:
         """The bars (from 0) that a GOOD window starting at ``start_bar`` has inside its good match: at least
         half of each lies where the exemplar, transposed, shifted and stretched, sounds. An exemplar the
         material does not hold (another server's) counts as covering the whole window."""
-        if verdict.verdict is not Outcome.GOOD or verdict.good is None:
+        if verdict.outcome is not Outcome.GOOD or verdict.good is None:
             return frozenset()
         bpb = self.beats_per_bar
         length = self._exemplar_beats.get(verdict.good.exemplar)
         if length is None:
-            return frozenset(range(start_bar, min(start_bar + self.window_bars, self.bars)))
+            return frozenset(range(start_bar, min(start_bar + self.settings.window_bars, self.bars)))
         first = start_bar * bpb + verdict.good.shift_beats
         last = first + length * verdict.good.stretch
         return frozenset(
@@ -791,7 +827,7 @@ class PhraseSearch:
     def _settled(self, index: int) -> range:
         """The generated bars whose every window is judged once bar ``index`` is appended: each must lie
         inside the good match of one of them, so that no bar is filler a window's coverage let through."""
-        last = self.last_bar if index == self.last_bar else index - self.window_bars + 1
+        last = self.last_bar if index == self.last_bar else index - self.settings.window_bars + 1
         return range(self.start_bars, min(last, self.last_bar) + 1)
 
     def acceptance(self) -> dict[str, dict[str, int]]:
@@ -816,20 +852,20 @@ class PhraseSearch:
     def _result(self, beam: Beam, *, complete: bool, stopped: str) -> SearchResult:
         """Score every window of the result again, in one call, with positions in the piece's beats, and
         measure its novelty."""
-        cut = windows(beam.notes, window_beats=self.window_bars * self.beats_per_bar, hop_beats=self.beats_per_bar)
-        verdicts = self.client.score(
-            [w for _, _, w in cut], origin_beats=[s for s, _, _ in cut], min_coverage=self.min_coverage
+        cut = windows(
+            beam.notes, window_beats=self.settings.window_bars * self.beats_per_bar, hop_beats=self.beats_per_bar
+        )
+        verdicts = self.critic.score(
+            [w for _, _, w in cut], origin_beats=[s for s, _, _ in cut], thresholds=self.thresholds
         )
         copied = copied_stretches(
-            self.client,
+            self.critic,
             beam.notes,
             self.novelty,
-            window_beats=self.window_bars * self.beats_per_bar,
-            min_coverage=self.min_coverage,
+            window_beats=self.settings.window_bars * self.beats_per_bar,
+            thresholds=self.thresholds,
         )
         self._show(beam.bars)
-        if self.progress:
-            self.progress("")
         return SearchResult(
             notes=beam.notes,
             voices=beam.voices,
@@ -855,10 +891,10 @@ class PhraseSearch:
             acceptance=self.acceptance(),
             diversity=diversity(
                 beam.notes,
-                [v.good.exemplar if v.verdict is Outcome.GOOD and v.good else None for v in verdicts],
+                [v.good.exemplar if v.outcome is Outcome.GOOD and v.good else None for v in verdicts],
                 [notes for _, notes in self.material.exemplars],
             ),
-            settings=self.settings,
+            settings=self.described,
         )
 
     def _tried(self) -> str:
@@ -869,19 +905,16 @@ class PhraseSearch:
         reasons = ", ".join(f"{count} {names.get(outcome, outcome)}" for outcome, count in self.rejected.most_common())
         vetoes = ", ".join(f"{exemplar} ({count})" for exemplar, count in self.vetoes.most_common(3))
         return (
-            f"no candidate survived; generator {self.name!r} was asked {self.expansions} times for up to {self.candidates} "
+            f"no candidate survived; generator {self.name!r} was asked {self.expansions} times for up to {self.settings.candidates} "
             f"bars and proposed {self.proposed}; {self.evaluations} windows scored, {self.dead_ends} dead ends, {self.backtracks} backtracks; "
             f"the longest phrase reached {self.deepest} of {self.bars} bars; rejected: {reasons or 'none'}"
             + (f"; vetoed most often by {vetoes}" if vetoes else "")
         )
 
     def _show(self, bars: int) -> None:
-        if self.progress:
-            done = round(20 * bars / self.bars)
-            self.progress(
-                f"search [{'#' * done}{'.' * (20 - done)}] {bars}/{self.bars} bars, {self.evaluations} evaluations, "
-                f"{self.dead_ends} dead ends, {self.backtracks} backtracks, {time.perf_counter() - self._began:.0f} s"
-            )
+        """The progress bar at ``bars``, the deepest partial phrase just reached (it goes back on backtracking)."""
+        self._bar.n = bars
+        self._bar.set_postfix(evaluations=self.evaluations, dead_ends=self.dead_ends, backtracks=self.backtracks)
 
 
 # --- the command's one call ------------------------------------------------------------------------------
@@ -926,6 +959,7 @@ def parse_bars(text: str) -> tuple[int, int]:
 
 def run_search(
     output: str | os.PathLike[str],
+    settings: SearchSettings | None = None,
     *,
     server: str | None = None,
     tls_ca: str | None = None,
@@ -938,20 +972,20 @@ def run_search(
     results: int = defaults.SEARCH_RESULTS,
     tempo_bpm: float = defaults.MIDI_TEMPO_BPM,
     backend: str = "auto",
-    beats_per_bar: int = defaults.BEATS_PER_BAR,
-    progress: Progress | None = None,
-    **options: Any,
+    progress: Show = False,
 ) -> list[SearchResult]:
-    """Search (``options`` as for :class:`PhraseSearch`) for ``results`` distinct results and write each as
-    MIDI (and MusicXML, when ``output`` ends in .musicxml or .xml) with its JSON report beside it.
+    """Search with ``settings`` for ``results`` distinct results and write each as MIDI (and MusicXML, when
+    ``output`` ends in .musicxml or .xml) with its JSON report beside it.
 
-    Scores through the server at ``server`` (``host:port``), or else through a local server started on a free
-    loopback port for the run with ``library``. The generator draws on ``library``'s good exemplars either way
+    Scores through the server at ``server`` (``host:port``), or else in this process with ``library`` on
+    ``backend``. The generator draws on ``library``'s good exemplars either way
     (default: the shipped library). ``regenerate`` ('5-6') replaces those bars of ``start``. ``key`` ('G
     major') is kept by every bar; with a ``start`` and no ``key``, the start's key is. ``register`` ('C2-A5')
     replaces the library's. Result k > 1 runs with seed + k - 1 (and on, past results that copy an earlier
     one at the copy ceiling or more).
     """
+    settings = SearchSettings() if settings is None else settings
+    beats_per_bar, novelty = settings.beats_per_bar, settings.novelty
     path = check_output(output)
     results = whole_number(results, "results", at_least=1, at_most=defaults.MAX_SEARCH_RESULTS)
     number(tempo_bpm, "tempo_bpm", at_least=defaults.MIN_TEMPO_BPM, at_most=defaults.MAX_TEMPO_BPM)
@@ -968,13 +1002,8 @@ def run_search(
         rules = replace(rules, low=low, high=high)
     chosen_key = parse_key(key) if key is not None else infer_key(start_notes) if start_notes is not None else None
     rules = replace(rules, key=chosen_key)
-    novelty: Novelty = options.pop("novelty", Novelty())
-    seed = whole_number(
-        options.pop("seed", defaults.SEARCH_SEED),
-        "seed",
-        at_least=0,
-        at_most=2**63 - 1 - results * defaults.RESULT_ATTEMPTS,
-    )
+    # result k is searched with seed + k and on: every one of them must be a valid seed
+    whole_number(settings.seed, "seed", at_least=0, at_most=2**63 - 1 - results * defaults.RESULT_ATTEMPTS)
     paths = result_paths(path, results)
 
     def compared(result: SearchResult) -> np.ndarray:
@@ -985,7 +1014,7 @@ def run_search(
             else select_beats(result.notes, span[0] * beats_per_bar, (span[1] + 1) * beats_per_bar)
         )
 
-    def write(found: list[SearchResult], similarity: np.ndarray, served: Any) -> None:
+    def write(found: list[SearchResult], similarity: np.ndarray, critic: Critic) -> None:
         """Every result found so far, each with its report (``similarity``: theirs to each other); written as
         each is found, so none is lost."""
         for k, (result, target_path) in enumerate(zip(found, paths, strict=False)):
@@ -1008,9 +1037,9 @@ def run_search(
                 "midi": str(midi_path),
                 "server": server or "local",
                 "library": {
-                    "name": served.name,
-                    "version": served.version,
-                    "min_coverage": served.thresholds.min_coverage,
+                    "name": critic.library_name,
+                    "version": critic.library_version,
+                    "min_coverage": critic.thresholds.min_coverage,
                 },
                 "material": str(material_library.path),
                 "start": None if start is None else str(start),
@@ -1025,17 +1054,13 @@ def run_search(
 
     found: list[SearchResult] = []
     with contextlib.ExitStack() as stack:
+        critic: Critic
         if server is None:
-            from .server.app import BackgroundServer, ServerConfig  # noqa: PLC0415
-
-            local = stack.enter_context(
-                BackgroundServer(ServerConfig(library=material_library.path, port=0, backend=backend))
-            )
-            target = local.target
+            critic = Scorer(material_library, backend=backend)
         else:
-            target = server
-        client = stack.enter_context(Client(target, tls_ca=tls_ca))
-        served = client.library()
+            from .client import Client, RemoteScorer  # noqa: PLC0415  (imports grpc)
+
+            critic = RemoteScorer(stack.enter_context(Client(server, tls_ca=tls_ca)))
         attempts = 0
         while len(found) < results:
             if attempts >= results * defaults.RESULT_ATTEMPTS:
@@ -1044,18 +1069,15 @@ def run_search(
                     f"the others matched an earlier result at max_copy={novelty.max_copy:g} or more"
                 )
             result = PhraseSearch(
-                client,
+                critic,
                 bar_generator,
                 material=material,
+                settings=replace(settings, seed=settings.seed + attempts),
                 name=generator,
                 start=start_notes,
                 regenerate=span,
                 rules=rules,
-                novelty=novelty,
-                seed=seed + attempts,
-                beats_per_bar=beats_per_bar,
                 progress=progress,
-                **options,
             ).run()
             attempts += 1
             similarity = pairwise_similarity([compared(r) for r in found] + [compared(result)])
@@ -1063,5 +1085,5 @@ def run_search(
             if found and bool(reaches(similarity[-1, :-1].max(), novelty.max_copy)):
                 continue
             found.append(result)
-            write(found, similarity, served)
+            write(found, similarity, critic)
     return found

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import defaults
 from .checks import number
 from .engine import BestMatches
-
-if TYPE_CHECKING:
-    from .library import Exemplar
 
 
 class Label(enum.StrEnum):
@@ -43,14 +39,36 @@ class Outcome(enum.StrEnum):
 _TIER = {Outcome.GOOD: 1.0, Outcome.UNMATCHED: 0.0, Outcome.VETOED: -1.0}
 
 
-def check_threshold(value: float, name: str) -> float:
-    """Validate a similarity threshold: a number in (0, 1]."""
-    return number(value, name, above=0, at_most=1)
+@dataclass(frozen=True)
+class Thresholds:
+    """The veto rule's settings, validated once, here: the similarity a good and a bad exemplar must reach to
+    count (an exemplar's own threshold wins over its label's), and the share of a fragment a good match must
+    cover for GOOD."""
 
+    good: float = defaults.GOOD_THRESHOLD  #: in (0, 1]
+    bad: float = defaults.BAD_THRESHOLD  #: in (0, 1]
+    min_coverage: float = defaults.MIN_COVERAGE  #: in [0, 1]; 0 requires nothing
 
-def check_coverage(value: float, name: str = "min_coverage") -> float:
-    """Validate a coverage requirement: a share in [0, 1] (0 requires nothing)."""
-    return number(value, name, at_least=0, at_most=1)
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: the checked values replace the given ones once, here
+        set_(self, "good", number(self.good, "good_threshold", above=0, at_most=1))
+        set_(self, "bad", number(self.bad, "bad_threshold", above=0, at_most=1))
+        set_(self, "min_coverage", number(self.min_coverage, "min_coverage", at_least=0, at_most=1))
+
+    def overridden(
+        self, *, good: float | None = None, bad: float | None = None, min_coverage: float | None = None
+    ) -> Thresholds:
+        """These thresholds with the given ones replaced (None keeps one)."""
+        given = {"good": good, "bad": bad, "min_coverage": min_coverage}
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def for_exemplars(self, is_bad: np.ndarray, overrides: np.ndarray) -> np.ndarray:
+        """(K,) the threshold in force for each of K exemplars: its own (``overrides``, NaN for none), else its
+        label's; ``is_bad`` (K,) marks the bad ones."""
+        return np.where(np.isnan(overrides), np.where(is_bad, self.bad, self.good), overrides)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"good_threshold": self.good, "bad_threshold": self.bad, "min_coverage": self.min_coverage}
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,12 @@ class Match:
     shift_beats: float  #: fragment beat where the exemplar's first onset lands
     stretch: float  #: time-stretch factor applied to the exemplar
     coverage: float  #: share of the fragment's sounding cells inside the match's window, in [0, 1]
+    threshold: float  #: the similarity threshold in force for this exemplar when it was judged
+
+    @property
+    def reached(self) -> bool:
+        """Whether the similarity reaches the threshold it was judged against."""
+        return bool(reaches(self.similarity, self.threshold))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +96,7 @@ class Match:
             "shift_beats": round(self.shift_beats, 4),
             "stretch": round(self.stretch, 6),
             "coverage": round(self.coverage, 4),
+            "threshold": self.threshold,
         }
 
 
@@ -79,20 +104,22 @@ class Match:
 class Verdict:
     """The judgement of one fragment, with the best good and best bad match that explain it."""
 
-    verdict: Outcome
+    outcome: Outcome
     score: float
     good: Match | None
     bad: Match | None
+    min_coverage: float  #: the share of the fragment a good match had to cover for GOOD
     top: tuple[Match, ...] = ()  #: the best matches of any label, most similar first, when asked for
     #: the most similar good exemplar, whatever it reaches or covers: how near the fragment is to a copy
     nearest: Match | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
-            "verdict": self.verdict.value,
+        out: dict[str, Any] = {
+            "verdict": self.outcome.value,
             "score": round(self.score, 4),
             "good": self.good.to_dict() if self.good else None,
             "bad": self.bad.to_dict() if self.bad else None,
+            "min_coverage": self.min_coverage,
         }
         if self.top:
             out["top"] = [m.to_dict() for m in self.top]
@@ -140,61 +167,40 @@ def counting(best: BestMatches, is_bad: np.ndarray, thresholds: np.ndarray, *, m
     return reaches(best.similarity, thresholds[None, :]) & covers
 
 
-def label_arrays(exemplars: Sequence[Exemplar]) -> tuple[np.ndarray, np.ndarray]:
-    """For K exemplars: (K,) True for the bad ones, and (K,) each one's own threshold, NaN for none."""
-    return (
-        np.array([e.label is Label.BAD for e in exemplars], dtype=bool),
-        np.array([np.nan if e.threshold is None else e.threshold for e in exemplars], dtype=np.float64),
-    )
-
-
-def exemplar_thresholds(
-    labels: np.ndarray,
-    overrides: np.ndarray,
-    *,
-    good_threshold: float = defaults.GOOD_THRESHOLD,
-    bad_threshold: float = defaults.BAD_THRESHOLD,
-) -> np.ndarray:
-    """The threshold in force for each of K exemplars: its own override (NaN for none), else the
-    threshold of its label. ``labels`` is a (K,) bool array, True for bad exemplars."""
-    good_threshold = check_threshold(good_threshold, "good_threshold")
-    bad_threshold = check_threshold(bad_threshold, "bad_threshold")
-    by_label = np.where(labels, bad_threshold, good_threshold)
-    return np.where(np.isnan(overrides), by_label, overrides)
-
-
 def judge(
     best: BestMatches,
     ids: tuple[str, ...],
     is_bad: np.ndarray,
-    thresholds: np.ndarray,
+    overrides: np.ndarray,
+    thresholds: Thresholds,
     *,
     steps_per_beat: int,
-    min_coverage: float = defaults.MIN_COVERAGE,
     origin_beats: np.ndarray | None = None,
     top_k: int = 0,
 ) -> list[Verdict]:
     """Apply the veto rule to each fragment of ``best`` (shape (B, K)).
 
-    ``is_bad`` (K,) marks bad exemplars and ``thresholds`` (K,) is the threshold in force for each; a good
-    match counts for GOOD only with a coverage of at least ``min_coverage``.
+    ``is_bad`` (K,) marks bad exemplars and ``overrides`` (K,) holds each one's own threshold, NaN for none
+    (then its label's in ``thresholds`` is in force); a good match counts for GOOD only with a coverage of at
+    least ``thresholds.min_coverage``. ``steps_per_beat`` is the grid ``best`` was computed on.
     ``origin_beats`` (B,) is added to every reported shift, e.g. a window's start within its piece.
     ``top_k`` asks for that many best matches of any label as well. ``nearest`` is the most similar good
     exemplar whatever it reaches or covers: the figure a novelty ceiling is held against.
     The reported match for a label is the most similar exemplar that counts (a good one that reaches its
     threshold and covers enough, a bad one that reaches its threshold), else the most similar that reaches
     its threshold, else the most similar one; None when the library has no exemplar of that label or nothing
-    overlapped at all.
+    overlapped at all. Every match carries the threshold it was judged against.
     """
-    min_coverage = check_coverage(min_coverage)
+    in_force = thresholds.for_exemplars(is_bad, overrides)
+    found = _Found(best, ids, in_force, steps_per_beat)
     sims = best.similarity
-    reached = reaches(sims, thresholds[None, :])
-    accepts = counting(best, is_bad, thresholds, min_coverage=min_coverage) & ~is_bad[None, :]  # good ones that count
+    reached = reaches(sims, in_force[None, :])
+    accepts = counting(best, is_bad, in_force, min_coverage=thresholds.min_coverage) & ~is_bad[None, :]
     origins = np.zeros(sims.shape[0]) if origin_beats is None else np.asarray(origin_beats, dtype=np.float64)
     verdicts = []
     for b in range(sims.shape[0]):
-        good = _pick(best, b, ~is_bad, reached[b].astype(int) + accepts[b], ids, steps_per_beat, origins[b])
-        bad = _pick(best, b, is_bad, 2 * reached[b].astype(int), ids, steps_per_beat, origins[b])
+        good = found.pick(b, ~is_bad, reached[b].astype(int) + accepts[b], origins[b])
+        bad = found.pick(b, is_bad, 2 * reached[b].astype(int), origins[b])
         if np.any(reached[b] & is_bad):
             outcome = Outcome.VETOED
         elif np.any(accepts[b]):
@@ -204,42 +210,44 @@ def judge(
         g = good.similarity if good else 0.0
         s = bad.similarity if bad else 0.0
         top = tuple(
-            _match(best, b, int(k), ids, steps_per_beat, origins[b])
-            for k in np.argsort(-sims[b], kind="stable")[:top_k]
-            if sims[b, k] > 0
+            found.match(b, int(k), origins[b]) for k in np.argsort(-sims[b], kind="stable")[:top_k] if sims[b, k] > 0
         )
-        nearest = _pick(best, b, ~is_bad, np.zeros(sims.shape[1], dtype=int), ids, steps_per_beat, origins[b])
-        verdicts.append(Verdict(outcome, _TIER[outcome] + (g + 1.0 - s) / 2.0, good, bad, top, nearest))
+        nearest = found.pick(b, ~is_bad, np.zeros(sims.shape[1], dtype=int), origins[b])
+        score = _TIER[outcome] + (g + 1.0 - s) / 2.0
+        verdicts.append(Verdict(outcome, score, good, bad, thresholds.min_coverage, top, nearest))
     return verdicts
 
 
-def _pick(
-    best: BestMatches,
-    b: int,
-    of_label: np.ndarray,
-    rank: np.ndarray,
-    ids: tuple[str, ...],
-    steps_per_beat: int,
-    origin: float,
-) -> Match | None:
-    candidates = np.flatnonzero(of_label)
-    if candidates.size == 0:
-        return None
-    # A higher rank (0-2: reached nothing, its threshold, everything that counts) wins; then similarity; ties
-    # keep manifest order.
-    key = best.similarity[b, candidates] + 2.0 * rank[candidates]
-    k = int(candidates[np.argmax(key)])
-    if best.similarity[b, k] <= 0.0:
-        return None
-    return _match(best, b, k, ids, steps_per_beat, origin)
+@dataclass(frozen=True)
+class _Found:
+    """What :func:`judge` turns into :class:`Match` values: the (B, K) best alignments, the K exemplar ids
+    and thresholds in force, and the grid."""
 
+    best: BestMatches
+    ids: tuple[str, ...]
+    in_force: np.ndarray
+    steps_per_beat: int
 
-def _match(best: BestMatches, b: int, k: int, ids: tuple[str, ...], steps_per_beat: int, origin: float) -> Match:
-    return Match(
-        exemplar=ids[k],
-        similarity=float(best.similarity[b, k]),
-        transpose=int(best.transpose[b, k]),
-        shift_beats=float(origin) + float(best.shift_steps[b, k]) / steps_per_beat,
-        stretch=float(best.stretch[b, k]),
-        coverage=float(best.coverage[b, k]),
-    )
+    def pick(self, b: int, of_label: np.ndarray, rank: np.ndarray, origin: float) -> Match | None:
+        """Fragment b's best match among the exemplars ``of_label``: a higher ``rank`` (0-2: reached nothing, its
+        threshold, everything that counts) wins, then similarity; ties keep manifest order."""
+        candidates = np.flatnonzero(of_label)
+        if candidates.size == 0:
+            return None
+        key = self.best.similarity[b, candidates] + 2.0 * rank[candidates]
+        k = int(candidates[np.argmax(key)])
+        if self.best.similarity[b, k] <= 0.0:
+            return None
+        return self.match(b, k, origin)
+
+    def match(self, b: int, k: int, origin: float) -> Match:
+        best = self.best
+        return Match(
+            exemplar=self.ids[k],
+            similarity=float(best.similarity[b, k]),
+            transpose=int(best.transpose[b, k]),
+            shift_beats=float(origin) + float(best.shift_steps[b, k]) / self.steps_per_beat,
+            stretch=float(best.stretch[b, k]),
+            coverage=float(best.coverage[b, k]),
+            threshold=float(self.in_force[k]),
+        )

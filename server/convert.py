@@ -11,12 +11,13 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from rollmatch import defaults
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch.checks import number, whole_number
-from rollmatch.engine import Mode, check_mode, check_stretches, check_transpose_range
+from rollmatch.engine import Mode, check_mode
 from rollmatch.errors import InputError, LimitError, ParameterError, RollmatchError
 from rollmatch.library import Exemplar, Library
 from rollmatch.notes import DEFAULT_VELOCITY, notes_from_columns, span_beats
 from rollmatch.readers import read_notes_bytes
-from rollmatch.verdict import Match, Outcome, Verdict, check_coverage, check_threshold
+from rollmatch.scoring import Scorer
+from rollmatch.verdict import Match, Outcome, Thresholds, Verdict
 
 from .status import FieldError
 
@@ -109,19 +110,19 @@ def fragment(message: pb.Fragment, name: str) -> np.ndarray:
     return notes
 
 
-def options(message: pb.ScoreOptions, *, field: str = "options") -> dict[str, Any]:
-    """Keyword arguments of :meth:`rollmatch.Scorer.score` from per-call options; unset ones keep defaults."""
+def options(message: pb.ScoreOptions, scorer: Scorer, *, field: str = "options") -> dict[str, Any]:
+    """Keyword arguments of :meth:`rollmatch.Scorer.score` from per-call options: the scorer's search space and
+    thresholds with the ones a request sets, each checked under its field name."""
     _no_unknown_fields(message, field)
-    out: dict[str, Any] = {}
+    space, thresholds = scorer.space, scorer.thresholds
     if message.HasField("transpose_range"):
-        out["transpose_range"] = _field(f"{field}.transpose_range", check_transpose_range, message.transpose_range)
+        space = _field(f"{field}.transpose_range", space.overridden, transpose_range=message.transpose_range)
     if message.stretches:
-        out["stretches"] = _field(f"{field}.stretches", check_stretches, list(message.stretches))
-    for key in ("good_threshold", "bad_threshold"):
+        space = _field(f"{field}.stretches", space.overridden, stretches=tuple(message.stretches))
+    for key, name in (("good_threshold", "good"), ("bad_threshold", "bad"), ("min_coverage", "min_coverage")):
         if message.HasField(key):
-            out[key] = _field(f"{field}.{key}", check_threshold, getattr(message, key), key)
-    if message.HasField("min_coverage"):
-        out["min_coverage"] = _field(f"{field}.min_coverage", check_coverage, message.min_coverage)
+            thresholds = _field(f"{field}.{key}", thresholds.overridden, **{name: getattr(message, key)})
+    out: dict[str, Any] = {"space": space, "thresholds": thresholds}
     if message.top_k:
         out["top_k"] = _field(
             f"{field}.top_k", whole_number, message.top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K
@@ -139,18 +140,20 @@ def match(value: Match | None) -> pb.Match | None:
         shift_beats=value.shift_beats,
         stretch=value.stretch,
         coverage=value.coverage,
+        threshold=value.threshold,
     )
 
 
 def result(verdict: Verdict, version: str) -> pb.Result:
     return pb.Result(
-        verdict=_VERDICTS[verdict.verdict],
+        verdict=_VERDICTS[verdict.outcome],
         score=verdict.score,
         good=match(verdict.good),
         bad=match(verdict.bad),
         top=[match(m) for m in verdict.top],
         library_version=version,
         nearest=match(verdict.nearest),
+        min_coverage=verdict.min_coverage,
     )
 
 
@@ -195,14 +198,11 @@ def thresholds(value: Library) -> pb.Thresholds:
 def threshold_updates(request: pb.SetThresholdsRequest) -> dict[str, float | None]:
     """The keyword arguments of :meth:`rollmatch.Library.set_thresholds` from a request, each set one checked
     under its field name; unset ones are None (kept)."""
-    checks = {
-        "good": (check_threshold, "good_threshold"),
-        "bad": (check_threshold, "bad_threshold"),
-        "min_coverage": (check_coverage, "min_coverage"),
-    }
     return {
-        key: _field(key, check, getattr(request, key), name) if request.HasField(key) else None
-        for key, (check, name) in checks.items()
+        key: _field(key, lambda v, k=key: getattr(Thresholds().overridden(**{k: v}), k), getattr(request, key))
+        if request.HasField(key)
+        else None
+        for key in ("good", "bad", "min_coverage")
     }
 
 

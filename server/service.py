@@ -32,8 +32,8 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
 
     async def _score(self, fragments: Any, options: pb.ScoreOptions) -> tuple[list[pb.Result], str]:
         notes, origins = convert.fragments(fragments)
-        kwargs = convert.options(options)
         scorer = self.state.scorer
+        kwargs = convert.options(options, scorer)
         verdicts = await self.batcher.score(scorer, notes, origins, kwargs)
         version = scorer.library.version
         return [convert.result(v, version) for v in verdicts], version

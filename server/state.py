@@ -35,7 +35,8 @@ def prepared(library: Library, *, backend: str, like: Scorer | None = None) -> S
     """A scorer for ``library`` with the template banks of the default stretches and of every stretch set
     ``like`` (the scorer it replaces) had built, so the first calls after a swap find them ready."""
     scorer = Scorer(library, backend=backend)
-    scorer.warm((defaults.STRETCHES, *(like.stretch_sets if like is not None else ())))
+    earlier = like.stretch_sets if like is not None else ()
+    scorer.warm((None, *(scorer.space.overridden(stretches=stretches) for stretches in earlier)))
     return scorer
 
 

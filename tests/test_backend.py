@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from rollmatch import ParameterError, TemplateBank, match, select_beats
+from rollmatch import ParameterError, SearchSpace, TemplateBank, match, select_beats
 from rollmatch.backend import array_module, backend_name, gpu_available
 
 
@@ -45,8 +45,9 @@ def test_gpu_engine_equals_cpu_engine_on_real_fragments(chorale_excerpts, veloci
         select_beats(f, 0, beats)
         for f, beats in zip(chorale_excerpts[60:72], [8, 2, 4, 8, 3, 8, 1, 6, 8, 5, 8, 2], strict=True)
     ]
-    cpu = match(fragments, TemplateBank(exemplars, modes=modes, velocity=velocity, xp=np))
-    gpu = match(fragments, TemplateBank(exemplars, modes=modes, velocity=velocity, xp=cupy))
+    space = SearchSpace(velocity=velocity)
+    cpu = match(fragments, TemplateBank(exemplars, space, modes=modes, xp=np))
+    gpu = match(fragments, TemplateBank(exemplars, space, modes=modes, xp=cupy))
     np.testing.assert_allclose(gpu.similarity, cpu.similarity, atol=1e-4)
     clear = cpu.similarity > 0.5  # where a real alignment wins, both engines report the same one
     for field in ("transpose", "shift_steps", "stretch"):

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rollmatch import InputError, Library, ParameterError, Scorer, transform_notes
+from rollmatch import InputError, Library, ParameterError, Scorer, Thresholds, transform_notes
 from rollmatch.calibrate import (
     BAD_KIND,
     GOOD,
@@ -147,7 +147,7 @@ def test_calibration_repairs_a_mis_set_good_threshold(mis_set_library, labeled_d
     library = mis_set_library.set_thresholds(good=tau_good, bad=tau_bad)
     fragments = read_labeled(labeled_dir)
     verdicts = Scorer(library).score(list(fragments.notes))
-    judged = confusion(fragments.kinds, np.array([OUTCOMES.index(v.verdict) for v in verdicts]))
+    judged = confusion(fragments.kinds, np.array([OUTCOMES.index(v.outcome) for v in verdicts]))
     assert judged.counts.tolist() == result.in_sample.counts.tolist()
 
 
@@ -161,10 +161,8 @@ def test_evidence_judges_exactly_like_the_scorer(
     scorer = Scorer(library)
     ev = evidence(scorer.similarities(fragments.notes), scorer.is_bad, scorer.overrides, min_coverage=min_coverage)
     for thresholds in ((0.99, 0.78), (0.83, 0.78), (0.6, 0.6)):
-        verdicts = scorer.score(
-            list(fragments.notes), good_threshold=thresholds[0], bad_threshold=thresholds[1], min_coverage=min_coverage
-        )
-        assert outcomes(ev, *thresholds).tolist() == [OUTCOMES.index(v.verdict) for v in verdicts]
+        verdicts = scorer.score(list(fragments.notes), thresholds=Thresholds(*thresholds, min_coverage))
+        assert outcomes(ev, *thresholds).tolist() == [OUTCOMES.index(v.outcome) for v in verdicts]
 
 
 def test_csv_gives_the_same_result_as_folders(mis_set_library, labeled_dir, tmp_path):

@@ -73,12 +73,12 @@ def test_score_json_has_the_documented_keys(capsys):
     code, out, _ = run(capsys, "score", "--json", str(EXAMPLES / "bwv269-opening.mid"))
     (line,) = out.splitlines()
     result = json.loads(line)
-    assert code == 0 and set(result) == {"file", "verdict", "score", "good", "bad", "nearest"}
+    assert code == 0 and set(result) == {"file", "verdict", "score", "good", "bad", "min_coverage", "nearest"}
     assert result["verdict"] == "UNMATCHED"
     assert (
         set(result["good"])
         == set(result["nearest"])
-        == {"exemplar", "similarity", "transpose", "shift_beats", "stretch", "coverage"}
+        == {"exemplar", "similarity", "transpose", "shift_beats", "stretch", "coverage", "threshold"}
     )
     # nothing good counts here, so the reported good match is the most similar one: the nearest
     assert result["nearest"] == result["good"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rollmatch import FileResult, Label, Match, Outcome, Verdict, draw, make_notes, read_notes, select_beats
+from rollmatch import FileResult, Label, Match, Outcome, Thresholds, Verdict, draw, make_notes, read_notes, select_beats
 from rollmatch.engine import Mode
 from rollmatch.inspection import Explanation, Placed, place
 from rollmatch.readers import read_piece
@@ -101,21 +101,21 @@ def test_pitch_labels_thin_out_but_always_name_the_cs():
 def test_the_explanation_overlays_each_exemplar_where_it_matched(bwv269):
     good_exemplar = select_beats(bwv269, 1, 7)  # bars 1-2 of the chorale
     bad_exemplar = make_notes([60, 66, 60], [0, 1, 2], [1, 2, 3])
-    good_match = Match("phrase", 0.97, transpose=3, shift_beats=2.0, stretch=1.0, coverage=0.85)
-    bad_match = Match("tritones", 0.81, transpose=-2, shift_beats=9.0, stretch=0.5, coverage=0.1)
-    good = Placed(good_match, Label.GOOD, 0.83, place(good_exemplar, good_match), Mode.NEAR_COPY, 0.6)
-    bad = Placed(bad_match, Label.BAD, 0.78, place(bad_exemplar, bad_match), Mode.CONTAINS, 0.0)
+    good_match = Match("phrase", 0.97, transpose=3, shift_beats=2.0, stretch=1.0, coverage=0.85, threshold=0.83)
+    bad_match = Match("tritones", 0.81, transpose=-2, shift_beats=9.0, stretch=0.5, coverage=0.1, threshold=0.78)
+    good = Placed(good_match, Label.GOOD, place(good_exemplar, good_match), Mode.NEAR_COPY, 0.6)
+    bad = Placed(bad_match, Label.BAD, place(bad_exemplar, bad_match), Mode.CONTAINS, 0.0)
     assert draw.placed_text(good) == "best good: phrase (near-copy), similarity 0.970 (threshold 0.83, reached)"
     assert draw.coverage_text(good) == "coverage 85% (needs 60%, enough)"
     assert draw.placed_text(bad) == "best bad: tritones (contains), similarity 0.810 (threshold 0.78, reached)"
     assert draw.coverage_text(bad) == "coverage 10%"
     # A share just under what is needed never shows as that much: more digits where whole percents would tie.
-    thin = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.5995), Label.GOOD, 0.83, good.notes, Mode.NEAR_COPY, 0.6)
+    thin = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.5995, 0.83), Label.GOOD, good.notes, Mode.NEAR_COPY, 0.6)
     assert draw.coverage_text(thin) == "coverage 59% (needs 60%, too little)"
-    close = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.4926), Label.GOOD, 0.83, good.notes, Mode.NEAR_COPY, 0.4927)
+    close = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.4926, 0.83), Label.GOOD, good.notes, Mode.NEAR_COPY, 0.4927)
     assert draw.coverage_text(close) == "coverage 49.2% (needs 49.3%, too little)"
     fragment = np.concatenate([good.notes, bad.notes])
-    verdict = Verdict(Outcome.VETOED, -1 + (0.97 + 1 - 0.81) / 2, good_match, bad_match)
+    verdict = Verdict(Outcome.VETOED, -1 + (0.97 + 1 - 0.81) / 2, good_match, bad_match, 0.6)
     explanation = Explanation("crafted.json", fragment, verdict, good, bad, read_piece(chorale_path("bwv269")).bars)
     picture = draw.explanation_picture(explanation)
     image = pixels(picture.png)
@@ -131,7 +131,8 @@ def test_the_explanation_overlays_each_exemplar_where_it_matched(bwv269):
 
 
 def window(start: float, outcome: Outcome, score: float, good: float, bad: float, coverage: float) -> FileResult:
-    verdict = Verdict(outcome, score, Match("g", good, 0, start, 1.0, coverage), Match("b", bad, 0, start, 1.0, 0.2))
+    good_match, bad_match = Match("g", good, 0, start, 1.0, coverage, 0.83), Match("b", bad, 0, start, 1.0, 0.2, 0.78)
+    verdict = Verdict(outcome, score, good_match, bad_match, 0.6)
     return FileResult("piece.mid", verdict, start_beat=start, end_beat=start + 8)
 
 
@@ -142,9 +143,7 @@ def test_the_timeline_colours_each_window_by_its_verdict(bwv269):
         window(16, Outcome.VETOED, -0.4, 0.5, 0.7, 0.4),
         window(24, Outcome.GOOD, 1.7, 0.9, 0.5, 0.75),
     ]
-    picture = draw.timeline_picture(
-        bwv269, windows, good_threshold=0.83, bad_threshold=0.78, min_coverage=0.6, title="bwv269"
-    )
+    picture = draw.timeline_picture(bwv269, windows, thresholds=Thresholds(0.83, 0.78, 0.6), title="bwv269")
     image = pixels(picture.png)
     score, similarity = picture.plots["score"], picture.plots["similarity"]
     assert score.box[1] > picture.plots["roll"].box[3] and similarity.box[1] > score.box[3]  # both under the roll
@@ -152,11 +151,11 @@ def test_the_timeline_colours_each_window_by_its_verdict(bwv269):
     masks = {outcome: near(image, colour) for outcome, colour in draw.OUTCOME_COLOURS.items()}
     for w in windows:
         middle = w.start_beat + 4
-        assert around(masks[w.verdict.verdict], *score.pixel(middle, w.verdict.score))
+        assert around(masks[w.verdict.outcome], *score.pixel(middle, w.verdict.score))
         assert around(masks[Outcome.GOOD], *similarity.pixel(middle, w.verdict.good.similarity))
         assert around(masks[Outcome.VETOED], *similarity.pixel(middle, w.verdict.bad.similarity))
         assert around(near(image, draw.COVERAGE_COLOUR), *similarity.pixel(middle, w.verdict.good.coverage))
-        for other in set(Outcome) - {w.verdict.verdict}:
+        for other in set(Outcome) - {w.verdict.outcome}:
             assert not around(masks[other], *score.pixel(middle, w.verdict.score))
     # the thresholds run across the whole panel, dashed
     left, _, right, _ = (int(v) for v in similarity.box)

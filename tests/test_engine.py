@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from rollmatch import ParameterError, TemplateBank, make_notes, match, select_beats, transform_notes
+from rollmatch import ParameterError, SearchSpace, TemplateBank, make_notes, match, select_beats, transform_notes
 from rollmatch.defaults import CONTAINS_DENSITY, PARTIAL_MIN_SHARE, STRETCHES
 from rollmatch.notes import perturb_notes, sort_notes
 from rollmatch.roll import note_steps, piano_roll
@@ -17,8 +17,8 @@ def method(request):
     return request.param
 
 
-def best_of(fragment, exemplars, method, **kwargs):
-    bank = TemplateBank(exemplars, **{"stretches": (1.0,), **kwargs})
+def best_of(fragment, exemplars, method, modes=None, **space):
+    bank = TemplateBank(exemplars, SearchSpace(**{"stretches": (1.0,), **space}), modes=modes)
     return match([fragment], bank, method=method)
 
 
@@ -82,7 +82,7 @@ def test_ties_keep_their_order_across_the_segments_of_a_long_fragment(method):
     # C_E a semitone up at beat 0 and exactly at beat 8: both match fully, and the tie goes to t = 0 although it
     # lies in a later overlap-save segment of this 10-beat fragment (one 2-beat template: segments of 50 steps).
     fragment = make_notes([61, 65, 60, 64], [0, 1, 8, 9], [1, 2, 9, 10])
-    r = match([fragment], TemplateBank([C_E], stretches=(1.0,)), transpose_range=2, method=method)
+    r = match([fragment], TemplateBank([C_E], SearchSpace(stretches=(1.0,), transpose_range=2)), method=method)
     assert r.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert (r.transpose[0, 0], r.shift_steps[0, 0]) == (0, 8 * SPB)
 
@@ -230,9 +230,9 @@ def test_velocity_weighting_follows_the_dynamics(method):
         ({"stretches": (1.0, 1.0)}, "repeats"),
     ],
 )
-def test_bank_parameters_are_validated(kwargs, message):
+def test_search_space_is_validated(kwargs, message):
     with pytest.raises(ParameterError, match=message):
-        TemplateBank([C_E], **kwargs)
+        SearchSpace(**kwargs)
 
 
 def test_method_is_validated():
@@ -241,9 +241,21 @@ def test_method_is_validated():
 
 
 @pytest.mark.parametrize("value", [-1, 61, 2.5])
-def test_transpose_range_is_validated(value, method):
+def test_transpose_range_is_validated(value):
     with pytest.raises(ParameterError, match=f"transpose_range={value}"):
-        match([C_E], TemplateBank([C_E]), transpose_range=value, method=method)
+        SearchSpace(transpose_range=value)
+
+
+def test_a_match_may_change_the_transposition_range_of_its_bank_and_nothing_else(method):
+    # C_E five semitones up: out of reach at range 4, the bank's, found at range 5 given per call.
+    bank = TemplateBank([C_E], SearchSpace(stretches=(1.0,), transpose_range=4))
+    up = transform_notes(C_E, transpose=5)
+    near = match([up], bank, method=method)
+    assert abs(near.transpose[0, 0]) <= 4 and near.similarity[0, 0] < 0.9
+    found = match([up], bank, bank.space.overridden(transpose_range=5), method=method)
+    assert found.transpose[0, 0] == 5 and found.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ParameterError, match="in more than its transpose_range"):
+        match([up], bank, SearchSpace(stretches=(1.0,), steps_per_beat=24), method=method)
 
 
 # --- a float64 reference on real fragments ---------------------------------------------------------------
@@ -309,8 +321,8 @@ def test_engine_equals_a_float64_reference_on_real_fragments(chorale_excerpts, m
         start = float(rng.integers(0, 4))
         fragments.append(with_random_velocities(select_beats(chorale_excerpts[k], start, start + beats), rng))
     fragments.append(transform_notes(exemplars[1], transpose=3, stretch=1.5, shift_beats=0.5))
-    bank = TemplateBank(exemplars, stretches=stretches, modes=modes, velocity=velocity)
-    r = match(fragments, bank, transpose_range=4, method=method)
+    bank = TemplateBank(exemplars, SearchSpace(stretches=stretches, velocity=velocity, transpose_range=4), modes=modes)
+    r = match(fragments, bank, method=method)
     for b, fragment in enumerate(fragments):
         for k, exemplar in enumerate(exemplars):
             per_stretch = {s: reference(fragment, exemplar, s, 4, modes[k], velocity) for s in stretches}
@@ -333,7 +345,7 @@ def test_dense_and_sparse_agree_on_a_real_library(chorale_excerpts, velocity):
     # Every third exemplar is matched in 'contains' mode.
     exemplars = [with_random_velocities(e, rng) for e in chorale_excerpts[:60]]
     modes = ["contains" if k % 3 == 0 else "near-copy" for k in range(60)]
-    bank = TemplateBank(exemplars, stretches=(0.75, 1.0, 1.5), velocity=velocity, modes=modes)
+    bank = TemplateBank(exemplars, SearchSpace(stretches=(0.75, 1.0, 1.5), velocity=velocity), modes=modes)
     fragments = [
         with_random_velocities(select_beats(f, 0, beats), rng)
         for f, beats in zip(chorale_excerpts[70:80], [8, 4, 2, 8, 6, 3, 8, 5, 1, 8], strict=True)
@@ -350,7 +362,7 @@ def test_sparse_path_runs_large_batches_in_bounded_chunks(chorale_excerpts, monk
     from rollmatch import engine
 
     monkeypatch.setattr(engine, "SPARSE_BLOCK_BYTES", 3 * 129 * 200 * 8)  # about three fragments per chunk
-    bank = TemplateBank(chorale_excerpts[:20], stretches=(1.0, 2.0))
+    bank = TemplateBank(chorale_excerpts[:20], SearchSpace(stretches=(1.0, 2.0)))
     fragments = [select_beats(f, 0, 2 + (i % 7)) for i, f in enumerate(chorale_excerpts[60:80])]
     chunked = match(fragments, bank, method="sparse")
     monkeypatch.undo()
@@ -429,7 +441,7 @@ def test_long_fragment_segments_lose_no_alignment(offset_steps, chorale_excerpts
     # With one 8-beat template the FFT length is 512 and each segment owns 322 shifts; these offsets put the
     # exemplar inside a segment, on both sides of a boundary, and deep in a later segment of a 130-beat piece.
     exemplar = chorale_excerpts[30]
-    bank = TemplateBank([exemplar], stretches=(1.0,))
+    bank = TemplateBank([exemplar], SearchSpace(stretches=(1.0,)))
     background = np.concatenate([transform_notes(e, shift_beats=8 * i) for i, e in enumerate(chorale_excerpts[80:96])])
     offset = offset_steps / SPB
     fragment = sort_notes(

@@ -13,6 +13,7 @@ from rollmatch import (
     NotFoundError,
     Outcome,
     Scorer,
+    Thresholds,
     draw,
     make_notes,
     read_notes,
@@ -75,7 +76,7 @@ def test_summary_of_a_note_list_with_its_own_threshold(tmp_path):
 
 def test_place_lays_an_exemplar_as_the_engine_aligns_it():
     exemplar = make_notes([60, 64], [1.0, 2.0], [2.0, 3.0])  # first onset at beat 1
-    placed = place(exemplar, Match("x", 0.9, transpose=2, shift_beats=-1.0, stretch=0.5, coverage=1.0))
+    placed = place(exemplar, Match("x", 0.9, transpose=2, shift_beats=-1.0, stretch=0.5, coverage=1.0, threshold=0.83))
     assert placed["pitch"].tolist() == [62, 66]
     assert placed["start"].tolist() == [-1.0, -0.5] and placed["end"].tolist() == [-0.5, 0.0]
 
@@ -89,8 +90,12 @@ def crafted(tmp_path_factory):
     library = Library.init(tmp / "lib")
     library = library.add(write_json(tmp / "phrase.json", phrase), label="good")
     library = library.add(write_json(tmp / "fault.json", fault), label="bad")
-    good_part = place(phrase, Match("phrase", 1.0, transpose=3, shift_beats=2.0, stretch=1.0, coverage=1.0))
-    bad_part = place(fault, Match("fault", 1.0, transpose=-2, shift_beats=12.0, stretch=1.0, coverage=1.0))
+    good_part = place(
+        phrase, Match("phrase", 1.0, transpose=3, shift_beats=2.0, stretch=1.0, coverage=1.0, threshold=0.83)
+    )
+    bad_part = place(
+        fault, Match("fault", 1.0, transpose=-2, shift_beats=12.0, stretch=1.0, coverage=1.0, threshold=0.78)
+    )
     return Scorer(library), good_part, bad_part
 
 
@@ -99,7 +104,7 @@ def test_explain_places_both_exemplars_at_the_winning_alignment(crafted):
     fragment = sort_notes(np.concatenate([good_part, bad_part]))
     explanation = explain(fragment, scorer, name="both.json")
     verdict = explanation.verdict
-    assert verdict.verdict is Outcome.VETOED
+    assert verdict.outcome is Outcome.VETOED
     assert (verdict.good.exemplar, verdict.good.transpose, verdict.good.shift_beats, verdict.good.stretch) == (
         "phrase",
         3,
@@ -150,7 +155,7 @@ def test_explain_says_when_a_good_match_covers_too_little(crafted):
     explanation = explain(sort_notes(np.concatenate([good_part, filler])), scorer, name="padded.json")
     verdict = explanation.verdict
     assert (
-        verdict.verdict is Outcome.UNMATCHED
+        verdict.outcome is Outcome.UNMATCHED
         and verdict.good.exemplar == "phrase"
         and verdict.good.similarity == pytest.approx(1.0)
     )
@@ -160,14 +165,15 @@ def test_explain_says_when_a_good_match_covers_too_little(crafted):
         f"  why: the best good exemplar reaches its threshold but covers only {verdict.good.coverage:.0%} of the "
         "fragment, and GOOD needs 60%; no bad exemplar reaches its own"
     )
-    assert explain(explanation.fragment, scorer, min_coverage=0.2).verdict.verdict is Outcome.GOOD
+    relaxed = scorer.thresholds.overridden(min_coverage=0.2)
+    assert explain(explanation.fragment, scorer, thresholds=relaxed).verdict.outcome is Outcome.GOOD
 
 
 def test_explain_with_one_label_missing_says_none(crafted, tmp_path):
     _, good_part, _ = crafted
     only_good = Library.init(tmp_path / "lib").add(write_json(tmp_path / "p.json", good_part), label="good")
     explanation = explain(good_part, Scorer(only_good), name="p.json")
-    assert explanation.bad is None and explanation.verdict.verdict is Outcome.GOOD
+    assert explanation.bad is None and explanation.verdict.outcome is Outcome.GOOD
     assert explanation_lines(explanation)[-1] == "  best bad: none (no bad exemplar overlaps the fragment)"
     assert draw.explanation_picture(explanation).width > 0
 
@@ -176,7 +182,7 @@ def test_timeline_of_a_real_chorale(default_library, tmp_path):
     path = chorale_path("bwv269")
     scorer = Scorer(default_library)
     results = list(score_files([path], scorer, window_beats=8, hop_beats=8))
-    picture = timeline_file(path, results, good_threshold=0.83, bad_threshold=0.78, min_coverage=0.6, tracks=None)
+    picture = timeline_file(path, results, thresholds=Thresholds(0.83, 0.78, 0.6), tracks=None)
     assert set(picture.plots) == {"roll", "score", "similarity"}
     assert picture.plots["roll"].x[1] >= results[-1].end_beat
     image = np.asarray(Image.open(io.BytesIO(picture.png)).convert("RGB"))

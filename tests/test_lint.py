@@ -202,7 +202,6 @@ def test_random_material_is_seeded_four_voice_music():
         ({"random_count": -1}, "random_count=-1 must be a whole number"),
         ({"random_beats": 0}, "random_beats=0 must be in (0, 1024]"),
         ({"random_match_fraction": 2}, "random_match_fraction=2 must be in (0, 1]"),
-        ({"stretches": ()}, "stretches must name at least one factor"),
     ],
 )
 def test_bad_options_are_refused(tmp_path, option, message):

@@ -79,7 +79,7 @@ def probes_judged_good(library: Library) -> list[str]:
     return [
         f"{p.name}: {v.good.exemplar} {v.good.similarity:.3f}"
         for p, v in zip(probes, verdicts, strict=True)
-        if v.verdict is Outcome.GOOD
+        if v.outcome is Outcome.GOOD
     ]
 
 
@@ -105,5 +105,5 @@ def test_the_reported_loopholes_are_closed(records, tmp_path, default_library):
     path = tmp_path / "probe.json"
     path.write_text(json.dumps(records))
     verdict = Scorer(default_library).score([read_notes(path)])[0]
-    assert verdict.verdict is Outcome.UNMATCHED and verdict.good.similarity < 0.6
+    assert verdict.outcome is Outcome.UNMATCHED and verdict.good.similarity < 0.6
     assert (REPO / "exemplars" / "good" / "bwv245.17.mxl").exists()  # the exemplar they used to pass through

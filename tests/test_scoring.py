@@ -8,7 +8,9 @@ from rollmatch import (
     Outcome,
     ParameterError,
     Scorer,
+    SearchSpace,
     TemplateBank,
+    Thresholds,
     defaults,
     make_notes,
     match,
@@ -34,7 +36,7 @@ def test_shipped_examples_get_their_verdicts(scorer):
         r.file.split("/")[-1]: r for r in score_files(sorted(str(p) for p in (REPO / "examples").glob("*.mid")), scorer)
     }
     good = results["bwv18.5-lz-opening.mid"].verdict
-    assert good.verdict is Outcome.GOOD
+    assert good.outcome is Outcome.GOOD
     # The Leipzig version is the library's Weimar version a whole tone higher.
     assert (good.good.exemplar, good.good.transpose, good.good.shift_beats, good.good.stretch) == (
         "bwv18.5-w-phrase1",
@@ -42,9 +44,9 @@ def test_shipped_examples_get_their_verdicts(scorer):
         0.0,
         1.0,
     )
-    assert results["bwv269-opening.mid"].verdict.verdict is Outcome.UNMATCHED
+    assert results["bwv269-opening.mid"].verdict.outcome is Outcome.UNMATCHED
     vetoed = results["planing.mid"].verdict
-    assert vetoed.verdict is Outcome.VETOED
+    assert vetoed.outcome is Outcome.VETOED
     # The two-voice fifths pattern, in contains mode, is held whole among the planing's other voices.
     assert (vetoed.bad.exemplar, vetoed.bad.transpose, vetoed.bad.stretch) == ("parallel-fifths-pair", 5, 0.5)
     assert vetoed.bad.similarity == pytest.approx(1.0)
@@ -53,14 +55,14 @@ def test_shipped_examples_get_their_verdicts(scorer):
 def test_warm_builds_the_banks_before_the_first_fragment(default_library):
     warm = Scorer(default_library, backend="cpu")
     assert warm.stretch_sets == ()
-    warm.warm([defaults.STRETCHES, (1.0,)])
+    one = warm.space.overridden(stretches=(1.0,))
+    warm.warm([None, one])
     assert warm.stretch_sets == (defaults.STRETCHES, (1.0,))
-    bank = warm.bank((1.0,))
+    bank = warm.bank(one)
     fragment = read_notes(REPO / "examples" / "planing.mid")
-    assert warm.score([fragment], stretches=(1.0,)) == Scorer(default_library, backend="cpu").score(
-        [fragment], stretches=(1.0,)
-    )
-    assert warm.bank((1.0,)) is bank and warm.stretch_sets == (defaults.STRETCHES, (1.0,))
+    assert warm.score([fragment], space=one) == Scorer(default_library, backend="cpu").score([fragment], space=one)
+    # a space that differs only in its transpositions shares the bank
+    assert warm.bank(one.overridden(transpose_range=3)) is bank and warm.stretch_sets == (defaults.STRETCHES, (1.0,))
 
 
 def test_every_exemplar_is_judged_by_itself(scorer, default_library):
@@ -69,12 +71,12 @@ def test_every_exemplar_is_judged_by_itself(scorer, default_library):
         own = v.good if exemplar.label is Label.GOOD else v.bad
         assert own.exemplar == exemplar.id and own.similarity == pytest.approx(1.0, abs=1e-5)
         # No good exemplar is vetoed by a bad one, and every bad one is vetoed.
-        assert v.verdict is (Outcome.GOOD if exemplar.label is Label.GOOD else Outcome.VETOED)
+        assert v.outcome is (Outcome.GOOD if exemplar.label is Label.GOOD else Outcome.VETOED)
 
 
 def test_empty_fragment_is_unmatched_with_no_matches(scorer):
     (v,) = scorer.score([make_notes([], [], [])])
-    assert v.verdict is Outcome.UNMATCHED and v.good is None and v.bad is None and v.score == 0.5
+    assert v.outcome is Outcome.UNMATCHED and v.good is None and v.bad is None and v.score == 0.5
 
 
 def test_dense_cluster_never_passes_as_good(scorer):
@@ -85,7 +87,7 @@ def test_dense_cluster_never_passes_as_good(scorer):
     )
     (v,) = scorer.score([cluster])
     assert v.good.similarity < defaults.GOOD_THRESHOLD - 0.2
-    assert v.verdict is Outcome.VETOED and v.bad.exemplar == "chromatic-cluster"
+    assert v.outcome is Outcome.VETOED and v.bad.exemplar == "chromatic-cluster"
 
 
 def test_fragment_shorter_than_one_step_scores_as_a_one_step_chord(scorer):
@@ -96,15 +98,16 @@ def test_fragment_shorter_than_one_step_scores_as_a_one_step_chord(scorer):
 
 def test_per_call_thresholds_change_the_verdict(scorer):
     notes = read_notes(REPO / "examples" / "bwv269-opening.mid")
-    assert scorer.score([notes])[0].verdict is Outcome.UNMATCHED
-    assert scorer.score([notes], good_threshold=0.5)[0].verdict is Outcome.GOOD
-    assert scorer.score([notes], good_threshold=0.5, bad_threshold=0.5)[0].verdict is Outcome.VETOED
+    assert scorer.score([notes])[0].outcome is Outcome.UNMATCHED
+    lower = scorer.thresholds.overridden(good=0.5)
+    assert scorer.score([notes], thresholds=lower)[0].outcome is Outcome.GOOD
+    assert scorer.score([notes], thresholds=lower.overridden(bad=0.5))[0].outcome is Outcome.VETOED
 
 
 def test_a_smaller_search_space_misses_what_it_excludes(scorer):
     notes = read_notes(REPO / "examples" / "bwv18.5-lz-opening.mid")  # the exemplar transposed by +2
-    assert scorer.score([notes], transpose_range=1)[0].verdict is Outcome.UNMATCHED
-    assert scorer.score([notes], transpose_range=2, stretches=(1.0,))[0].verdict is Outcome.GOOD
+    assert scorer.score([notes], space=SearchSpace(transpose_range=1))[0].outcome is Outcome.UNMATCHED
+    assert scorer.score([notes], space=SearchSpace(transpose_range=2, stretches=(1.0,)))[0].outcome is Outcome.GOOD
 
 
 def test_windows_cover_the_piece():
@@ -128,7 +131,7 @@ def test_window_matches_are_placed_in_the_piece(tmp_path, scorer, default_librar
     results = list(score_files([path], scorer, window_beats=8, hop_beats=8))
     assert [(r.start_beat, r.end_beat) for r in results][:3] == [(0, 8), (8, 16), (16, 24)]
     hit = results[2].verdict
-    assert hit.verdict is Outcome.GOOD
+    assert hit.outcome is Outcome.GOOD
     assert (hit.good.exemplar, hit.good.transpose, hit.good.shift_beats) == (default_library.exemplars[5].id, -2, 16.0)
     assert results[2].to_dict()["start_beat"] == 16
 
@@ -139,16 +142,13 @@ def test_unreadable_files_are_reported_and_the_rest_scored(tmp_path, scorer):
     results = list(score_files([broken, REPO / "examples" / "planing.mid", tmp_path / "gone.krn"], scorer))
     assert results[0].verdict is None and "broken.mid: not a readable MIDI file" in results[0].error
     assert results[0].to_dict() == {"file": str(broken), "error": results[0].error}
-    assert results[1].verdict.verdict is Outcome.VETOED
+    assert results[1].verdict.outcome is Outcome.VETOED
     assert "no such file" in results[2].error
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"stretches": (0.0,)}, "stretch=0 must be > 0"),
-        ({"good_threshold": 1.5}, "good_threshold=1.5"),
-        ({"transpose_range": 99}, "transpose_range=99"),
         ({"hop_beats": 2.0}, "hop_beats needs window_beats"),
         ({"window_beats": -4.0}, "window_beats=-4 must be > 0"),
     ],
@@ -163,9 +163,9 @@ def test_bank_cache_stays_bounded_whatever_stretch_sets_callers_send(scorer):
 
     notes = read_notes(REPO / "examples" / "planing.mid")
     for i in range(BANK_CACHE_SIZE + 5):
-        scorer.score([notes], stretches=(1.0, 1.0 + (i + 1) / 64))
+        scorer.score([notes], space=SearchSpace(stretches=(1.0, 1.0 + (i + 1) / 64)))
     assert len(scorer._banks) == BANK_CACHE_SIZE
-    assert scorer.score([notes], stretches=(0.5,))[0].bad.exemplar == "parallel-fifths-pair"
+    assert scorer.score([notes], space=SearchSpace(stretches=(0.5,)))[0].bad.exemplar == "parallel-fifths-pair"
 
 
 def test_empty_library_cannot_score(tmp_path):
@@ -212,7 +212,7 @@ def test_the_first_half_of_an_exemplar_with_all_its_voices_is_still_good(library
     good = [(e.id, n) for e, n in zip(library.exemplars, library.notes(), strict=True) if e.label is Label.GOOD]
     verdicts = scorer.score([transform_notes(first_half(notes), transpose=3) for _, notes in good])
     for (exemplar_id, _), verdict in zip(good, verdicts, strict=True):
-        assert verdict.verdict is Outcome.GOOD, exemplar_id
+        assert verdict.outcome is Outcome.GOOD, exemplar_id
         assert verdict.good.exemplar == exemplar_id and verdict.good.similarity >= 0.95
         assert (verdict.good.transpose, verdict.good.shift_beats, verdict.good.coverage) == (3, 0.0, pytest.approx(1.0))
 
@@ -224,7 +224,7 @@ def test_a_half_that_holds_little_of_its_exemplar_scores_by_its_share():
     half = first_half(phrase)
     share = (piano_roll(half) > 0).sum() / (piano_roll(phrase) > 0).sum()
     assert 0.3 < share < 0.4
-    library_bank = TemplateBank([phrase], stretches=(1.0,))
+    library_bank = TemplateBank([phrase], SearchSpace(stretches=(1.0,)))
     assert match([half], library_bank).similarity[0, 0] == pytest.approx(np.sqrt(share / 0.5), abs=1e-6)
     # Its first six beats hold more than half, and match whole.
     assert match([select_beats(phrase, 0, 6)], library_bank).similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
@@ -235,7 +235,7 @@ def test_a_lone_voice_of_an_exemplar_is_not_good(default_library, built_library)
     for library, name in ((default_library, "bwv165.6"), (built_library, "bwv269")):
         assert {f"{name}-phrase1", name} & {e.id for e in library.exemplars}
         verdicts = Scorer(library).score(list(chorale_voices(name).values()))
-        assert [v.verdict for v in verdicts] == [Outcome.UNMATCHED] * 4, name
+        assert [v.outcome for v in verdicts] == [Outcome.UNMATCHED] * 4, name
         assert max(v.good.similarity for v in verdicts) < 0.6
 
 
@@ -259,8 +259,8 @@ def test_parallel_fifths_in_contains_mode_veto_them_inside_a_chorale_texture(lib
         voices = chorale_voices(name)
         texture = fifths_in_a_chorale(voices, pair, stretch=stretch, at=at)
         plain, faulty = scorer.score([whole(voices), texture])
-        assert plain.verdict is not Outcome.VETOED, name
-        assert faulty.verdict is Outcome.VETOED and faulty.bad.exemplar == "parallel-fifths-pair", name
+        assert plain.outcome is not Outcome.VETOED, name
+        assert faulty.outcome is Outcome.VETOED and faulty.bad.exemplar == "parallel-fifths-pair", name
         assert (faulty.bad.similarity, faulty.bad.stretch, faulty.bad.shift_beats) == (pytest.approx(1.0), stretch, at)
 
 
@@ -274,14 +274,14 @@ def test_contains_mode_finds_a_fault_that_a_near_copy_misses(default_library, tm
     )
     assert held == pytest.approx(1.0) and near == pytest.approx(np.sqrt(0.5), abs=0.01)
     verdict = Scorer(default_library).score([texture])[0]
-    assert verdict.verdict is Outcome.VETOED and verdict.bad.exemplar == "parallel-octaves-pair"
+    assert verdict.outcome is Outcome.VETOED and verdict.bad.exemplar == "parallel-octaves-pair"
 
 
 @pytest.mark.parametrize("pitches", [range(36, 85), range(55, 67)])
 def test_a_dense_cluster_vetoes_nothing_and_matches_nothing_good_in_either_mode(library, pitches):
     cluster = make_notes(list(pitches), [0.0] * len(pitches), [8.0] * len(pitches))
     notes, exemplars = library.notes(), library.exemplars
-    thresholds = Scorer(library).thresholds()
+    thresholds = Scorer(library).in_force()
     for mode in ("near-copy", "contains"):
         bank = TemplateBank(notes, modes=[mode] * len(notes))
         best = match([cluster], bank)
@@ -289,8 +289,20 @@ def test_a_dense_cluster_vetoes_nothing_and_matches_nothing_good_in_either_mode(
             if e.id != "chromatic-cluster":  # a cluster is, of course, a close copy of itself
                 assert best.similarity[0, k] < thresholds[k], (mode, e.id, best.similarity[0, k])
     verdict = Scorer(library).score([cluster])[0]
-    assert verdict.verdict is (
+    assert verdict.outcome is (
         Outcome.VETOED if "chromatic-cluster" in {e.id for e in exemplars} else Outcome.UNMATCHED
     )
-    if verdict.verdict is Outcome.VETOED:
+    if verdict.outcome is Outcome.VETOED:
         assert verdict.bad.exemplar == "chromatic-cluster"
+
+
+def test_batches_are_judged_as_one_call_and_split_back_in_order(scorer):
+    good = read_notes(REPO / "examples" / "bwv18.5-lz-opening.mid")
+    planing = read_notes(REPO / "examples" / "planing.mid")
+    strict = Thresholds(good=0.99, bad=0.99, min_coverage=0.9)
+    batches = [[good, planing], [], [planing]]
+    answers = scorer.score_batches(batches, thresholds=strict)
+    assert [len(a) for a in answers] == [2, 0, 1]
+    assert answers[0] == scorer.score([good, planing], thresholds=strict)
+    assert answers[2] == scorer.score([planing], thresholds=strict)
+    assert all(v.min_coverage == 0.9 for batch in answers for v in batch)

@@ -1,21 +1,24 @@
-"""The phrase search: its pure parts by hand, then small real searches through a server on 127.0.0.1."""
+"""The phrase search: its pure parts by hand, then small real searches, in this process and through a server on
+127.0.0.1."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from rollmatch.server.app import BackgroundServer, ServerConfig
 
 from rollmatch import Scorer, make_notes, select_beats, windows
-from rollmatch.client import Client
+from rollmatch.client import Client, RemoteScorer
 from rollmatch.errors import ParameterError, SearchError
 from rollmatch.generators import Material, Proposal, transpose_bar, variation
-from rollmatch.search import Novelty, PhraseSearch, _Level, append_bar, parse_form, window_spans
+from rollmatch.search import Novelty, PhraseSearch, SearchSettings, _Level, append_bar, parse_form, window_spans
 from rollmatch.verdict import Match, Outcome, Verdict
 
 from .conftest import REPO
 
 # Small searches, so that each takes seconds. In four bars the last phrase explains the last three windows, more
 # than the default max_reuse of half of four: a result this short needs reuse allowed.
-SMALL = {"bars": 4, "beam": 4, "candidates": 16, "seed": 3, "novelty": Novelty(max_reuse=1.0)}
+SMALL = SearchSettings(bars=4, beam=4, candidates=16, seed=3, novelty=Novelty(max_reuse=1.0))
 
 
 # --- pure parts -------------------------------------------------------------------------------------------
@@ -83,7 +86,13 @@ def test_levels_hand_out_every_beams_first_draw_before_any_second():
     assert level.next_group(2, 2) == []
 
 
-# --- searches through a real server ----------------------------------------------------------------------
+# --- real searches ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def critic(default_library):
+    """The critic a search scores through in this process."""
+    return Scorer(default_library, backend="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +126,12 @@ class ReversedStream:
     def score_stream(self, batches, **options):
         return reversed(list(self.client.score_stream(batches, **options)))
 
-    def score(self, fragments, **options):
-        return self.client.score(fragments, **options)
+    def __getattr__(self, name):
+        return getattr(self.client, name)
 
 
-def test_a_search_grows_a_phrase_whose_every_window_is_good(client, material, default_library):
-    result = PhraseSearch(client, variation, material=material, name="variation", **SMALL).run()
+def test_a_search_grows_a_phrase_whose_every_window_is_good(critic, material, default_library):
+    result = PhraseSearch(critic, variation, material=material, name="variation", settings=SMALL).run()
     assert result.complete and result.stopped == "length reached" and result.bars == 4
     assert result.evaluations > 0 and result.to_dict()["evaluations"] == result.evaluations
     assert float(result.notes["end"].max()) > 12  # the last bar sounds
@@ -130,25 +139,29 @@ def test_a_search_grows_a_phrase_whose_every_window_is_good(client, material, de
     cut = windows(result.notes, window_beats=12, hop_beats=4)
     assert len(cut) == 4 == len(result.windows)
     verdicts = Scorer(default_library, backend="cpu").score([w for _, _, w in cut])
-    assert [v.verdict for v in verdicts] == [Outcome.GOOD] * 4
+    assert [v.outcome for v in verdicts] == [Outcome.GOOD] * 4
     assert all(v.good.coverage >= default_library.config.min_coverage - 1e-6 for v in verdicts)
-    assert [w.verdict.verdict for w in result.windows] == [Outcome.GOOD] * 4
+    assert [w.verdict.outcome for w in result.windows] == [Outcome.GOOD] * 4
     assert result.to_dict()["exemplars_matched"]
 
 
-def test_the_same_seed_gives_the_same_phrase_whatever_order_answers_arrive_in(client, material):
-    first = PhraseSearch(client, variation, material=material, name="variation", **SMALL).run()
-    again = PhraseSearch(ReversedStream(client), variation, material=material, name="variation", **SMALL).run()
+def test_the_same_seed_gives_the_same_phrase_locally_or_through_a_server_whatever_order_answers_arrive_in(
+    critic, client, material
+):
+    first = PhraseSearch(critic, variation, material=material, name="variation", settings=SMALL).run()
+    remote = RemoteScorer(ReversedStream(client))
+    again = PhraseSearch(remote, variation, material=material, name="variation", settings=SMALL).run()
     assert first.notes.tobytes() == again.notes.tobytes()
     assert (first.evaluations, first.origins) == (again.evaluations, again.origins)
+    assert [w.verdict for w in first.windows] == [w.verdict for w in again.windows]
 
 
-def test_a_generator_of_vetoed_material_ends_with_a_clear_message(client, material, bad_bar):
+def test_a_generator_of_vetoed_material_ends_with_a_clear_message(critic, material, bad_bar):
     def vetoed(context, rng):
         return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-6, 7), size=context.count, replace=False)]
 
     search = PhraseSearch(
-        client, vetoed, material=material, name="fifths", max_evaluations=500, **{**SMALL, "candidates": 6}
+        critic, vetoed, material=material, name="fifths", settings=replace(SMALL, max_evaluations=500, candidates=6)
     )
     with pytest.raises(SearchError) as caught:
         search.run()
@@ -159,33 +172,33 @@ def test_a_generator_of_vetoed_material_ends_with_a_clear_message(client, materi
     assert 0 < search.evaluations <= 500
 
 
-def test_the_evaluation_budget_stops_a_search(client, material, bad_bar):
+def test_the_evaluation_budget_stops_a_search(critic, material, bad_bar):
     def vetoed(context, rng):  # within the library's register, so that every candidate is scored
         return [transpose_bar(bad_bar, int(t)) for t in rng.choice(np.arange(-3, 3), size=context.count, replace=False)]
 
     search = PhraseSearch(
-        client, vetoed, material=material, name="fifths", max_evaluations=4, **{**SMALL, "candidates": 6}
+        critic, vetoed, material=material, name="fifths", settings=replace(SMALL, max_evaluations=4, candidates=6)
     )
     with pytest.raises(SearchError, match="the evaluation budget of 4 ran out before any bar survived: .*'fifths'"):
         search.run()
     assert search.evaluations <= 4
     # with material that can grow, the budget leaves the best phrase so far, marked incomplete
     partial = PhraseSearch(
-        client, variation, material=material, name="variation", max_evaluations=150, **{**SMALL, "bars": 8}
+        critic, variation, material=material, name="variation", settings=replace(SMALL, max_evaluations=150, bars=8)
     ).run()
     assert not partial.complete and partial.stopped == "evaluation budget of 150"
     assert 1 <= partial.bars < 8 and partial.evaluations <= 150
     with pytest.raises(SearchError, match=r"the time budget of 1e-09 s ran out before any bar survived"):
-        PhraseSearch(client, variation, material=material, max_seconds=1e-9, **SMALL).run()
+        PhraseSearch(critic, variation, material=material, settings=replace(SMALL, max_seconds=1e-9)).run()
 
 
-def test_a_form_repeats_or_varies_its_sections_and_checks_every_window(client, material):
+def test_a_form_repeats_or_varies_its_sections_and_checks_every_window(critic, material):
     # Sections of two bars, the default library's phrase length: a repeated section is a repeated phrase, which
     # the three-bar windows judge GOOD; a repeated lone bar would not be most of any window.
     result = PhraseSearch(
-        client, variation, material=material, name="variation", form="AABA", **{**SMALL, "bars": 8, "seed": 1}
+        critic, variation, material=material, name="variation", settings=replace(SMALL, form="AABA", bars=8, seed=1)
     ).run()
-    assert result.complete and [w.verdict.verdict for w in result.windows] == [Outcome.GOOD] * 8
+    assert result.complete and [w.verdict.outcome for w in result.windows] == [Outcome.GOOD] * 8
     report = result.to_dict()
     assert [(s["letter"], s["start_bar"], s.get("repeats_bar")) for s in report["sections"]] == [
         ("A", 0, None),
@@ -211,16 +224,16 @@ def test_a_form_repeats_or_varies_its_sections_and_checks_every_window(client, m
             assert np.array_equal(here["start"], earlier["start"]) and np.array_equal(here["end"], earlier["end"])
 
 
-def test_a_search_continues_its_start(client, material, default_library):
+def test_a_search_continues_its_start(critic, material, default_library):
     opening = dict(zip((e.id for e in default_library.exemplars), default_library.notes(), strict=True))[
         "bwv101.7-phrase1"
     ]
-    result = PhraseSearch(client, variation, material=material, name="variation", start=opening, **SMALL).run()
+    result = PhraseSearch(critic, variation, material=material, name="variation", start=opening, settings=SMALL).run()
     assert result.complete and result.bars == 4
     assert [o.source for o in result.origins] == ["start", "start", "generated", "generated"]
     assert select_beats(result.notes, 0, 8).tobytes() == select_beats(opening, 0, 8).tobytes()
     with pytest.raises(ParameterError, match="the start is 2 bars long; bars=2 must be more"):
-        PhraseSearch(client, variation, material=material, start=opening, bars=2)
+        PhraseSearch(critic, variation, material=material, start=opening, settings=SearchSettings(bars=2))
 
 
 @pytest.mark.parametrize(
@@ -235,9 +248,9 @@ def test_a_search_continues_its_start(client, material, default_library):
         ({"beats_per_bar": 3}, "material cut into bars of 4 beats, but beats_per_bar=3"),
     ],
 )
-def test_settings_are_checked_before_searching(material, option, message):
+def test_settings_are_checked_before_searching(critic, material, option, message):
     with pytest.raises(ParameterError, match=message):
-        PhraseSearch(None, variation, material=material, **option)
+        PhraseSearch(critic, variation, material=material, settings=SearchSettings(**option))
 
 
 def test_the_material_is_the_libraries_good_exemplars_in_bars(material, default_library):
@@ -257,8 +270,8 @@ def copies_only(context, rng):
     return [Proposal(material.bars[i].notes, material.bars[i].voices) for i in picks[: context.count]]
 
 
-def test_a_generator_that_can_only_copy_gives_up_naming_the_copy_ceiling(client, material):
-    search = PhraseSearch(client, copies_only, material=material, name="copier", **SMALL)
+def test_a_generator_that_can_only_copy_gives_up_naming_the_copy_ceiling(critic, material):
+    search = PhraseSearch(critic, copies_only, material=material, name="copier", settings=SMALL)
     with pytest.raises(SearchError) as caught:
         search.run()
     message = str(caught.value)
@@ -268,7 +281,11 @@ def test_a_generator_that_can_only_copy_gives_up_naming_the_copy_ceiling(client,
     assert search.evaluations < 500  # it ran out of candidates, not of budget: it did not hang
     # with the ceiling off, the same copies are GOOD: the ceiling alone stopped them
     copied = PhraseSearch(
-        client, copies_only, material=material, name="copier", **{**SMALL, "novelty": Novelty(max_copy=1, max_reuse=1)}
+        critic,
+        copies_only,
+        material=material,
+        name="copier",
+        settings=replace(SMALL, novelty=Novelty(max_copy=1, max_reuse=1)),
     ).run()
     assert copied.complete and max(w.verdict.nearest.similarity for w in copied.windows) > 0.99
 
@@ -282,13 +299,13 @@ def test_novelty_settings_are_checked_once():
         Novelty(max_copy_beats=-1)
 
 
-def test_max_copy_beats_scores_the_stretches_ending_in_each_new_bar(client, material):
+def test_max_copy_beats_scores_the_stretches_ending_in_each_new_bar(critic, material):
     # smaller still: every candidate is scored on up to 30 stretches as well as its windows
     search = PhraseSearch(
-        client,
+        critic,
         variation,
         material=material,
-        **{**SMALL, "bars": 3, "beam": 2, "candidates": 8, "novelty": Novelty(max_copy_beats=3, max_reuse=1)},
+        settings=replace(SMALL, bars=3, beam=2, candidates=8, novelty=Novelty(max_copy_beats=3, max_reuse=1)),
     )
     assert search._copy_stretches(0) == [(0.0, 4.0)]
     stretches = search._copy_stretches(2)  # ending on beats 9-12, 4 to 12 beats long
@@ -299,16 +316,16 @@ def test_max_copy_beats_scores_the_stretches_ending_in_each_new_bar(client, mate
     assert result.complete and max(w.longest_copy_beats for w in result.windows) <= 3
 
 
-def test_every_generated_bar_must_lie_inside_a_good_match(material):
-    search = PhraseSearch(None, variation, material=material, **{**SMALL, "bars": 8})
+def test_every_generated_bar_must_lie_inside_a_good_match(critic, material):
+    search = PhraseSearch(critic, variation, material=material, settings=replace(SMALL, bars=8))
     length = search._exemplar_beats["bwv101.7-phrase1"]
     assert length == 8
-    good = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 4.0, 1.0, 0.66), None)
+    good = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 4.0, 1.0, 0.66, 0.83), None, 0.6)
     assert search._placed(2, good) == {3, 4}  # a window from bar 2 whose match starts a bar in: bars 3 and 4
-    half = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 2.0, 0.5, 0.66), None)
+    half = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 2.0, 0.5, 0.66, 0.83), None, 0.6)
     assert search._placed(0, half) == {0, 1}  # stretched by 1/2 it sounds in beats 2-6: half of bar 0, half of bar 1
-    short = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 3.0, 0.5, 0.66), None)
+    short = Verdict(Outcome.GOOD, 1.9, Match("bwv101.7-phrase1", 0.9, 0, 3.0, 0.5, 0.66, 0.83), None, 0.6)
     assert search._placed(0, short) == {1}  # beats 3-7: a quarter of bar 0, three quarters of bar 1
-    assert search._placed(0, Verdict(Outcome.UNMATCHED, 0.5, good.good, None)) == frozenset()
+    assert search._placed(0, Verdict(Outcome.UNMATCHED, 0.5, good.good, None, 0.6)) == frozenset()
     # once bar 4 is appended, every window holding bars 0-2 has been judged; the last bar settles them all
     assert list(search._settled(4)) == [0, 1, 2] and list(search._settled(7)) == list(range(8))

@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from grpc_status import rpc_status
 from rollmatch.server.app import ServerConfig, start
 
-from rollmatch import Library, Outcome, Scorer, defaults, read_notes, select_beats, windows
+from rollmatch import Library, Outcome, Scorer, SearchSpace, defaults, read_notes, select_beats, windows
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.client import Client, fragment_message
@@ -84,15 +84,18 @@ def local(served):
 def assert_same(remote, local_verdicts):
     assert len(remote) == len(local_verdicts)
     for r, v in zip(remote, local_verdicts, strict=True):
-        assert r.verdict == v.verdict and r.score == pytest.approx(v.score, abs=1e-6)
+        assert (
+            r.outcome == v.outcome and r.score == pytest.approx(v.score, abs=1e-6) and r.min_coverage == v.min_coverage
+        )
         for a, b in ((r.good, v.good), (r.bad, v.bad)):
             assert (a is None) == (b is None)
             if a is not None:
-                assert (a.exemplar, a.transpose, a.shift_beats, a.stretch) == (
+                assert (a.exemplar, a.transpose, a.shift_beats, a.stretch, a.threshold) == (
                     b.exemplar,
                     b.transpose,
                     b.shift_beats,
                     b.stretch,
+                    b.threshold,
                 )
                 assert a.similarity == pytest.approx(b.similarity, abs=1e-6) and a.coverage == pytest.approx(
                     b.coverage, abs=1e-9
@@ -126,7 +129,7 @@ def test_unary_scoring_equals_local_scoring(target, local):
     assert_same(remote, local.score(fragments, origin_beats=origins))
     examples = [read_notes(REPO / "examples" / name) for name in ("bwv18.5-lz-opening.mid", "planing.mid")]
     assert_same(from_bytes, local.score(examples))
-    assert [v.verdict.value for v in from_bytes] == ["GOOD", "VETOED"]
+    assert [v.outcome.value for v in from_bytes] == ["GOOD", "VETOED"]
 
 
 def test_zero_length_notes_score_as_they_do_locally(target, local):
@@ -143,16 +146,19 @@ def test_zero_length_notes_score_as_they_do_locally(target, local):
 
 def test_options_and_top_matches_travel(target, local):
     notes = read_notes(REPO / "examples" / "bwv269-opening.mid")
-    options = {"transpose_range": 3, "stretches": (1.0, 2.0), "good_threshold": 0.5, "top_k": 5}
+    space = SearchSpace(transpose_range=3, stretches=(1.0, 2.0))
+    options = {"space": space, "thresholds": local.thresholds.overridden(good=0.5), "top_k": 5}
+    relaxed = local.thresholds.overridden(min_coverage=0.4)
     with Client(target, timeout=60) as client:
         (remote,) = client.score([notes], **options)
         # Coverage decides: the two-phrase example reaches its exemplar over half of itself.
         two_phrases = read_notes(REPO / "examples" / "bwv18.5-lz-two-phrases.mid")
-        covered = [client.score([two_phrases], min_coverage=c)[0] for c in (None, 0.4)]
+        covered = [client.score([two_phrases], thresholds=t)[0] for t in (None, relaxed)]
     (expected,) = local.score([notes], **options)
     assert_same([remote], [expected])
-    assert [v.verdict for v in covered] == [Outcome.UNMATCHED, Outcome.GOOD]
-    assert_same(covered, [local.score([two_phrases])[0], local.score([two_phrases], min_coverage=0.4)[0]])
+    assert [v.outcome for v in covered] == [Outcome.UNMATCHED, Outcome.GOOD]
+    assert [v.min_coverage for v in covered] == [local.thresholds.min_coverage, 0.4]
+    assert_same(covered, [local.score([two_phrases])[0], local.score([two_phrases], thresholds=relaxed)[0]])
     assert len(remote.top) == 5 and [m.exemplar for m in remote.top] == [m.exemplar for m in expected.top]
     assert remote.top[0].similarity >= remote.top[-1].similarity
 
@@ -205,8 +211,7 @@ def test_cli_draws_a_timeline_through_the_server(target, served, tmp_path, capsy
     config = Library.open(served.state.library.path).config
     with Client(target, timeout=60) as client:
         remote = RemoteScorer(client)
-        assert remote.label_thresholds() == (config.good_threshold, config.bad_threshold)
-        assert remote.label_thresholds(bad_threshold=0.5) == (config.good_threshold, 0.5)
+        assert remote.thresholds == config.thresholds and remote.library_name == config.name
     out_png = tmp_path / "timeline.png"
     assert (
         main(
@@ -527,7 +532,7 @@ def test_curation_changes_the_served_library(target, served, tmp_path):
         added = client.add_exemplar(motif, label="bad", exemplar_id="creep", tags=["test"])
         assert added.exemplar.id == "creep" and added.library_version != before
         (verdict,) = client.score([read_notes(motif)])
-        assert verdict.verdict.value == "VETOED" and verdict.bad.exemplar == "creep"
+        assert verdict.outcome.value == "VETOED" and verdict.bad.exemplar == "creep"
         with pytest.raises(AlreadyExistsError, match="'creep' already exists"):
             client.add_exemplar(motif, label="bad", exemplar_id="creep")
         assert client.set_thresholds(bad=0.99).thresholds.bad == pytest.approx(0.99)
@@ -697,7 +702,7 @@ def test_tls(tmp_path):
     try:
         with Client(f"localhost:{running.port}", tls_ca=cert, timeout=60) as client:
             (verdict,) = client.score([read_notes(REPO / "examples" / "planing.mid")])
-            assert verdict.verdict.value == "VETOED"
+            assert verdict.outcome.value == "VETOED"
         with Client(f"localhost:{running.port}", timeout=5) as plaintext, pytest.raises(ServiceError):
             plaintext.library()
     finally:

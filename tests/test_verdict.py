@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from rollmatch import BestMatches, Outcome, ParameterError, judge
-from rollmatch.verdict import exemplar_thresholds
+from rollmatch import BestMatches, Outcome, ParameterError, Thresholds, judge
 
 IDS = ("good-a", "good-b", "bad-x")
 IS_BAD = np.array([False, False, True])
@@ -22,15 +21,15 @@ def best(*rows: list[float], coverage: list[float] | None = None) -> BestMatches
 
 
 def verdicts(matches: BestMatches, overrides=NO_OVERRIDE, good=0.8, bad=0.7, origins=None, min_coverage=0.6):
-    thresholds = exemplar_thresholds(IS_BAD, overrides, good_threshold=good, bad_threshold=bad)
-    return judge(matches, IDS, IS_BAD, thresholds, steps_per_beat=12, min_coverage=min_coverage, origin_beats=origins)
+    thresholds = Thresholds(good, bad, min_coverage)
+    return judge(matches, IDS, IS_BAD, overrides, thresholds, steps_per_beat=12, origin_beats=origins)
 
 
 def test_good_needs_a_strong_good_match_and_no_strong_bad_one():
     good, unmatched, vetoed = verdicts(best([0.9, 0.5, 0.3], [0.79, 0.5, 0.3], [0.99, 0.9, 0.7]))
-    assert good.verdict is Outcome.GOOD
-    assert unmatched.verdict is Outcome.UNMATCHED
-    assert vetoed.verdict is Outcome.VETOED  # a bad match at its threshold vetoes even a perfect good one
+    assert good.outcome is Outcome.GOOD
+    assert unmatched.outcome is Outcome.UNMATCHED
+    assert vetoed.outcome is Outcome.VETOED  # a bad match at its threshold vetoes even a perfect good one
 
 
 def test_verdict_explains_itself():
@@ -48,6 +47,7 @@ def test_verdict_explains_itself():
             "shift_beats": 8.5,
             "stretch": 0.5,
             "coverage": 0.9,
+            "threshold": 0.8,
         },
         "bad": {
             "exemplar": "bad-x",
@@ -56,7 +56,9 @@ def test_verdict_explains_itself():
             "shift_beats": 8.0,
             "stretch": 2.0,
             "coverage": 0.25,
+            "threshold": 0.7,
         },
+        "min_coverage": 0.6,
         "nearest": {
             "exemplar": "good-b",
             "similarity": 0.95,
@@ -64,6 +66,7 @@ def test_verdict_explains_itself():
             "shift_beats": 8.5,
             "stretch": 0.5,
             "coverage": 0.9,
+            "threshold": 0.8,
         },
     }
 
@@ -71,7 +74,7 @@ def test_verdict_explains_itself():
 def test_score_ranks_every_good_above_every_other():
     rows = [[0.81, 0.0, 0.69], [0.99, 0.0, 0.0], [0.79, 0.0, 0.0], [0.5, 0.0, 0.2], [1.0, 0.0, 0.7], [0.0, 0.0, 1.0]]
     results = verdicts(best(*rows))
-    assert [v.verdict for v in results] == [
+    assert [v.outcome for v in results] == [
         Outcome.GOOD,
         Outcome.GOOD,
         Outcome.UNMATCHED,
@@ -89,55 +92,56 @@ def test_score_ranks_every_good_above_every_other():
 def test_per_exemplar_thresholds_override_the_library_and_the_call():
     overrides = np.array([0.95, np.nan, 0.5])
     (v,) = verdicts(best([0.9, 0.0, 0.3]), overrides=overrides)
-    assert v.verdict is Outcome.UNMATCHED  # good-a needs 0.95 of its own
+    assert v.outcome is Outcome.UNMATCHED  # good-a needs 0.95 of its own
     (v,) = verdicts(best([0.96, 0.0, 0.55]), overrides=overrides)
-    assert v.verdict is Outcome.VETOED  # bad-x vetoes from 0.5, below the global 0.7
+    assert v.outcome is Outcome.VETOED  # bad-x vetoes from 0.5, below the global 0.7
     (v,) = verdicts(best([0.9, 0.0, 0.3]), overrides=overrides, good=0.5)
-    assert v.verdict is Outcome.UNMATCHED  # the exemplar's own threshold wins over the call's too
+    assert v.outcome is Outcome.UNMATCHED  # the exemplar's own threshold wins over the call's too
 
 
 def test_per_call_thresholds_replace_the_library_defaults():
     row = [0.75, 0.0, 0.6]
-    assert verdicts(best(row), good=0.8, bad=0.7)[0].verdict is Outcome.UNMATCHED
-    assert verdicts(best(row), good=0.7, bad=0.7)[0].verdict is Outcome.GOOD
-    assert verdicts(best(row), good=0.7, bad=0.55)[0].verdict is Outcome.VETOED
+    assert verdicts(best(row), good=0.8, bad=0.7)[0].outcome is Outcome.UNMATCHED
+    assert verdicts(best(row), good=0.7, bad=0.7)[0].outcome is Outcome.GOOD
+    assert verdicts(best(row), good=0.7, bad=0.55)[0].outcome is Outcome.VETOED
 
 
 def test_reported_match_prefers_one_that_reaches_its_threshold():
     # good-a is more similar but misses its own 0.95; good-b passes the library's 0.8 and is reported.
     (v,) = verdicts(best([0.9, 0.85, 0.1]), overrides=np.array([0.95, np.nan, np.nan]))
-    assert v.verdict is Outcome.GOOD and v.good.exemplar == "good-b"
+    assert v.outcome is Outcome.GOOD and v.good.exemplar == "good-b"
 
 
 def test_no_match_is_reported_as_none():
     (v,) = verdicts(best([0.0, 0.0, 0.0]))
-    assert v.good is None and v.bad is None and v.verdict is Outcome.UNMATCHED and v.score == 0.5
-    only_good = judge(best([0.9, 0.2, 0.0]), IDS, np.zeros(3, bool), np.full(3, 0.8), steps_per_beat=12)[0]
-    assert only_good.bad is None and only_good.verdict is Outcome.GOOD
+    assert v.good is None and v.bad is None and v.outcome is Outcome.UNMATCHED and v.score == 0.5
+    no_bad = np.zeros(3, bool)
+    only_good = judge(best([0.9, 0.2, 0.0]), IDS, no_bad, NO_OVERRIDE, Thresholds(good=0.8), steps_per_beat=12)[0]
+    assert only_good.bad is None and only_good.outcome is Outcome.GOOD
 
 
 def test_good_needs_its_match_to_cover_enough_of_the_fragment():
     # good-a reaches its threshold over only half the fragment; good-b covers 0.9 of it but is weaker.
     half = best([0.95, 0.81, 0.1], coverage=[0.5, 0.9, 0.2])
     (v,) = verdicts(half)
-    assert v.verdict is Outcome.GOOD and v.good.exemplar == "good-b"  # the match that counts is reported
+    assert v.outcome is Outcome.GOOD and v.good.exemplar == "good-b"  # the match that counts is reported
     (v,) = verdicts(half, min_coverage=0.95)
-    assert v.verdict is Outcome.UNMATCHED and v.good.exemplar == "good-a"  # none counts: the most similar
+    assert v.outcome is Outcome.UNMATCHED and v.good.exemplar == "good-a"  # none counts: the most similar
     (v,) = verdicts(half, min_coverage=0.0)
-    assert v.verdict is Outcome.GOOD and v.good.exemplar == "good-a"
+    assert v.outcome is Outcome.GOOD and v.good.exemplar == "good-a"
     # A coverage within the tie tolerance below the requirement counts, as a similarity does.
-    assert verdicts(best([0.9, 0.0, 0.0], coverage=[0.6 - 1e-9, 0, 0]))[0].verdict is Outcome.GOOD
+    assert verdicts(best([0.9, 0.0, 0.0], coverage=[0.6 - 1e-9, 0, 0]))[0].outcome is Outcome.GOOD
 
 
 def test_nothing_overlapping_reaches_any_threshold_however_low():
     # Thresholds and coverage requirements are accepted down to just above 0; a similarity of 0 never counts.
     (v,) = verdicts(best([0.0, 0.0, 0.0], coverage=[0.0, 0.0, 0.0]), good=5e-7, bad=5e-7, min_coverage=0.0)
-    assert v.verdict is Outcome.UNMATCHED and v.good is None and v.bad is None
+    assert v.outcome is Outcome.UNMATCHED and v.good is None and v.bad is None
 
 
 def test_a_bad_match_vetoes_however_little_it_covers():
     (v,) = verdicts(best([0.99, 0.0, 0.75], coverage=[1.0, 0.0, 0.05]))
-    assert v.verdict is Outcome.VETOED and v.bad.coverage == 0.05
+    assert v.outcome is Outcome.VETOED and v.bad.coverage == 0.05
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.2, float("nan"), "0.6"])
@@ -149,4 +153,21 @@ def test_min_coverage_is_validated(value):
 @pytest.mark.parametrize("value", [0, -0.1, 1.2, float("nan"), "0.8", True])
 def test_thresholds_are_validated(value):
     with pytest.raises(ParameterError, match="good_threshold="):
-        exemplar_thresholds(IS_BAD, NO_OVERRIDE, good_threshold=value)
+        Thresholds(good=value)
+
+
+def test_every_match_carries_the_threshold_it_was_judged_against():
+    # good-a has its own 0.95; good-b and bad-x follow their labels' thresholds, given per call.
+    (v,) = verdicts(best([0.9, 0.85, 0.3]), overrides=np.array([0.95, np.nan, np.nan]), good=0.6, bad=0.4)
+    assert (v.good.exemplar, v.good.threshold, v.good.reached) == ("good-b", 0.6, True)
+    assert (v.bad.threshold, v.bad.reached, v.min_coverage) == (0.4, False, 0.6)
+    assert (v.nearest.exemplar, v.nearest.threshold, v.nearest.reached) == ("good-a", 0.95, False)
+
+
+def test_thresholds_are_checked_once_and_overridden_by_name():
+    base = Thresholds(0.8, 0.7, 0.6)
+    assert base.overridden(bad=0.5) == Thresholds(0.8, 0.5, 0.6)
+    assert base.overridden() == base
+    with pytest.raises(ParameterError, match=r"bad_threshold=0 must be in \(0, 1\]"):
+        base.overridden(bad=0)
+    assert base.for_exemplars(IS_BAD, np.array([np.nan, 0.9, np.nan])).tolist() == [0.8, 0.9, 0.7]

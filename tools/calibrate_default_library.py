@@ -168,7 +168,7 @@ def main() -> int:
         textures = [set_into(exemplar_notes[k], v, rng) for v in voices]
         sims = scorer.similarities(textures).similarity[:, k]
         inside = scorer.score(textures)
-        vetoed = sum(v.verdict is Outcome.VETOED for v in inside)
+        vetoed = sum(v.outcome is Outcome.VETOED for v in inside)
         print(
             f"{name} set into {len(voices)} held-out four-voice textures: similarity {summary(sims)}; "
             f"VETOED {vetoed}/{len(inside)}"
@@ -177,7 +177,7 @@ def main() -> int:
     # Probes.
     probes = degenerate_probes([(i, n) for i, (_, n) in zip(good_ids, good_notes, strict=True)])
     verdicts = scorer.score([p.notes for p in probes])
-    print(f"\ndegenerate probes: {len(probes)}, judged GOOD: {sum(v.verdict is Outcome.GOOD for v in verdicts)}")
+    print(f"\ndegenerate probes: {len(probes)}, judged GOOD: {sum(v.outcome is Outcome.GOOD for v in verdicts)}")
     for family in dict.fromkeys(p.family for p in probes):
         sims = [
             v.good.similarity if v.good else 0.0 for p, v in zip(probes, verdicts, strict=True) if p.family == family

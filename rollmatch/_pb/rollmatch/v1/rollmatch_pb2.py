@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*rollmatch/_pb/rollmatch/v1/rollmatch.proto\x12\x0crollmatch.v1\"C\n\x04Note\x12\r\n\x05pitch\x18\x01 \x01(\r\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x10\n\x08velocity\x18\x04 \x01(\r\"-\n\x08NoteList\x12!\n\x05notes\x18\x01 \x03(\x0b\x32\x12.rollmatch.v1.Note\"6\n\x08\x46ileData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"|\n\x08\x46ragment\x12\'\n\x05notes\x18\x01 \x01(\x0b\x32\x16.rollmatch.v1.NoteListH\x00\x12&\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x16.rollmatch.v1.FileDataH\x00\x12\x14\n\x0corigin_beats\x18\x03 \x01(\x01\x42\t\n\x07\x63ontent\"\xec\x01\n\x0cScoreOptions\x12\x1c\n\x0ftranspose_range\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x11\n\tstretches\x18\x02 \x03(\x01\x12\x1b\n\x0egood_threshold\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\rbad_threshold\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\r\n\x05top_k\x18\x05 \x01(\r\x12\x19\n\x0cmin_coverage\x18\x06 \x01(\x01H\x03\x88\x01\x01\x42\x12\n\x10_transpose_rangeB\x11\n\x0f_good_thresholdB\x10\n\x0e_bad_thresholdB\x0f\n\r_min_coverage\"x\n\x05Match\x12\x10\n\x08\x65xemplar\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\x12\x11\n\ttranspose\x18\x03 \x01(\x05\x12\x13\n\x0bshift_beats\x18\x04 \x01(\x01\x12\x0f\n\x07stretch\x18\x05 \x01(\x01\x12\x10\n\x08\x63overage\x18\x06 \x01(\x01\"\xe5\x01\n\x06Result\x12&\n\x07verdict\x18\x01 \x01(\x0e\x32\x15.rollmatch.v1.Verdict\x12\r\n\x05score\x18\x02 \x01(\x01\x12!\n\x04good\x18\x03 \x01(\x0b\x32\x13.rollmatch.v1.Match\x12 \n\x03\x62\x61\x64\x18\x04 \x01(\x0b\x32\x13.rollmatch.v1.Match\x12 \n\x03top\x18\x05 \x03(\x0b\x32\x13.rollmatch.v1.Match\x12\x17\n\x0flibrary_version\x18\x06 \x01(\t\x12$\n\x07nearest\x18\x07 \x01(\x0b\x32\x13.rollmatch.v1.Match\"f\n\x0cScoreRequest\x12)\n\tfragments\x18\x01 \x03(\x0b\x32\x16.rollmatch.v1.Fragment\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.rollmatch.v1.ScoreOptions\"O\n\rScoreResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.rollmatch.v1.Result\x12\x17\n\x0flibrary_version\x18\x02 \x01(\t\"x\n\x12ScoreStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\tfragments\x18\x02 \x03(\x0b\x32\x16.rollmatch.v1.Fragment\x12+\n\x07options\x18\x03 \x01(\x0b\x32\x1a.rollmatch.v1.ScoreOptions\"5\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"\x85\x01\n\x13ScoreStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x07results\x18\x02 \x03(\x0b\x32\x14.rollmatch.v1.Result\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.rollmatch.v1.Error\x12\x17\n\x0flibrary_version\x18\x04 \x01(\t\"=\n\nThresholds\x12\x0c\n\x04good\x18\x01 \x01(\x01\x12\x0b\n\x03\x62\x61\x64\x18\x02 \x01(\x01\x12\x14\n\x0cmin_coverage\x18\x03 \x01(\x01\"\x13\n\x11GetLibraryRequest\"\xfc\x01\n\x12GetLibraryResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\ngood_count\x18\x03 \x01(\r\x12\x11\n\tbad_count\x18\x04 \x01(\r\x12,\n\nthresholds\x18\x05 \x01(\x0b\x32\x18.rollmatch.v1.Thresholds\x12\x16\n\x0esteps_per_beat\x18\x06 \x01(\r\x12\x10\n\x08velocity\x18\x07 \x01(\x08\x12\x1f\n\x17\x64\x65\x66\x61ult_transpose_range\x18\x08 \x01(\r\x12\x19\n\x11\x64\x65\x66\x61ult_stretches\x18\t \x03(\x01\x12\x0c\n\x04mode\x18\n \x01(\t\"\xfa\x01\n\x08\x45xemplar\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0c\n\x04\x66ile\x18\x03 \x01(\t\x12\x17\n\nstart_beat\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_beat\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06tracks\x18\x06 \x03(\t\x12\x16\n\tthreshold\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\x12\x12\n\nprovenance\x18\n \x01(\t\x12\x0c\n\x04mode\x18\x0b \x01(\tB\r\n\x0b_start_beatB\x0b\n\t_end_beatB\x0c\n\n_threshold\"\x16\n\x14ListExemplarsRequest\"[\n\x15ListExemplarsResponse\x12)\n\texemplars\x18\x01 \x03(\x0b\x32\x16.rollmatch.v1.Exemplar\x12\x17\n\x0flibrary_version\x18\x02 \x01(\t\"\x9c\x02\n\x12\x41\x64\x64\x45xemplarRequest\x12$\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x16.rollmatch.v1.FileData\x12\r\n\x05label\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x17\n\nstart_beat\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_beat\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06tracks\x18\x06 \x03(\t\x12\x16\n\tthreshold\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\x12\x12\n\nprovenance\x18\n \x01(\t\x12\x0c\n\x04mode\x18\x0b \x01(\tB\r\n\x0b_start_beatB\x0b\n\t_end_beatB\x0c\n\n_threshold\"X\n\x13\x41\x64\x64\x45xemplarResponse\x12(\n\x08\x65xemplar\x18\x01 \x01(\x0b\x32\x16.rollmatch.v1.Exemplar\x12\x17\n\x0flibrary_version\x18\x02 \x01(\t\"#\n\x15RemoveExemplarRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x16RemoveExemplarResponse\x12\x17\n\x0flibrary_version\x18\x01 \x01(\t\"x\n\x14SetThresholdsRequest\x12\x11\n\x04good\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03\x62\x61\x64\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x0cmin_coverage\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x07\n\x05_goodB\x06\n\x04_badB\x0f\n\r_min_coverage\"^\n\x15SetThresholdsResponse\x12,\n\nthresholds\x18\x01 \x01(\x0b\x32\x18.rollmatch.v1.Thresholds\x12\x17\n\x0flibrary_version\x18\x02 \x01(\t*_\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_GOOD\x10\x01\x12\x12\n\x0eVERDICT_VETOED\x10\x02\x12\x15\n\x11VERDICT_UNMATCHED\x10\x03\x32\xe2\x04\n\x10RollmatchService\x12@\n\x05Score\x12\x1a.rollmatch.v1.ScoreRequest\x1a\x1b.rollmatch.v1.ScoreResponse\x12V\n\x0bScoreStream\x12 .rollmatch.v1.ScoreStreamRequest\x1a!.rollmatch.v1.ScoreStreamResponse(\x01\x30\x01\x12O\n\nGetLibrary\x12\x1f.rollmatch.v1.GetLibraryRequest\x1a .rollmatch.v1.GetLibraryResponse\x12X\n\rListExemplars\x12\".rollmatch.v1.ListExemplarsRequest\x1a#.rollmatch.v1.ListExemplarsResponse\x12R\n\x0b\x41\x64\x64\x45xemplar\x12 .rollmatch.v1.AddExemplarRequest\x1a!.rollmatch.v1.AddExemplarResponse\x12[\n\x0eRemoveExemplar\x12#.rollmatch.v1.RemoveExemplarRequest\x1a$.rollmatch.v1.RemoveExemplarResponse\x12X\n\rSetThresholds\x12\".rollmatch.v1.SetThresholdsRequest\x1a#.rollmatch.v1.SetThresholdsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*rollmatch/_pb/rollmatch/v1/rollmatch.proto\x12\x0crollmatch.v1\"C\n\x04Note\x12\r\n\x05pitch\x18\x01 \x01(\r\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x10\n\x08velocity\x18\x04 \x01(\r\"-\n\x08NoteList\x12!\n\x05notes\x18\x01 \x03(\x0b\x32\x12.rollmatch.v1.Note\"6\n\x08\x46ileData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"|\n\x08\x46ragment\x12\'\n\x05notes\x18\x01 \x01(\x0b\x32\x16.rollmatch.v1.NoteListH\x00\x12&\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x16.rollmatch.v1.FileDataH\x00\x12\x14\n\x0corigin_beats\x18\x03 \x01(\x01\x42\t\n\x07\x63ontent\"\xec\x01\n\x0cScoreOptions\x12\x1c\n\x0ftranspose_range\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x11\n\tstretches\x18\x02 \x03(\x01\x12\x1b\n\x0egood_threshold\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\rbad_threshold\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\r\n\x05top_k\x18\x05 \x01(\r\x12\x19\n\x0cmin_coverage\x18\x06 \x01(\x01H\x03\x88\x01\x01\x42\x12\n\x10_transpose_rangeB\x11\n\x0f_good_thresholdB\x10\n\x0e_bad_thresholdB\x0f\n\r_min_coverage\"\x8b\x01\n\x05Match\x12\x10\n\x08\x65xemplar\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\x12\x11\n\ttranspose\x18\x03 \x01(\x05\x12\x13\n\x0bshift_beats\x18\x04 \x01(\x01\x12\x0f\n\x07stretch\x18\x05 \x01(\x01\x12\x10\n\x08\x63overage\x18\x06 \x01(\x01\x12\x11\n\tthreshold\x18\x07 \x01(\x01\"\xfb\x01\n\x06Result\x12&\n\x07verdict\x18\x01 \x01(\x0e\x32\x15.rollmatch.v1.Verdict\x12\r\n\x05score\x18\x02 \x01(\x01\x12!\n\x04good\x18\x03 \x01(\x0b\x32\x13.rollmatch.v1.Match\x12 \n\x03\x62\x61\x64\x18\x04 \x01(\x0b\x32\x13.rollmatch.v1.Match\x12 \n\x03top\x18\x05 \x03(\x0b\x32\x13.rollmatch.v1.Match\x12\x17\n\x0flibrary_version\x18\x06 \x01(\t\x12$\n\x07nearest\x18\x07 \x01(\x0b\x32\x13.rollmatch.v1.Match\x12\x14\n\x0cmin_coverage\x18\x08 \x01(\x01\"f\n\x0cScoreRequest\x12)\n\tfragments\x18\x01 \x03(\x0b\x32\x16.rollmatch.v1.Fragment\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.rollmatch.v1.ScoreOptions\"O\n\rScoreResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.rollmatch.v1.Result\x12\x17\n\x0flibrary_version\x18\x02 \x01(\t\"x\n\x12ScoreStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\tfragments\x18\x02 \x03(\x0b\x32\x16.rollmatch.v1.Fragment\x12+\n\x07options\x18\x03 \x01(\x0b\x32\x1a.rollmatch.v1.ScoreOptions\"5\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"\x85\x01\n\x13ScoreStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x07results\x18\x02 \x03(\x0b\x32\x14.rollmatch.v1.Result\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.rollmatch.v1.Error\x12\x17\n\x0flibrary_version\x18\x04 \x01(\t\"=\n\nThresholds\x12\x0c\n\x04good\x18\x01 \x01(\x01\x12\x0b\n\x03\x62\x61\x64\x18\x02 \x01(\x01\x12\x14\n\x0cmin_coverage\x18\x03 \x01(\x01\"\x13\n\x11GetLibraryRequest\"\xfc\x01\n\x12GetLibraryResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\ngood_count\x18\x03 \x01(\r\x12\x11\n\tbad_count\x18\x04 \x01(\r\x12,\n\nthresholds\x18\x05 \x01(\x0b\x32\x18.rollmatch.v1.Thresholds\x12\x16\n\x0esteps_per_beat\x18\x06 \x01(\r\x12\x10\n\x08velocity\x18\x07 \x01(\x08\x12\x1f\n\x17\x64\x65\x66\x61ult_transpose_range\x18\x08 \x01(\r\x12\x19\n\x11\x64\x65\x66\x61ult_stretches\x18\t \x03(\x01\x12\x0c\n\x04mode\x18\n \x01(\t\"\xfa\x01\n\x08\x45xemplar\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0c\n\x04\x66ile\x18\x03 \x01(\t\x12\x17\n\nstart_beat\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_beat\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06tracks\x18\x06 \x03(\t\x12\x16\n\tthreshold\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\x12\x12\n\nprovenance\x18\n \x01(\t\x12\x0c\n\x04mode\x18\x0b \x01(\tB\r\n\x0b_start_beatB\x0b\n\t_end_beatB\x0c\n\n_threshold\"\x16\n\x14ListExemplarsRequest\"[\n\x15ListExemplarsResponse\x12)\n\texemplars\x18\x01 \x03(\x0b\x32\x16.rollmatch.v1.Exemplar\x12\x17\n\x0flibrary_version\x18\x02 \x01(\t\"\x9c\x02\n\x12\x41\x64\x64\x45xemplarRequest\x12$\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x16.rollmatch.v1.FileData\x12\r\n\x05label\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x17\n\nstart_beat\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_beat\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06tracks\x18\x06 \x03(\t\x12\x16\n\tthreshold\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\x12\x12\n\nprovenance\x18\n \x01(\t\x12\x0c\n\x04mode\x18\x0b \x01(\tB\r\n\x0b_start_beatB\x0b\n\t_end_beatB\x0c\n\n_threshold\"X\n\x13\x41\x64\x64\x45xemplarResponse\x12(\n\x08\x65xemplar\x18\x01 \x01(\x0b\x32\x16.rollmatch.v1.Exemplar\x12\x17\n\x0flibrary_version\x18\x02 \x01(\t\"#\n\x15RemoveExemplarRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x16RemoveExemplarResponse\x12\x17\n\x0flibrary_version\x18\x01 \x01(\t\"x\n\x14SetThresholdsRequest\x12\x11\n\x04good\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03\x62\x61\x64\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x0cmin_coverage\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x07\n\x05_goodB\x06\n\x04_badB\x0f\n\r_min_coverage\"^\n\x15SetThresholdsResponse\x12,\n\nthresholds\x18\x01 \x01(\x0b\x32\x18.rollmatch.v1.Thresholds\x12\x17\n\x0flibrary_version\x18\x02 \x01(\t*_\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_GOOD\x10\x01\x12\x12\n\x0eVERDICT_VETOED\x10\x02\x12\x15\n\x11VERDICT_UNMATCHED\x10\x03\x32\xe2\x04\n\x10RollmatchService\x12@\n\x05Score\x12\x1a.rollmatch.v1.ScoreRequest\x1a\x1b.rollmatch.v1.ScoreResponse\x12V\n\x0bScoreStream\x12 .rollmatch.v1.ScoreStreamRequest\x1a!.rollmatch.v1.ScoreStreamResponse(\x01\x30\x01\x12O\n\nGetLibrary\x12\x1f.rollmatch.v1.GetLibraryRequest\x1a .rollmatch.v1.GetLibraryResponse\x12X\n\rListExemplars\x12\".rollmatch.v1.ListExemplarsRequest\x1a#.rollmatch.v1.ListExemplarsResponse\x12R\n\x0b\x41\x64\x64\x45xemplar\x12 .rollmatch.v1.AddExemplarRequest\x1a!.rollmatch.v1.AddExemplarResponse\x12[\n\x0eRemoveExemplar\x12#.rollmatch.v1.RemoveExemplarRequest\x1a$.rollmatch.v1.RemoveExemplarResponse\x12X\n\rSetThresholds\x12\".rollmatch.v1.SetThresholdsRequest\x1a#.rollmatch.v1.SetThresholdsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rollmatch._pb.rollmatch.v1.rollmatch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERDICT']._serialized_start=2841
-  _globals['_VERDICT']._serialized_end=2936
+  _globals['_VERDICT']._serialized_start=2883
+  _globals['_VERDICT']._serialized_end=2978
   _globals['_NOTE']._serialized_start=60
   _globals['_NOTE']._serialized_end=127
   _globals['_NOTELIST']._serialized_start=129
@@ -43,44 +43,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FRAGMENT']._serialized_end=356
   _globals['_SCOREOPTIONS']._serialized_start=359
   _globals['_SCOREOPTIONS']._serialized_end=595
-  _globals['_MATCH']._serialized_start=597
-  _globals['_MATCH']._serialized_end=717
-  _globals['_RESULT']._serialized_start=720
-  _globals['_RESULT']._serialized_end=949
-  _globals['_SCOREREQUEST']._serialized_start=951
-  _globals['_SCOREREQUEST']._serialized_end=1053
-  _globals['_SCORERESPONSE']._serialized_start=1055
-  _globals['_SCORERESPONSE']._serialized_end=1134
-  _globals['_SCORESTREAMREQUEST']._serialized_start=1136
-  _globals['_SCORESTREAMREQUEST']._serialized_end=1256
-  _globals['_ERROR']._serialized_start=1258
-  _globals['_ERROR']._serialized_end=1311
-  _globals['_SCORESTREAMRESPONSE']._serialized_start=1314
-  _globals['_SCORESTREAMRESPONSE']._serialized_end=1447
-  _globals['_THRESHOLDS']._serialized_start=1449
-  _globals['_THRESHOLDS']._serialized_end=1510
-  _globals['_GETLIBRARYREQUEST']._serialized_start=1512
-  _globals['_GETLIBRARYREQUEST']._serialized_end=1531
-  _globals['_GETLIBRARYRESPONSE']._serialized_start=1534
-  _globals['_GETLIBRARYRESPONSE']._serialized_end=1786
-  _globals['_EXEMPLAR']._serialized_start=1789
-  _globals['_EXEMPLAR']._serialized_end=2039
-  _globals['_LISTEXEMPLARSREQUEST']._serialized_start=2041
-  _globals['_LISTEXEMPLARSREQUEST']._serialized_end=2063
-  _globals['_LISTEXEMPLARSRESPONSE']._serialized_start=2065
-  _globals['_LISTEXEMPLARSRESPONSE']._serialized_end=2156
-  _globals['_ADDEXEMPLARREQUEST']._serialized_start=2159
-  _globals['_ADDEXEMPLARREQUEST']._serialized_end=2443
-  _globals['_ADDEXEMPLARRESPONSE']._serialized_start=2445
-  _globals['_ADDEXEMPLARRESPONSE']._serialized_end=2533
-  _globals['_REMOVEEXEMPLARREQUEST']._serialized_start=2535
-  _globals['_REMOVEEXEMPLARREQUEST']._serialized_end=2570
-  _globals['_REMOVEEXEMPLARRESPONSE']._serialized_start=2572
-  _globals['_REMOVEEXEMPLARRESPONSE']._serialized_end=2621
-  _globals['_SETTHRESHOLDSREQUEST']._serialized_start=2623
-  _globals['_SETTHRESHOLDSREQUEST']._serialized_end=2743
-  _globals['_SETTHRESHOLDSRESPONSE']._serialized_start=2745
-  _globals['_SETTHRESHOLDSRESPONSE']._serialized_end=2839
-  _globals['_ROLLMATCHSERVICE']._serialized_start=2939
-  _globals['_ROLLMATCHSERVICE']._serialized_end=3549
+  _globals['_MATCH']._serialized_start=598
+  _globals['_MATCH']._serialized_end=737
+  _globals['_RESULT']._serialized_start=740
+  _globals['_RESULT']._serialized_end=991
+  _globals['_SCOREREQUEST']._serialized_start=993
+  _globals['_SCOREREQUEST']._serialized_end=1095
+  _globals['_SCORERESPONSE']._serialized_start=1097
+  _globals['_SCORERESPONSE']._serialized_end=1176
+  _globals['_SCORESTREAMREQUEST']._serialized_start=1178
+  _globals['_SCORESTREAMREQUEST']._serialized_end=1298
+  _globals['_ERROR']._serialized_start=1300
+  _globals['_ERROR']._serialized_end=1353
+  _globals['_SCORESTREAMRESPONSE']._serialized_start=1356
+  _globals['_SCORESTREAMRESPONSE']._serialized_end=1489
+  _globals['_THRESHOLDS']._serialized_start=1491
+  _globals['_THRESHOLDS']._serialized_end=1552
+  _globals['_GETLIBRARYREQUEST']._serialized_start=1554
+  _globals['_GETLIBRARYREQUEST']._serialized_end=1573
+  _globals['_GETLIBRARYRESPONSE']._serialized_start=1576
+  _globals['_GETLIBRARYRESPONSE']._serialized_end=1828
+  _globals['_EXEMPLAR']._serialized_start=1831
+  _globals['_EXEMPLAR']._serialized_end=2081
+  _globals['_LISTEXEMPLARSREQUEST']._serialized_start=2083
+  _globals['_LISTEXEMPLARSREQUEST']._serialized_end=2105
+  _globals['_LISTEXEMPLARSRESPONSE']._serialized_start=2107
+  _globals['_LISTEXEMPLARSRESPONSE']._serialized_end=2198
+  _globals['_ADDEXEMPLARREQUEST']._serialized_start=2201
+  _globals['_ADDEXEMPLARREQUEST']._serialized_end=2485
+  _globals['_ADDEXEMPLARRESPONSE']._serialized_start=2487
+  _globals['_ADDEXEMPLARRESPONSE']._serialized_end=2575
+  _globals['_REMOVEEXEMPLARREQUEST']._serialized_start=2577
+  _globals['_REMOVEEXEMPLARREQUEST']._serialized_end=2612
+  _globals['_REMOVEEXEMPLARRESPONSE']._serialized_start=2614
+  _globals['_REMOVEEXEMPLARRESPONSE']._serialized_end=2663
+  _globals['_SETTHRESHOLDSREQUEST']._serialized_start=2665
+  _globals['_SETTHRESHOLDSREQUEST']._serialized_end=2785
+  _globals['_SETTHRESHOLDSRESPONSE']._serialized_start=2787
+  _globals['_SETTHRESHOLDSRESPONSE']._serialized_end=2881
+  _globals['_ROLLMATCHSERVICE']._serialized_start=2981
+  _globals['_ROLLMATCHSERVICE']._serialized_end=3591
 # @@protoc_insertion_point(module_scope)

@@ -73,23 +73,25 @@ class ScoreOptions(_message.Message):
     def __init__(self, transpose_range: _Optional[int] = ..., stretches: _Optional[_Iterable[float]] = ..., good_threshold: _Optional[float] = ..., bad_threshold: _Optional[float] = ..., top_k: _Optional[int] = ..., min_coverage: _Optional[float] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("exemplar", "similarity", "transpose", "shift_beats", "stretch", "coverage")
+    __slots__ = ("exemplar", "similarity", "transpose", "shift_beats", "stretch", "coverage", "threshold")
     EXEMPLAR_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     TRANSPOSE_FIELD_NUMBER: _ClassVar[int]
     SHIFT_BEATS_FIELD_NUMBER: _ClassVar[int]
     STRETCH_FIELD_NUMBER: _ClassVar[int]
     COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     exemplar: str
     similarity: float
     transpose: int
     shift_beats: float
     stretch: float
     coverage: float
-    def __init__(self, exemplar: _Optional[str] = ..., similarity: _Optional[float] = ..., transpose: _Optional[int] = ..., shift_beats: _Optional[float] = ..., stretch: _Optional[float] = ..., coverage: _Optional[float] = ...) -> None: ...
+    threshold: float
+    def __init__(self, exemplar: _Optional[str] = ..., similarity: _Optional[float] = ..., transpose: _Optional[int] = ..., shift_beats: _Optional[float] = ..., stretch: _Optional[float] = ..., coverage: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("verdict", "score", "good", "bad", "top", "library_version", "nearest")
+    __slots__ = ("verdict", "score", "good", "bad", "top", "library_version", "nearest", "min_coverage")
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     GOOD_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +99,7 @@ class Result(_message.Message):
     TOP_FIELD_NUMBER: _ClassVar[int]
     LIBRARY_VERSION_FIELD_NUMBER: _ClassVar[int]
     NEAREST_FIELD_NUMBER: _ClassVar[int]
+    MIN_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     verdict: Verdict
     score: float
     good: Match
@@ -104,7 +107,8 @@ class Result(_message.Message):
     top: _containers.RepeatedCompositeFieldContainer[Match]
     library_version: str
     nearest: Match
-    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., score: _Optional[float] = ..., good: _Optional[_Union[Match, _Mapping]] = ..., bad: _Optional[_Union[Match, _Mapping]] = ..., top: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., library_version: _Optional[str] = ..., nearest: _Optional[_Union[Match, _Mapping]] = ...) -> None: ...
+    min_coverage: float
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., score: _Optional[float] = ..., good: _Optional[_Union[Match, _Mapping]] = ..., bad: _Optional[_Union[Match, _Mapping]] = ..., top: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., library_version: _Optional[str] = ..., nearest: _Optional[_Union[Match, _Mapping]] = ..., min_coverage: _Optional[float] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
     __slots__ = ("fragments", "options")
