@@ -63,9 +63,9 @@ def infer_key(notes: np.ndarray) -> Key:
     """The key of ``notes`` by music21's Krumhansl-Schmuckler analysis (weighted by duration)."""
     if notes.size == 0:
         raise ParameterError("cannot infer a key from a start with no notes; give --key")
-    from music21 import note, stream
+    from music21 import note, stream  # noqa: PLC0415  (music21 is slow to import: only when a key is inferred)
 
-    part: stream.Stream = stream.Stream()
+    part: stream.Stream[note.Note] = stream.Stream()
     for n in notes:
         m21 = note.Note(int(n["pitch"]))
         m21.quarterLength = max(float(n["end"] - n["start"]), 1 / 12)

@@ -62,6 +62,6 @@ def pairwise_similarity(pieces: Sequence[np.ndarray], *, transpose_range: int = 
 
     bank = TemplateBank(list(pieces), SearchSpace(stretches=(1.0,), transpose_range=transpose_range))
     sims = match(list(pieces), bank).similarity
-    out = np.maximum(sims, sims.T)
+    out: np.ndarray = np.maximum(sims, sims.T)
     np.fill_diagonal(out, 1.0)
     return out

@@ -137,8 +137,8 @@ class SearchSpace:
         self, *, stretches: Sequence[float] | None = None, transpose_range: int | None = None
     ) -> SearchSpace:
         """This space with the given stretches and transposition range (None keeps one)."""
-        given = {"stretches": stretches, "transpose_range": transpose_range}
-        return replace(self, **{k: v for k, v in given.items() if v is not None})
+        space = self if stretches is None else replace(self, stretches=tuple(stretches))
+        return space if transpose_range is None else replace(space, transpose_range=transpose_range)
 
     @property
     def templates(self) -> SearchSpace:

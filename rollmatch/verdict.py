@@ -164,7 +164,8 @@ def counting(best: BestMatches, is_bad: np.ndarray, thresholds: np.ndarray, *, m
     least ``min_coverage`` of the fragment, a bad one that reaches its threshold. ``is_bad`` and ``thresholds``
     are (K,)."""
     covers = reaches(best.coverage, min_coverage) | is_bad[None, :]
-    return reaches(best.similarity, thresholds[None, :]) & covers
+    counts: np.ndarray = reaches(best.similarity, thresholds[None, :]) & covers
+    return counts
 
 
 def judge(
