@@ -258,7 +258,7 @@ def main() -> int:
     by = {(r["generator"], r["critic"]): r for r in rows}
     for name in args.generators.split(","):
         local, loopback = by.get((name, "local")), by.get((name, "loopback"))
-        if local and loopback:
+        if local and loopback and local["per_second"] and loopback["per_second"]:
             print(
                 f"  {name}: local scores {local['per_second'] / loopback['per_second']:.2f}x the candidates per second "
                 f"of the loopback server; wall time {local['wall']:.1f} s against {loopback['wall']:.1f} s "
