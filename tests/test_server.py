@@ -20,12 +20,14 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
+from rollmatch.server import convert
 from rollmatch.server.app import ServerConfig, start
 
 from rollmatch import Library, Outcome, Scorer, defaults, read_notes, select_beats, windows
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
-from rollmatch.client import Client, fragment_message
+from rollmatch.cli import main
+from rollmatch.client import AsyncClient, Client, RemoteScorer, fragment_message
 from rollmatch.errors import AlreadyExistsError, InputError, LimitError, NotFoundError, ParameterError, ServiceError
 from rollmatch.storage import atomic_write
 
@@ -169,8 +171,6 @@ def test_streaming_equals_local_scoring_with_many_in_flight(target, local):
 
 
 def test_async_client_streams_too(target, local):
-    from rollmatch.client import AsyncClient
-
     fragments, _ = chorale_windows()
 
     async def run():
@@ -188,8 +188,6 @@ def test_async_client_streams_too(target, local):
 
 
 def test_cli_scores_through_the_server_with_the_same_output(target, served, capsys):
-    from rollmatch.cli import main
-
     files = [str(p) for p in sorted((REPO / "examples").glob("*.mid"))]
     assert main(["score", "--json", "--library", str(served.state.library.path), *files]) == 0
     local_out = capsys.readouterr().out
@@ -199,9 +197,6 @@ def test_cli_scores_through_the_server_with_the_same_output(target, served, caps
 
 
 def test_cli_draws_a_timeline_through_the_server(target, served, tmp_path, capsys):
-    from rollmatch.cli import main
-    from rollmatch.client import RemoteScorer
-
     config = Library.open(served.state.library.path).config
     with Client(target, timeout=60) as client:
         remote = RemoteScorer(client)
@@ -532,7 +527,7 @@ def test_curation_changes_the_served_library(target, served, tmp_path):
             client.add_exemplar(motif, label="bad", exemplar_id="creep")
         assert client.set_thresholds(bad=0.99).thresholds.bad == pytest.approx(0.99)
         client.set_thresholds(bad=defaults.BAD_THRESHOLD)
-        with pytest.raises(InputError, match="^mode='copy' must be one of near-copy, contains"):
+        with pytest.raises(InputError, match=r"^mode='copy' must be one of near-copy, contains"):
             client.add_exemplar(motif, label="bad", exemplar_id="creep2", mode="copy")
         with pytest.raises(InputError, match=r"^min_coverage=1.5 must be within \[0, 1\]"):
             client.set_thresholds(min_coverage=1.5)
@@ -557,7 +552,7 @@ def test_concurrent_curation_from_several_clients_keeps_every_acknowledged_chang
                 for i in (0, 1):
                     client.remove_exemplar(f"cur{w}-{i}")
                 kept.update(f"cur{w}-{i}" for i in (2, 3, 4))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (reported by the test's thread)
             errors.append(exc)
 
     threads = [threading.Thread(target=curator, args=(w,)) for w in range(4)]
@@ -729,9 +724,6 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
 
 
 def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
-    from rollmatch.server import convert
-
-    from rollmatch.cli import main
 
     by_cli, by_rpc = small_library(tmp_path / "cli"), small_library(tmp_path / "rpc")
     assert Library.open(by_cli).version == Library.open(by_rpc).version
@@ -838,8 +830,6 @@ def test_curation_calls_make_the_library_the_cli_makes(tmp_path, capsys):
 
 
 def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsys):
-    from rollmatch.cli import main
-
     library = small_library(tmp_path / "lib")
     motif = creep(tmp_path / "creep.json")
     probe = fragment_message(read_notes(motif))
@@ -878,7 +868,7 @@ def test_the_cli_changes_a_served_library_live_and_no_call_fails(tmp_path, capsy
     def caller(work, name: str, stub) -> None:
         try:
             work(name, stub)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001  (reported by the test's thread)
             errors.append(exc)
 
     try:
