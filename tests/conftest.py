@@ -1,34 +1,39 @@
-"""Shared test material: real public-domain scores from the music21 corpus, parsed once per session."""
+"""Shared test material: real public-domain scores from the music21 corpus.
+
+The chorale excerpts and voices are parsed once, by tools/make_test_fixtures.py, and loaded from
+tests/data/chorales.npz (see tests/chorales.py); the tests that read scores themselves parse them as they go.
+"""
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
 import pytest
-from music21 import corpus
 
-from rollmatch import Library, read_notes, select_beats, transform_notes
+from rollmatch import Library, read_notes, transform_notes
 from rollmatch.notes import perturb_notes
 
+from . import chorales
+from .chorales import VOICES, chorale_path
+
+__all__ = ["REPO", "VOICES", "chorale_path", "chorale_voices", "note_list", "write_midi"]
+
 REPO = Path(__file__).resolve().parent.parent
-VOICES = ["Soprano", "Alto", "Tenor", "Bass"]
-EXCERPT_BEATS = 8.0
 
 
-def chorale_path(name: str) -> Path:
-    """A Bach chorale in the music21 corpus, e.g. 'bwv269'."""
-    return Path(str(corpus.getWork(f"bach/{name}")))
-
-
-@functools.cache
 def chorale_voices(name: str, beats: float = 8.0) -> dict[str, np.ndarray]:
-    """The four voices, each alone, of a Bach chorale's first ``beats`` beats; parsed once per session (do not
-    modify the arrays)."""
-    return {v: read_notes(chorale_path(name), tracks=[v], end_beat=beats) for v in VOICES}
+    """The four voices, each read alone, of a Bach chorale's first ``beats`` beats, from the cache; the arrays
+    are read-only and shared. A chorale not cached yet goes in ``chorales.VOICE_SETS`` (then rebuild the cache)."""
+    cached = chorales.load().voices
+    if (name, float(beats)) not in cached:
+        raise AssertionError(
+            f"chorale_voices({name!r}, {beats:g}) is not cached: add it to VOICE_SETS in tests/chorales.py and run "
+            f"{chorales.REBUILD}"
+        )
+    return cached[name, float(beats)]
 
 
 def write_midi(
@@ -60,29 +65,9 @@ def note_list(path: Path, notes: np.ndarray) -> Path:
 
 @pytest.fixture(scope="session")
 def chorale_excerpts() -> list[np.ndarray]:
-    """110 eight-beat, four-voice excerpts (beats 0-8 and 8-16) of 55 distinct Bach chorales, in corpus order.
-
-    The corpus holds some harmonizations twice (a cantata's score and its vocal parts, or the same setting in
-    another key); a chorale whose opening repeats, up to transposition, one already taken is skipped.
-    """
-    excerpts: list[np.ndarray] = []
-    seen: set[bytes] = set()
-    for path in sorted(p for p in corpus.getComposer("bach") if p.suffix == ".mxl"):
-        try:
-            notes = read_notes(path, tracks=VOICES)
-        except Exception:  # not a four-voice chorale
-            continue
-        if notes["end"].max() < 3 * EXCERPT_BEATS:
-            continue
-        opening = select_beats(notes, 0, EXCERPT_BEATS)
-        key = np.stack([opening["pitch"] - opening["pitch"].min(), opening["start"], opening["end"]]).tobytes()
-        if key in seen:
-            continue
-        seen.add(key)
-        excerpts += [select_beats(notes, 0, EXCERPT_BEATS), select_beats(notes, EXCERPT_BEATS, 2 * EXCERPT_BEATS)]
-        if len(excerpts) >= 110:
-            return excerpts
-    raise AssertionError("the music21 corpus holds too few four-voice chorales")
+    """110 eight-beat, four-voice excerpts (beats 0-8 and 8-16) of 55 distinct Bach chorales, in corpus order
+    (``chorales.parse_excerpts`` tells how they are chosen), loaded from the cache; the arrays are read-only."""
+    return list(chorales.load().excerpts)
 
 
 @pytest.fixture(scope="session")
