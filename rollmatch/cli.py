@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from . import __version__, defaults
 from .backend import BACKENDS, DEFAULT_BACKEND
+from .bars import BarRange, parse_bar_range
 from .calibrate import calibrate, report_lines
 from .draw import Picture, explanation_picture, roll_picture
 from .engine import Mode
@@ -54,11 +55,11 @@ def _track(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-def _bar_range(text: str) -> tuple[int, int]:
-    first, dash, last = text.strip().partition("-")
-    if not first.isdigit() or (dash and not last.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a bar number or range like 5 or 5-8")
-    return int(first), int(last) if dash else int(first)
+def _bar_range(text: str) -> BarRange:
+    try:
+        return parse_bar_range(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import defaults
+from .bars import Bars, regular_bars
 from .notes import pitch_name
-from .readers import Bars, regular_bars
 from .verdict import Label, Match, Outcome, fraction_text, percent_pair, percent_text
 
 if TYPE_CHECKING:

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults
+from .bars import Bars, regular_bars
 from .draw import Picture, alignment_text, coverage_text, placed_text, timeline_picture
 from .engine import Mode
 from .library import Exemplar, Library
 from .notes import pitch_name, span_beats, transform_notes
-from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
+from .readers import Piece, TrackSelector, format_of, read_piece
 from .scoring import FileResult, Scorer
 from .verdict import Label, Match, Outcome, Verdict, fraction_text, percent_pair, reaches
 

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .bars import parse_bar_range
 from .checks import number, whole_number
 from .client import Client
 from .continuity import Continuity, bar_line_leap, fault, infer_key, parse_key, parse_range
@@ -914,10 +915,9 @@ def result_paths(output: Path, count: int) -> list[Path]:
 
 def parse_bars(text: str) -> tuple[int, int]:
     """'5-6' or '5' (bar numbers from 1, inclusive) as (first, last) bar indices from 0."""
-    first, dash, last = str(text).strip().partition("-")
     try:
-        lo, hi = int(first), int(last) if dash else int(first)
-    except ValueError:
+        lo, hi = parse_bar_range(text)
+    except ParameterError:
         raise ParameterError(f"regenerate={text!r} must be bar numbers from 1, such as 5-6 or 5") from None
     if not 1 <= lo <= hi:
         raise ParameterError(f"regenerate={text!r} must name bars from 1, the first no later than the last")
