@@ -15,13 +15,24 @@ import numpy as np
 
 from . import defaults
 from .bars import Bars, regular_bars
-from .draw import Picture, alignment_text, coverage_text, placed_text, timeline_picture
+from .draw import Picture, timeline_picture
 from .engine import Mode
 from .library import Exemplar, Library
 from .notes import pitch_name, span_beats, transform_notes
 from .readers import Piece, TrackSelector, format_of, read_piece
 from .scoring import FileResult, Scorer
-from .verdict import Label, Match, Outcome, Verdict, fraction_text, percent_pair, reaches
+from .verdict import (
+    Explanation,
+    Label,
+    Match,
+    Outcome,
+    Placed,
+    alignment_text,
+    coverage_text,
+    fraction_text,
+    percent_pair,
+    placed_text,
+)
 
 
 def bars_of(
@@ -129,39 +140,6 @@ def summary_lines(summary: ExemplarSummary) -> list[str]:
 # --- a fragment's verdict ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Placed:
-    """An exemplar laid over the fragment where it matched."""
-
-    match: Match
-    label: Label
-    threshold: float  #: the threshold in force for this exemplar
-    notes: np.ndarray  #: (n,) its notes transposed, stretched and shifted into fragment beats (may start before 0)
-    mode: Mode  #: how the exemplar is matched
-    min_coverage: float  #: the coverage a good match needs to count for GOOD; 0 for a bad one
-
-    @property
-    def reached(self) -> bool:
-        return bool(reaches(self.match.similarity, self.threshold))
-
-    @property
-    def covers(self) -> bool:
-        """Whether the match covers enough of the fragment to count (always, for a bad one)."""
-        return bool(reaches(self.match.coverage, self.min_coverage))
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """A fragment's verdict with its best good and best bad exemplar placed where they matched."""
-
-    name: str
-    fragment: np.ndarray  #: (n,) notes in beats
-    verdict: Verdict
-    good: Placed | None
-    bad: Placed | None
-    bars: Bars  #: the fragment's bars
-
-
 def place(exemplar: np.ndarray, match: Match) -> np.ndarray:
     """Exemplar notes as the match lays them on the fragment: transposed by ``match.transpose`` semitones,
     stretched by ``match.stretch`` from the first onset, which lands on fragment beat ``match.shift_beats``
@@ -253,7 +231,9 @@ def explain_file(
 
 
 _RULES = {
-    Outcome.GOOD: "a good exemplar reaches its threshold, covering enough of the fragment, and no bad one reaches its own",
+    Outcome.GOOD: (
+        "a good exemplar reaches its threshold, covering enough of the fragment, and no bad one reaches its own"
+    ),
     Outcome.VETOED: "a bad exemplar reaches its threshold, which vetoes whatever else matches",
     Outcome.UNMATCHED: "no exemplar reaches its threshold",
 }

@@ -8,6 +8,10 @@ threshold, whatever else matches and however little of the fragment it covers; U
 The continuous score is ``tier + (g + (1 - b)) / 2`` with tier 1 for GOOD, 0 for UNMATCHED and -1 for VETOED,
 so every GOOD fragment (score > 1) ranks above every other one, and within a verdict fragments rank by how
 close they come to the good exemplars and how far they stay from the bad ones.
+
+An :class:`Explanation` is a verdict with its best good and best bad exemplar laid over the fragment where they
+matched (:class:`Placed`); :mod:`rollmatch.inspection` builds it, :mod:`rollmatch.draw` pictures it, and the
+``*_text`` functions here word it for people in both.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import defaults
+from .bars import Bars
 from .checks import number
-from .engine import BestMatches
+from .engine import BestMatches, Mode
 
 if TYPE_CHECKING:
     from .library import Exemplar
@@ -243,3 +248,65 @@ def _match(best: BestMatches, b: int, k: int, ids: tuple[str, ...], steps_per_be
         stretch=float(best.stretch[b, k]),
         coverage=float(best.coverage[b, k]),
     )
+
+
+# --- a verdict explained: its best exemplars laid over the fragment -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An exemplar laid over the fragment where it matched."""
+
+    match: Match
+    label: Label
+    threshold: float  #: the threshold in force for this exemplar
+    notes: np.ndarray  #: (n,) its notes transposed, stretched and shifted into fragment beats (may start before 0)
+    mode: Mode  #: how the exemplar is matched
+    min_coverage: float  #: the coverage a good match needs to count for GOOD; 0 for a bad one
+
+    @property
+    def reached(self) -> bool:
+        return bool(reaches(self.match.similarity, self.threshold))
+
+    @property
+    def covers(self) -> bool:
+        """Whether the match covers enough of the fragment to count (always, for a bad one)."""
+        return bool(reaches(self.match.coverage, self.min_coverage))
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A fragment's verdict with its best good and best bad exemplar placed where they matched."""
+
+    name: str
+    fragment: np.ndarray  #: (n,) notes in beats
+    verdict: Verdict
+    good: Placed | None
+    bad: Placed | None
+    bars: Bars  #: the fragment's bars
+
+
+def placed_text(placed: Placed) -> str:
+    """How a placed exemplar matched, e.g. 'best good: bwv269-opening (near-copy), similarity 0.912 (threshold
+    0.83, reached)'."""
+    return f"best {placed.label.value}: {placed.match.exemplar} ({placed.mode.value}), {similarity_text(placed)}"
+
+
+def similarity_text(placed: Placed) -> str:
+    """'similarity 0.912 (threshold 0.83, reached)'."""
+    reached = "reached" if placed.reached else "not reached"
+    return f"similarity {placed.match.similarity:.3f} (threshold {placed.threshold:g}, {reached})"
+
+
+def coverage_text(placed: Placed) -> str:
+    """How much of the fragment a placed exemplar covers, against what GOOD needs for a good one:
+    'coverage 95% (needs 60%, enough)', or 'coverage 25%'."""
+    if placed.label is not Label.GOOD:
+        return f"coverage {percent_text(placed.match.coverage)}"
+    covered, needed = percent_pair(placed.match.coverage, placed.min_coverage)
+    return f"coverage {covered} (needs {needed}, {'enough' if placed.covers else 'too little'})"
+
+
+def alignment_text(match: Match) -> str:
+    """Where a match lies, e.g. 't+2, shift 0 beats, stretch x1/2'."""
+    return f"t{match.transpose:+d}, shift {match.shift_beats:g} beats, stretch x{fraction_text(match.stretch)}"

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from rollmatch import BestMatches, Outcome, ParameterError, judge
-from rollmatch.verdict import exemplar_thresholds
+from rollmatch import BestMatches, Label, Match, Outcome, ParameterError, judge, make_notes
+from rollmatch.engine import Mode
+from rollmatch.verdict import (
+    Placed,
+    alignment_text,
+    coverage_text,
+    exemplar_thresholds,
+    placed_text,
+)
 
 IDS = ("good-a", "good-b", "bad-x")
 IS_BAD = np.array([False, False, True])
@@ -150,3 +157,21 @@ def test_min_coverage_is_validated(value):
 def test_thresholds_are_validated(value):
     with pytest.raises(ParameterError, match="good_threshold="):
         exemplar_thresholds(IS_BAD, NO_OVERRIDE, good_threshold=value)
+
+
+def test_placed_exemplars_word_how_they_matched():
+    notes = make_notes([60], [0], [1])
+    good_match = Match("phrase", 0.97, transpose=3, shift_beats=2.0, stretch=1.0, coverage=0.85)
+    bad_match = Match("tritones", 0.81, transpose=-2, shift_beats=9.0, stretch=0.5, coverage=0.1)
+    good = Placed(good_match, Label.GOOD, 0.83, notes, Mode.NEAR_COPY, 0.6)
+    bad = Placed(bad_match, Label.BAD, 0.78, notes, Mode.CONTAINS, 0.0)
+    assert placed_text(good) == "best good: phrase (near-copy), similarity 0.970 (threshold 0.83, reached)"
+    assert coverage_text(good) == "coverage 85% (needs 60%, enough)"
+    assert placed_text(bad) == "best bad: tritones (contains), similarity 0.810 (threshold 0.78, reached)"
+    assert coverage_text(bad) == "coverage 10%"
+    assert alignment_text(bad_match) == "t-2, shift 9 beats, stretch x1/2"
+    # A share just under what is needed never shows as that much: more digits where whole percents would tie.
+    thin = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.5995), Label.GOOD, 0.83, notes, Mode.NEAR_COPY, 0.6)
+    assert coverage_text(thin) == "coverage 59% (needs 60%, too little)"
+    close = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.4926), Label.GOOD, 0.83, notes, Mode.NEAR_COPY, 0.4927)
+    assert coverage_text(close) == "coverage 49.2% (needs 49.3%, too little)"
