@@ -371,8 +371,6 @@ def _match_sparse(
     longest = max(f.roll.shape[1] for f in frags)
     per_fragment = [f.runs for f in frags]
     counts = np.array([len(r[0]) for r in per_fragment])
-    f_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    f_row_first = np.stack([np.searchsorted(r[0], np.arange(N_PITCHES + 1)) for r in per_fragment]).astype(np.int64)
     squares = np.zeros((len(frags), N_PITCHES, longest))
     for j, f in enumerate(frags):
         squares[j, :, : f.roll.shape[1]] = f.roll.astype(np.float64) ** 2
@@ -380,47 +378,51 @@ def _match_sparse(
     t_index = np.empty(t_values.size, dtype=np.int64)
     t_index[t_values + transpose_range] = np.arange(t_values.size)
     template = bank.runs()
-    out_sim = np.zeros((len(frags), bank.n_templates))
-    out_t = np.zeros((len(frags), bank.n_templates), dtype=np.int64)
-    out_d = np.zeros((len(frags), bank.n_templates), dtype=np.int64)
-    sparse.match_runs(
-        f_start,
-        f_row_first,
-        np.concatenate([r[1] for r in per_fragment]),
-        np.concatenate([r[2] for r in per_fragment]),
-        np.concatenate([r[3] for r in per_fragment]),
-        np.array([f.roll.shape[1] for f in frags], dtype=np.int64),
-        sparse.prefix_sums(squares),
-        template["start"],
-        template["row"],
-        template["on"],
-        template["off"],
-        template["value"],
-        bank.length,
-        bank.pitch_lo,
-        bank.pitch_hi,
-        bank.energy,
-        bank.shape_of.astype(np.int64),
-        bank.contains,
-        bank.time_energy,
-        bank.band_lo,
-        transpose_range,
-        t_values,
-        t_index,
-        bank.min_energy,
-        defaults.PARTIAL_MIN_SHARE,
-        defaults.CONTAINS_DENSITY,
-        bank.needs_support,
-        10.0**SIMILARITY_DECIMALS,
-        out_sim,
-        out_t,
-        out_d,
+    fragments = sparse.FragmentRuns(
+        start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        row_first=np.stack([np.searchsorted(r[0], np.arange(N_PITCHES + 1)) for r in per_fragment]).astype(np.int64),
+        on=np.concatenate([r[1] for r in per_fragment]),
+        off=np.concatenate([r[2] for r in per_fragment]),
+        value=np.concatenate([r[3] for r in per_fragment]),
+        length=np.array([f.roll.shape[1] for f in frags], dtype=np.int64),
+        energy_table=sparse.prefix_sums(squares),
     )
+    templates = sparse.TemplateRuns(
+        start=template["start"],
+        row=template["row"],
+        on=template["on"],
+        off=template["off"],
+        value=template["value"],
+        length=bank.length,
+        pitch_lo=bank.pitch_lo,
+        pitch_hi=bank.pitch_hi,
+        energy=bank.energy,
+        shape=bank.shape_of.astype(np.int64),
+        contains=bank.contains,
+        time_energy=bank.time_energy,
+        band_lo=bank.band_lo,
+    )
+    search = sparse.SearchParameters(
+        transpose_range=transpose_range,
+        transpositions=t_values,
+        transposition_index=t_index,
+        min_energy=bank.min_energy,
+        min_share=defaults.PARTIAL_MIN_SHARE,
+        contains_density=defaults.CONTAINS_DENSITY,
+        support=bank.needs_support,
+        similarity_scale=10.0**SIMILARITY_DECIMALS,
+    )
+    out = sparse.Alignments(
+        similarity=np.zeros((len(frags), bank.n_templates)),
+        transposition=np.zeros((len(frags), bank.n_templates), dtype=np.int64),
+        shift=np.zeros((len(frags), bank.n_templates), dtype=np.int64),
+    )
+    sparse.match_runs(fragments, templates, search, out)
     columns = bank.template_of
     for j, b in enumerate(present):
-        sims[b, columns] = out_sim[j]
-        trans[b, columns] = out_t[j]
-        shifts[b, columns] = out_d[j] + prepared[b].first_step
+        sims[b, columns] = out.similarity[j]
+        trans[b, columns] = out.transposition[j]
+        shifts[b, columns] = out.shift[j] + prepared[b].first_step
 
 
 @dataclass(frozen=True)
