@@ -29,17 +29,29 @@ from .bars import Bars, bars_from_measures, bars_from_time_signatures
 from .errors import EmptyInputError, InputError, LimitError
 from .notes import make_notes, notes_from_records, select_beats, span_beats
 
-#: File suffix → format name.
+#: File suffix → format name: every suffix rollmatch reads (in any case), the one map of formats and suffixes.
 FORMATS = {
     ".mid": "midi",
     ".midi": "midi",
-    ".xml": "musicxml",
     ".musicxml": "musicxml",
+    ".xml": "musicxml",
     ".mxl": "musicxml",
     ".krn": "humdrum",
     ".abc": "abc",
     ".json": "json",
 }
+
+
+def suffixes_of(fmt: str) -> tuple[str, ...]:
+    """Every suffix read as format ``fmt`` (a value of :data:`FORMATS`), in :data:`FORMATS`' order."""
+    return tuple(suffix for suffix, f in FORMATS.items() if f == fmt)
+
+
+#: Format name → the suffix rollmatch names a file of that format with (a temporary copy of sent bytes, a file
+#: sent without a name of its own, the MIDI file a search writes beside its MusicXML): its first in FORMATS.
+SUFFIXES = {fmt: suffixes_of(fmt)[0] for fmt in FORMATS.values()}
+#: Compressed MusicXML, a zip archive: read, never written.
+COMPRESSED_MUSICXML = ".mxl"
 _MUSIC21_FORMATS = {"musicxml", "humdrum", "abc"}
 DRUM_CHANNEL = 9  # General MIDI channel 10, counted from 0
 
@@ -53,6 +65,12 @@ def format_of(path: str | os.PathLike[str]) -> str:
         supported = " ".join(sorted(FORMATS))
         raise InputError(f"{Path(path).name}: unknown file type {suffix or '(none)'!r}; supported: {supported}")
     return FORMATS[suffix]
+
+
+def suffix_for(fmt: str, data: bytes = b"") -> str:
+    """The suffix to name a file holding ``data`` in format ``fmt`` (a value of :data:`FORMATS`) with:
+    :data:`SUFFIXES`' own, or .mxl for MusicXML bytes that are a zip archive (compressed MusicXML)."""
+    return COMPRESSED_MUSICXML if fmt == "musicxml" and data[:2] == b"PK" else SUFFIXES[fmt]
 
 
 @dataclass(frozen=True)
@@ -113,8 +131,8 @@ def read_notes_bytes(
 
 def read_piece_bytes(data: bytes, fmt: str, *, name: str = "<bytes>", tracks: TrackSelector = None) -> Piece:
     """Like :func:`read_piece` for a file's bytes in format ``fmt`` (a value of :data:`FORMATS`)."""
-    if fmt not in set(FORMATS.values()):
-        raise InputError(f"{name}: unknown format {fmt!r}; supported: {', '.join(sorted(set(FORMATS.values())))}")
+    if fmt not in SUFFIXES:
+        raise InputError(f"{name}: unknown format {fmt!r}; supported: {', '.join(sorted(SUFFIXES))}")
     _check_size(len(data), name)
     return _parse_bytes(data, fmt, name=name, tracks=tracks)
 
@@ -199,11 +217,8 @@ def _parse_bytes(data: bytes, fmt: str, *, name: str, tracks: TrackSelector) -> 
             raise InputError(f"{name}: not valid JSON: nested too deeply") from None
         notes = notes_from_records(records, source=name)
         return Piece(name, notes, lambda: _no_bars(name))
-    suffix = {"musicxml": ".musicxml", "humdrum": ".krn", "abc": ".abc"}[fmt]
-    if fmt == "musicxml" and data[:2] == b"PK":
-        suffix = ".mxl"  # compressed MusicXML is a zip archive
     with tempfile.TemporaryDirectory(prefix="rollmatch-") as tmp:
-        path = Path(tmp) / f"fragment{suffix}"
+        path = Path(tmp) / f"fragment{suffix_for(fmt, data)}"
         path.write_bytes(data)
         return _read_music21(path, fmt, name=name, tracks=tracks)
 
@@ -391,7 +406,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 __all__ = [
+    "COMPRESSED_MUSICXML",
     "FORMATS",
+    "SUFFIXES",
     "Piece",
     "TrackSelector",
     "format_of",
@@ -401,4 +418,6 @@ __all__ = [
     "read_notes_bytes",
     "read_piece",
     "read_piece_bytes",
+    "suffix_for",
+    "suffixes_of",
 ]

@@ -74,7 +74,7 @@ from .notes import (
     split_voices,
     transform_notes,
 )
-from .readers import read_notes
+from .readers import COMPRESSED_MUSICXML, SUFFIXES, read_notes, suffixes_of
 from .scoring import Progress, windows
 from .storage import write_output
 from .verdict import Outcome, Verdict, check_coverage, reaches
@@ -893,16 +893,17 @@ def report_path(output: str | os.PathLike[str]) -> Path:
     return Path(output).with_suffix(".json")
 
 
-#: The outputs a search writes, by suffix: MIDI, or MusicXML with the MIDI file beside it.
-MIDI_SUFFIXES = (".mid", ".midi")
-MUSICXML_SUFFIXES = (".musicxml", ".xml")
+#: The outputs a search writes, by suffix: MIDI, or MusicXML (uncompressed) with the MIDI file beside it.
+MIDI_SUFFIXES = suffixes_of("midi")
+MUSICXML_SUFFIXES = tuple(suffix for suffix in suffixes_of("musicxml") if suffix != COMPRESSED_MUSICXML)
 
 
 def check_output(output: str | os.PathLike[str]) -> Path:
     """The path to write, checked before a search spends any time."""
     path = Path(output)
-    if path.suffix.lower() not in MIDI_SUFFIXES + MUSICXML_SUFFIXES:
-        raise ParameterError(f"output={str(output)!r} must end in .mid, .midi, .musicxml or .xml")
+    written = MIDI_SUFFIXES + MUSICXML_SUFFIXES
+    if path.suffix.lower() not in written:
+        raise ParameterError(f"output={str(output)!r} must end in {', '.join(written[:-1])} or {written[-1]}")
     if not path.parent.is_dir():
         raise OutputError(f"{path.parent}: no such directory for the output")
     return path
@@ -990,7 +991,9 @@ def run_search(
         each is found, so none is lost."""
         for k, (result, target_path) in enumerate(zip(found, paths, strict=False)):
             midi_path = (
-                target_path.with_suffix(".mid") if target_path.suffix.lower() in MUSICXML_SUFFIXES else target_path
+                target_path.with_suffix(SUFFIXES["midi"])
+                if target_path.suffix.lower() in MUSICXML_SUFFIXES
+                else target_path
             )
             if k == len(found) - 1:
                 write_midi(midi_path, result.notes, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm)

@@ -15,14 +15,12 @@ from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.engine import Mode
 from rollmatch.library import Library
-from rollmatch.readers import FORMATS
+from rollmatch.readers import FORMATS, SUFFIXES, suffix_for
 
 from . import convert
 from .batcher import Batcher
 from .state import LibraryState
 from .status import error_message, rich_status
-
-_SUFFIX = {fmt: suffix for suffix, fmt in reversed(list(FORMATS.items()))}  # format -> its first suffix
 
 
 class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
@@ -134,7 +132,8 @@ def _add(library: Library, request: pb.AddExemplarRequest, mode: Mode | None) ->
     name = Path(file.name).name if "\0" not in file.name else ""
     if FORMATS.get(Path(name).suffix.lower()) != file.format:  # no name, or one that does not say the format
         stem = Path(name).stem or request.id or "exemplar"
-        name = f"{stem}{_SUFFIX.get(file.format, '.' + (file.format or 'unknown'))}"
+        suffix = suffix_for(file.format, file.data) if file.format in SUFFIXES else f".{file.format or 'unknown'}"
+        name = f"{stem}{suffix}"
     with tempfile.TemporaryDirectory(prefix="rollmatch-add-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(file.data)

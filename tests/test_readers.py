@@ -11,7 +11,7 @@ from music21 import note as m21note
 
 from rollmatch import InputError, LimitError, defaults, make_notes, read_notes, read_notes_bytes
 from rollmatch.bars import bar_span, bars_from_time_signatures
-from rollmatch.readers import music_files, read_piece, read_piece_bytes
+from rollmatch.readers import FORMATS, SUFFIXES, music_files, read_piece, read_piece_bytes, suffix_for, suffixes_of
 
 from .conftest import VOICES, chorale_path, write_midi
 
@@ -373,3 +373,10 @@ def test_music_files_expands_folders_sorted(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"empty: holds no music files \(.abc .json .krn"):
         music_files([tmp_path / "empty"])
+
+
+def test_one_map_of_formats_and_suffixes():
+    assert set(SUFFIXES) == set(FORMATS.values())
+    assert all(FORMATS[suffix] == fmt for fmt, suffix in SUFFIXES.items())  # each written suffix reads back
+    assert suffixes_of("midi") == (".mid", ".midi") and SUFFIXES["musicxml"] == ".musicxml"
+    assert suffix_for("musicxml", b"PK\x03\x04") == ".mxl" and suffix_for("musicxml", b"<?xml") == ".musicxml"
