@@ -56,7 +56,7 @@ Progress = Callable[[str], None]
 OUTCOMES = (Outcome.GOOD, Outcome.UNMATCHED, Outcome.VETOED)
 GOOD, UNMATCHED, VETOED = range(3)
 #: The kinds of labeled fragment, and their codes (their indices): what each should be judged is in the module.
-KINDS = ("good", "bad", "other")
+KINDS = (Label.GOOD, Label.BAD, "other")
 GOOD_KIND, BAD_KIND, OTHER_KIND = range(3)
 #: Most folds a cross-validation may use.
 MAX_FOLDS = 100

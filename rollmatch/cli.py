@@ -29,7 +29,7 @@ from .readers import FORMATS, music_files
 from .report import library_report
 from .scoring import FileResult, Scorer, score_files
 from .storage import write_output
-from .verdict import Match, fraction_text, percent_text
+from .verdict import Label, Match, fraction_text, percent_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE|FOLDER",
         help=f"music files; a folder adds the files directly inside it ({' '.join(sorted(FORMATS))})",
     )
-    add.add_argument("--label", required=True, choices=("good", "bad"))
+    add.add_argument("--label", required=True, choices=[label.value for label in Label])
     add.add_argument("--id", help="exemplar id, with one file only (default: from the file name)")
     add.add_argument("--start", type=float, metavar="BEAT", help="first beat to take")
     add.add_argument("--end", type=float, metavar="BEAT", help="beat to stop before")
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     cut.add_argument("dir", metavar="DIR")
     cut.add_argument("file", metavar="FILE")
     cut.add_argument("--bars-per-exemplar", type=int, required=True, metavar="N", help="bars in each exemplar")
-    cut.add_argument("--label", required=True, choices=("good", "bad"))
+    cut.add_argument("--label", required=True, choices=[label.value for label in Label])
     cut.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     cut.add_argument("--threshold", type=float, help="the exemplars' own similarity threshold")
     _add_mode(cut)

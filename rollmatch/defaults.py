@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+#: MIDI velocity of a note whose source states none: a JSON note without one, a score note without dynamics, a
+#: note sent without one, the notes rollmatch makes up itself (probes, random fragments).
+VELOCITY = 90
 #: Time resolution of a piano roll. 12 is the smallest that holds sixteenths (3 steps) and eighth-note
 #: triplets (4 steps) exactly; sixteenth triplets are 2 steps.
 STEPS_PER_BEAT = 12

@@ -19,7 +19,7 @@ import numpy as np
 from . import defaults
 from .bars import Bars, regular_bars
 from .notes import pitch_name
-from .verdict import Explanation, Outcome, alignment_text, coverage_text, similarity_text
+from .verdict import Explanation, Label, Outcome, alignment_text, coverage_text, similarity_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -134,11 +134,13 @@ def explanation_picture(explanation: Explanation) -> Picture:
 
     handles = [Patch(facecolor=NOTE_COLOUR, edgecolor=NOTE_EDGE_COLOUR, label=f"fragment: {explanation.name}")]
     for label, found, colour, style in (
-        ("good", explanation.good, GOOD_COLOUR, "-"),
-        ("bad", explanation.bad, BAD_COLOUR, "--"),
+        (Label.GOOD, explanation.good, GOOD_COLOUR, "-"),
+        (Label.BAD, explanation.bad, BAD_COLOUR, "--"),
     ):
         if found is None:
-            handles.append(Patch(facecolor="none", edgecolor=colour, linestyle=style, label=f"best {label}: none"))
+            handles.append(
+                Patch(facecolor="none", edgecolor=colour, linestyle=style, label=f"best {label.value}: none")
+            )
             continue
         roll.add_collection(
             _rectangles(found.notes, facecolor="none", edgecolor=colour, linewidth=2.0, linestyle=style, zorder=4)

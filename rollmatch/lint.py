@@ -116,7 +116,7 @@ def random_material(count: int, *, beats: float, seed: int) -> list[np.ndarray]:
             pitch, start = int(rng.integers(lo, hi + 1)), 0.0
             while start < beats:
                 end = min(beats, start + float(rng.choice(lengths, p=length_p)))
-                rows.append((pitch, start, end, 90))
+                rows.append((pitch, start, end, defaults.VELOCITY))
                 pitch += int(rng.choice(steps, p=step_p / step_p.sum()))
                 pitch = 2 * lo - pitch if pitch < lo else 2 * hi - pitch if pitch > hi else pitch  # reflect
                 start = end

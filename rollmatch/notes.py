@@ -18,7 +18,6 @@ from .checks import number
 from .errors import InputError, LimitError, ParameterError
 
 NOTE_DTYPE = np.dtype([("pitch", np.int16), ("start", np.float64), ("end", np.float64), ("velocity", np.uint8)])
-DEFAULT_VELOCITY = 90
 
 
 def empty_notes() -> np.ndarray:
@@ -30,7 +29,7 @@ def make_notes(
     pitch: Iterable[int],
     start: Iterable[float],
     end: Iterable[float],
-    velocity: Iterable[int] | int = DEFAULT_VELOCITY,
+    velocity: Iterable[int] | int = defaults.VELOCITY,
     *,
     source: str = "notes",
 ) -> np.ndarray:
@@ -92,7 +91,7 @@ def notes_from_records(records: Any, *, source: str = "note list") -> np.ndarray
         if unknown:
             raise InputError(f"{source}: note {i} has unknown field {sorted(unknown)[0]!r}")
         for key in columns:
-            value = record.get(key, DEFAULT_VELOCITY if key == "velocity" else None)
+            value = record.get(key, defaults.VELOCITY if key == "velocity" else None)
             if value is None:
                 raise InputError(f"{source}: note {i} is missing {key!r}")
             if isinstance(value, bool) or not isinstance(value, int | float):

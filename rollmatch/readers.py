@@ -348,7 +348,7 @@ def _read_music21(path: Path, fmt: str, *, name: str, tracks: TrackSelector) -> 
                     pitch.append(int(p.midi))
                     start.append(offset)
                     end.append(offset + length)
-                    velocity.append(int(vel) if vel else 90)
+                    velocity.append(int(vel) if vel else defaults.VELOCITY)
                 if len(pitch) > defaults.MAX_NOTES:
                     raise LimitError(f"{name}: more than {defaults.MAX_NOTES} notes, the limit")
     except InputError:

@@ -14,9 +14,9 @@ from rollmatch.checks import number, whole_number
 from rollmatch.engine import Mode, check_mode, check_stretches, check_transpose_range
 from rollmatch.errors import InputError, LimitError, ParameterError, RollmatchError
 from rollmatch.library import Exemplar, Library
-from rollmatch.notes import DEFAULT_VELOCITY, notes_from_columns, span_beats
+from rollmatch.notes import notes_from_columns, span_beats
 from rollmatch.readers import read_notes_bytes
-from rollmatch.verdict import Match, Outcome, Verdict, check_coverage, check_threshold
+from rollmatch.verdict import Label, Match, Outcome, Verdict, check_coverage, check_threshold
 
 from .status import FieldError
 
@@ -85,7 +85,7 @@ def fragment(message: pb.Fragment, name: str) -> np.ndarray:
             [n.pitch for n in listed],
             [n.start for n in listed],
             [n.end for n in listed],
-            [n.velocity or DEFAULT_VELOCITY for n in listed],
+            [n.velocity or defaults.VELOCITY for n in listed],
             source=name,
         )
     elif content == "file":
@@ -171,13 +171,13 @@ def exemplar(value: Exemplar) -> pb.Exemplar:
 
 
 def library(value: Library) -> pb.GetLibraryResponse:
-    labels = [e.label.value for e in value.exemplars]
+    labels = [e.label for e in value.exemplars]
     config = value.config
     return pb.GetLibraryResponse(
         name=config.name,
         version=value.version,
-        good_count=labels.count("good"),
-        bad_count=labels.count("bad"),
+        good_count=labels.count(Label.GOOD),
+        bad_count=labels.count(Label.BAD),
         thresholds=thresholds(value),
         steps_per_beat=config.steps_per_beat,
         velocity=config.velocity,
