@@ -20,11 +20,6 @@ from . import defaults
 from .checks import number
 from .errors import InputError, LimitError, ParameterError
 
-#: Largest time-signature denominator accepted (a 1/64 bar is a sixteenth of a beat).
-MAX_TIME_SIGNATURE_DENOMINATOR = 64
-#: Beat differences below this count as none: a bar line against a time-signature change, a pickup against its bar.
-BAR_TOLERANCE = 1e-6
-
 #: Bars ``(first, last)`` by number, inclusive; bar 0 is a pickup.
 BarRange = tuple[int, int]
 
@@ -90,12 +85,12 @@ def bars_from_time_signatures(
         if (
             numerator < 1
             or denominator < 1
-            or denominator > MAX_TIME_SIGNATURE_DENOMINATOR
+            or denominator > defaults.MAX_TIME_SIGNATURE_DENOMINATOR
             or denominator & (denominator - 1)
         ):
             raise InputError(
                 f"{name}: time signature {numerator}/{denominator} at beat {beat:g} is not supported "
-                f"(numerator >= 1, denominator a power of two up to {MAX_TIME_SIGNATURE_DENOMINATOR})"
+                f"(numerator >= 1, denominator a power of two up to {defaults.MAX_TIME_SIGNATURE_DENOMINATOR})"
             )
         meters[float(beat)] = numerator * 4.0 / denominator
     starts = sorted(beat for beat in meters if beat < end_beat) or [0.0]
@@ -104,7 +99,7 @@ def bars_from_time_signatures(
     for i, start in enumerate(starts):
         length = meters[start]
         stop = starts[i + 1] if i + 1 < len(starts) else max(end_beat, start + length)
-        n = max(1, math.ceil((stop - start) / length - BAR_TOLERANCE))
+        n = max(1, math.ceil((stop - start) / length - defaults.BAR_TOLERANCE))
         count += n
         if count > defaults.MAX_BARS:
             raise LimitError(f"{name}: more than {defaults.MAX_BARS} bars, the limit")
@@ -135,7 +130,7 @@ def bars_from_measures(
             continue
         starts.append(offset)
     end = max(offset + length for _, offset, length in kept)
-    pickup = kept[0][2] < first_bar_beats - BAR_TOLERANCE and len(starts) > 1
+    pickup = kept[0][2] < first_bar_beats - defaults.BAR_TOLERANCE and len(starts) > 1
     return Bars(np.asarray([*starts, end], dtype=np.float64), first=0 if pickup else 1)
 
 

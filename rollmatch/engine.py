@@ -63,8 +63,6 @@ METHODS = ("auto", "dense", "sparse")
 TEMPLATE_CHUNK = 128
 #: FFT lengths kept in the spectra cache at once.
 SPECTRA_CACHE_SIZE = 3
-#: Decimals of the similarities the best alignment is chosen on (float32 noise is ~1e-7); reported ones are exact.
-SIMILARITY_DECIMALS = 5
 #: Bytes of fragment energy tables the sparse path builds at once; larger batches run in chunks.
 SPARSE_BLOCK_BYTES = 256 * 1024 * 1024
 #: Smallest FFT length used (short fragments against short exemplars).
@@ -410,7 +408,7 @@ def _match_sparse(
         min_share=defaults.PARTIAL_MIN_SHARE,
         contains_density=defaults.CONTAINS_DENSITY,
         support=bank.needs_support,
-        similarity_scale=10.0**SIMILARITY_DECIMALS,
+        similarity_scale=10.0**defaults.SIMILARITY_DECIMALS,
     )
     out = sparse.Alignments(
         similarity=np.zeros((len(frags), bank.n_templates)),
@@ -527,7 +525,7 @@ def _match_group(
             flat = sim.reshape(len(block), m1 - m0, -1)
             # Chosen on rounded values, so that alignments tied in exact arithmetic tie here too, whatever the
             # float noise, and the order of the axes decides: the smallest transposition, then the earliest shift.
-            best = xp.argmax(xp.round(flat, SIMILARITY_DECIMALS), axis=-1)
+            best = xp.argmax(xp.round(flat, defaults.SIMILARITY_DECIMALS), axis=-1)
             best_sim = np.clip(
                 to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64), 0.0, 1.0
             )
@@ -552,7 +550,7 @@ def _precedes(
 ) -> np.ndarray:
     """Whether alignments (sim, t, shift) come before the ones kept so far: a higher similarity on the chosen
     decimals, else (on a tie above 0) a transposition earlier in the order 0, -1, +1, ..., else an earlier shift."""
-    key, old_key = np.round(sim, SIMILARITY_DECIMALS), np.round(old_sim, SIMILARITY_DECIMALS)
+    key, old_key = np.round(sim, defaults.SIMILARITY_DECIMALS), np.round(old_sim, defaults.SIMILARITY_DECIMALS)
     rank, old_rank = 2 * np.abs(t) - (t < 0), 2 * np.abs(old_t) - (old_t < 0)
     earlier = (rank < old_rank) | ((rank == old_rank) & (shift < old_shift))
     return (key > old_key) | ((key == old_key) & (key > 0) & earlier)
@@ -699,7 +697,7 @@ def _best_stretch(sims: np.ndarray, bank: TemplateBank) -> np.ndarray:
     # Stretches within 1e-5 of the best tie: float32 noise (up to ~2e-6 with velocities) must not decide
     # between stretches that match equally well in exact arithmetic.
     sim3 = sims.reshape(n_frag, n_ex, n_st)[:, :, order]
-    tied = sim3 >= sim3.max(axis=-1, keepdims=True) - 10.0**-SIMILARITY_DECIMALS
+    tied = sim3 >= sim3.max(axis=-1, keepdims=True) - 10.0**-defaults.SIMILARITY_DECIMALS
     return order[np.argmax(tied, axis=-1)]  # the first tied stretch is the one nearest 1
 
 

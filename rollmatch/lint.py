@@ -75,8 +75,6 @@ RANDOM_VOICE_RANGES = ((40, 62), (48, 67), (55, 74), (60, 81))
 RANDOM_DURATIONS = ((0.5, 0.3), (1.0, 0.5), (2.0, 0.2))
 #: Melodic intervals (semitones) between consecutive notes of a random voice, and how often each is drawn.
 RANDOM_INTERVALS = ((0, 0.10), (1, 0.15), (2, 0.15), (3, 0.07), (4, 0.05), (5, 0.03))
-#: Most random fragments one check may ask for.
-MAX_RANDOM_FRAGMENTS = 4_096
 
 
 @dataclass(frozen=True)
@@ -154,7 +152,7 @@ def check_library(
     requirement, over ``transpose_range`` semitones and ``stretches``.
     """
     near_duplicate_similarity = check_threshold(near_duplicate_similarity, "near_duplicate_similarity")
-    random_count = whole_number(random_count, "random_count", at_least=0, at_most=MAX_RANDOM_FRAGMENTS)
+    random_count = whole_number(random_count, "random_count", at_least=0, at_most=defaults.MAX_RANDOM_FRAGMENTS)
     random_beats = number(random_beats, "random_beats", above=0, at_most=defaults.MAX_BEATS_PER_FRAGMENT)
     random_match_fraction = check_threshold(random_match_fraction, "random_match_fraction")
     seed = whole_number(seed, "seed", at_least=0, at_most=2**63 - 1)

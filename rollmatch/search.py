@@ -80,9 +80,6 @@ from .storage import write_output
 from .verdict import Outcome, Verdict, check_coverage, reaches
 from .writers import write_midi, write_musicxml
 
-#: Scores are ranked rounded to this many decimals, so that float noise of the engine can never reorder
-#: candidates that tie in exact arithmetic.
-SCORE_DECIMALS = 6
 #: Transpositions (semitones) a repeat of a form section is tried at, the exact repeat first.
 FORM_TRANSPOSITIONS = (0, 5, -5, 7, -7, 12, -12)
 #: How the message a search gives up with names each reason a candidate was rejected for.
@@ -744,7 +741,7 @@ class PhraseSearch:
             ranked.append(
                 (
                     candidate.beam.deviation + candidate.deviation,
-                    -round(score, SCORE_DECIMALS),
+                    -round(score, defaults.SCORE_DECIMALS),
                     order,
                     score,
                     candidate,

@@ -32,8 +32,6 @@ QUANTIZE_DIVISORS = (4, 3)
 
 #: One chord (or lone note) of a part: start and end ticks, and its (pitch, velocity) pairs, low to high.
 _Event = tuple[int, int, list[tuple[int, int]]]
-#: Most sharps or flats a key signature may have.
-_MAX_SHARPS = 7
 
 
 def write_midi(
@@ -194,7 +192,7 @@ def _parse_key(value: object) -> m21key.Key:
             raise ParameterError(f"key={value!r} is not a key; give e.g. 'G major' or 'e minor'") from None
     else:
         raise ParameterError(f"key={value!r} must be a music21 Key or a name such as 'G major' or 'e minor'")
-    if abs(parsed.sharps) > _MAX_SHARPS:
+    if abs(parsed.sharps) > defaults.MAX_KEY_SHARPS:
         shown = repr(value) if isinstance(value, str) else str(value)
         raise ParameterError(f"key={shown} needs {abs(parsed.sharps)} sharps or flats; give an enharmonic key")
     return parsed
