@@ -1,4 +1,6 @@
-"""Array backends. The only module that names cupy; ``import rollmatch`` never imports it.
+"""Array backends: numpy on the CPU or cupy on a GPU, chosen by name, with their FFTs and transfers.
+
+The only module that names cupy; ``import rollmatch`` never imports it.
 
 The engine is written once against an array module ``xp`` (numpy or cupy) and asks this module for
 the matching FFT implementation and for host/device transfers.
