@@ -26,7 +26,7 @@ def _import_cupy() -> ModuleType | None:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return None
         return cupy
-    except Exception:  # no package, no driver, no device: all mean "no GPU here"
+    except Exception:  # noqa: BLE001  (no package, no driver, no device: all mean "no GPU here")
         return None
 
 

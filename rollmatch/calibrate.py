@@ -87,7 +87,8 @@ def labeled_files(path: str | os.PathLike[str]) -> list[tuple[Path, int]]:
                 if kind == "other":
                     continue
                 raise InputError(
-                    f"{root}: no {kind}/ folder; a labeled folder holds good/ and bad/ folders of fragments, and optionally other/"
+                    f"{root}: no {kind}/ folder; a labeled folder holds good/ and bad/ folders of fragments, and "
+                    "optionally other/"
                 )
             files += [
                 (file, code)
@@ -493,8 +494,8 @@ def report_lines(result: Calibration) -> list[str]:
         f"{result.fragments} labeled fragments: {counted}",
         "",
         (
-            f"{'':<22}{'τ_good':>12}{'τ_bad':>12}{'balanced':>10}{'good GOOD':>11}{'bad VETOED':>12}{'other not GOOD':>16}"
-            f"{'precision':>11}{'good vetoed':>13}"
+            f"{'':<22}{'τ_good':>12}{'τ_bad':>12}{'balanced':>10}{'good GOOD':>11}{'bad VETOED':>12}"
+            f"{'other not GOOD':>16}{'precision':>11}{'good vetoed':>13}"
         ),
     ]
     for name, tau_good, tau_bad, c in rows:

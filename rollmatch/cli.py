@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.LIBRARY_POLL_S,
         metavar="SECONDS",
-        help=f"check the library for changes by other writers this often; 0: never (default {defaults.LIBRARY_POLL_S:g})",
+        help=(
+            f"check the library for changes by other writers this often; 0: never (default {defaults.LIBRARY_POLL_S:g})"
+        ),
     )
     serve.set_defaults(handler=_serve)
 
@@ -309,7 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.MAX_COPY,
         metavar="X",
-        help=f"no window may match one good exemplar at X or more; 1 turns the ceiling off (default {defaults.MAX_COPY:g})",
+        help=(
+            "no window may match one good exemplar at X or more; "
+            f"1 turns the ceiling off (default {defaults.MAX_COPY:g})"
+        ),
     )
     search.add_argument(
         "--max-copy-beats",
@@ -564,7 +569,8 @@ def _library_list(args: argparse.Namespace) -> int:
         beats = e.beat_range
         extra = f"  threshold {e.threshold:g}" if e.threshold is not None else ""
         print(
-            f"  {e.id:<28} {e.label.value:<4}  {library.mode_of(e).value:<9}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}"
+            f"  {e.id:<28} {e.label.value:<4}  {library.mode_of(e).value:<9}  {e.file}  beats {beats}{extra}  "
+            f"{' '.join(e.tags)}"
         )
     return EXIT_OK
 
@@ -649,7 +655,8 @@ def _library_report(args: argparse.Namespace) -> int:
     write_output(args.output, page.encode("utf-8"))
     count = len(library.exemplars)
     print(
-        f"wrote {args.output}: {count} exemplar{'' if count == 1 else 's'}, {len(findings)} finding{'' if len(findings) == 1 else 's'}"
+        f"wrote {args.output}: {count} exemplar{'' if count == 1 else 's'}, {len(findings)} "
+        f"finding{'' if len(findings) == 1 else 's'}"
     )
     return EXIT_OK
 
@@ -714,9 +721,11 @@ def _search(args: argparse.Namespace) -> int:
     for result, path in zip(results, result_paths(Path(args.output), len(results)), strict=True):
         novelty = result.to_dict()["novelty"]
         print(
-            f"wrote {path} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD; nearest exemplar "
-            f"{1 - novelty['lowest']:.3f} at most, {result.diversity['distinct_exemplars']} exemplars) and {report_path(path)}; "
-            f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, {result.seconds:.1f} s"
+            f"wrote {path} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD; "
+            f"nearest exemplar {1 - novelty['lowest']:.3f} at most, "
+            f"{result.diversity['distinct_exemplars']} exemplars) and {report_path(path)}; "
+            f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, "
+            f"{result.seconds:.1f} s"
         )
         if not result.complete:
             reasons = ", ".join(
@@ -724,8 +733,8 @@ def _search(args: argparse.Namespace) -> int:
             )
             print(
                 f"rollmatch: error: the {result.stopped} ran out at {result.bars} of {result.settings['bars']} bars; "
-                f"{path} holds the best phrase found so far, its last windows not all judged; candidates were rejected most "
-                f"often as {reasons or 'nothing'}",
+                f"{path} holds the best phrase found so far, its last windows not all judged; "
+                f"candidates were rejected most often as {reasons or 'nothing'}",
                 file=sys.stderr,
             )
             status = EXIT_FAILED

@@ -601,7 +601,7 @@ def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
     """Cumulative sums along the last axis, with ``left`` zeros before and the total repeated ``right`` times
     after, so that a window that starts before step 0 or ends past the last step needs no clipping."""
     steps = per_step.shape[-1]
-    out = xp.empty(per_step.shape[:-1] + (left + 1 + steps + right,), dtype=per_step.dtype)
+    out = xp.empty((*per_step.shape[:-1], left + 1 + steps + right), dtype=per_step.dtype)
     out[..., : left + 1] = 0
     xp.cumsum(per_step, axis=-1, out=out[..., left + 1 : left + 1 + steps])
     out[..., left + 1 + steps :] = out[..., left + steps : left + steps + 1]

@@ -347,8 +347,8 @@ def _probes_judged_good(
             Finding(
                 "probe-good",
                 f"probe '{probe.name}' ({probe.family}) is judged GOOD through good exemplar {exemplars[k].id!r}: "
-                f"similarity {best.similarity[p, k]:.3f}, coverage {percent_text(best.coverage[p, k])} ({_where(best, p, k)}); a "
-                "search would find this loophole first",
+                f"similarity {best.similarity[p, k]:.3f}, coverage {percent_text(best.coverage[p, k])} "
+                f"({_where(best, p, k)}); a search would find this loophole first",
                 (exemplars[k].id,),
                 probe.name,
             )

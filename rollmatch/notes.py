@@ -177,8 +177,8 @@ def perturb_notes(notes: np.ndarray, rng: np.random.Generator, *, drop: float = 
         number(value, name, at_least=0, at_most=1)
     if notes.size == 0:
         return notes.copy()
-    n_drop = int(round(drop * notes.size))
-    n_add = int(round(add * notes.size))
+    n_drop = round(drop * notes.size)
+    n_add = round(add * notes.size)
     kept = notes[np.sort(rng.permutation(notes.size)[n_drop:])]
     extra = np.empty(n_add, dtype=NOTE_DTYPE)
     extra["pitch"] = rng.integers(notes["pitch"].min(), notes["pitch"].max() + 1, n_add)
@@ -235,7 +235,7 @@ def split_voices(notes: np.ndarray) -> np.ndarray:
         best: tuple[int, ...] = tuple(free[: len(pitches)])
         if len(pitches) <= len(free):
 
-            def cost(chosen: tuple[int, ...]) -> int:
+            def cost(chosen: tuple[int, ...], pitches: list[int] = pitches) -> int:
                 return sum(
                     12 if (last := last_pitch[v]) is None else abs(p - last)
                     for v, p in zip(chosen, pitches, strict=True)

@@ -77,7 +77,7 @@ class Scorer:
             if self.method == "sparse":
                 bank.runs()
             else:
-                bank.time_energy_device  # built now, not on the first request
+                _ = bank.time_energy_device  # built now, not on the first request
 
     def score(
         self,

@@ -85,7 +85,9 @@ FORM_TRANSPOSITIONS = (0, 5, -5, 7, -7, 12, -12)
 #: How the message a search gives up with names each reason a candidate was rejected for.
 REJECTIONS = {
     "copy": "copies (a window matched one good exemplar at or above the copy ceiling, max_copy={max_copy:g})",
-    "copied stretch": "copied stretches (longer than max_copy_beats={max_copy_beats} beats at or above max_copy={max_copy:g})",
+    "copied stretch": (
+        "copied stretches (longer than max_copy_beats={max_copy_beats} beats at or above max_copy={max_copy:g})"
+    ),
     "reuse": "overusing one exemplar (more than {limit} windows, max_reuse={max_reuse:g})",
     "degenerate": "degenerate bars (one note, one repeated note, one chord held or repeated, or a lone voice)",
     "filler": "filler (a bar inside no window's good match, let through by coverage)",
@@ -126,7 +128,8 @@ def parse_form(form: str | None, bars: int) -> tuple[Section, ...]:
         )
     if bars % len(letters):
         raise ParameterError(
-            f"bars={bars} does not split into the {len(letters)} sections of form={form!r}; give a multiple of {len(letters)}"
+            f"bars={bars} does not split into the {len(letters)} sections of form={form!r}; give a multiple of "
+            f"{len(letters)}"
         )
     size = bars // len(letters)
     first: dict[str, int] = {}
@@ -451,7 +454,8 @@ class PhraseSearch:
                 raise ParameterError("regenerate needs a start: the piece whose bars to replace")
             if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last < piece_bars):
                 raise ParameterError(
-                    f"regenerate=bars {first + 1}-{last + 1} must lie within the start's {piece_bars} bars, first <= last"
+                    f"regenerate=bars {first + 1}-{last + 1} must lie within the start's {piece_bars} bars, "
+                    "first <= last"
                 )
             if form is not None:
                 raise ParameterError("regenerate and form cannot be combined: a regenerated piece keeps its own form")
@@ -867,8 +871,9 @@ class PhraseSearch:
         reasons = ", ".join(f"{count} {names.get(outcome, outcome)}" for outcome, count in self.rejected.most_common())
         vetoes = ", ".join(f"{exemplar} ({count})" for exemplar, count in self.vetoes.most_common(3))
         return (
-            f"no candidate survived; generator {self.name!r} was asked {self.expansions} times for up to {self.candidates} "
-            f"bars and proposed {self.proposed}; {self.evaluations} windows scored, {self.dead_ends} dead ends, {self.backtracks} backtracks; "
+            f"no candidate survived; generator {self.name!r} was asked {self.expansions} times for up to "
+            f"{self.candidates} bars and proposed {self.proposed}; {self.evaluations} windows scored, "
+            f"{self.dead_ends} dead ends, {self.backtracks} backtracks; "
             f"the longest phrase reached {self.deepest} of {self.bars} bars; rejected: {reasons or 'none'}"
             + (f"; vetoed most often by {vetoes}" if vetoes else "")
         )

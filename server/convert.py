@@ -61,7 +61,8 @@ def fragments(messages: Sequence[pb.Fragment], *, field: str = "fragments") -> t
             raise FieldError(
                 field,
                 LimitError(
-                    f"fragments reach {total:g} beats in all by fragment {i}, past the limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request"
+                    f"fragments reach {total:g} beats in all by fragment {i}, past the limit of "
+                    f"{defaults.MAX_BEATS_PER_REQUEST:g} beats per request"
                 ),
             )
     return notes, origins

@@ -39,7 +39,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         try:
             results, version = await self._score(request.fragments, request.options)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.ScoreResponse(results=results, library_version=version)
 
@@ -54,7 +54,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
             try:
                 results, version = await self._score(request.fragments, request.options)
                 response = pb.ScoreStreamResponse(id=request.id, results=results, library_version=version)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (any error answers this request, not the stream)
                 response = pb.ScoreStreamResponse(id=request.id, error=error_message(exc))
             finally:
                 slots.release()
@@ -101,7 +101,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
         try:
             mode = convert.mode(request.mode)  # checked before the library's lock is taken
             added = await self.state.change(lambda library: _add(library, request, mode))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.AddExemplarResponse(exemplar=convert.exemplar(added.exemplars[-1]), library_version=added.version)
 
@@ -110,7 +110,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
     ) -> pb.RemoveExemplarResponse:
         try:
             library = await self.state.change(lambda library: library.remove(request.id))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.RemoveExemplarResponse(library_version=library.version)
 
@@ -120,7 +120,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
         try:
             updates = convert.threshold_updates(request)
             library = await self.state.change(lambda library: library.set_thresholds(**updates))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.SetThresholdsResponse(thresholds=convert.thresholds(library), library_version=library.version)
 
