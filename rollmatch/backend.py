@@ -1,4 +1,6 @@
-"""Array backends. The only module that names cupy; ``import rollmatch`` never imports it.
+"""Array backends: numpy on the CPU or cupy on a GPU, chosen by name, with their FFTs and transfers.
+
+The only module that names cupy; ``import rollmatch`` never imports it.
 
 The engine is written once against an array module ``xp`` (numpy or cupy) and asks this module for
 the matching FFT implementation and for host/device transfers.
@@ -24,7 +26,7 @@ def _import_cupy() -> ModuleType | None:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return None
         return cupy
-    except Exception:  # no package, no driver, no device: all mean "no GPU here"
+    except Exception:  # noqa: BLE001  (no package, no driver, no device: all mean "no GPU here")
         return None
 
 

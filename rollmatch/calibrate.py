@@ -55,13 +55,8 @@ from .verdict import Label, Outcome, reaches
 OUTCOMES = (Outcome.GOOD, Outcome.UNMATCHED, Outcome.VETOED)
 GOOD, UNMATCHED, VETOED = range(3)
 #: The kinds of labeled fragment, and their codes (their indices): what each should be judged is in the module.
-KINDS = ("good", "bad", "other")
+KINDS = (Label.GOOD, Label.BAD, "other")
 GOOD_KIND, BAD_KIND, OTHER_KIND = range(3)
-#: Most folds a cross-validation may use.
-MAX_FOLDS = 100
-#: Similarities are compared on this many decimals when candidate thresholds are built (the engine picks
-#: alignments on 5), so two fragments closer than that never get a threshold squeezed between them.
-CANDIDATE_DECIMALS = 5
 
 
 # --- the labeled set ---------------------------------------------------------------------------------------
@@ -91,7 +86,8 @@ def labeled_files(path: str | os.PathLike[str]) -> list[tuple[Path, int]]:
                 if kind == "other":
                     continue
                 raise InputError(
-                    f"{root}: no {kind}/ folder; a labeled folder holds good/ and bad/ folders of fragments, and optionally other/"
+                    f"{root}: no {kind}/ folder; a labeled folder holds good/ and bad/ folders of fragments, and "
+                    "optionally other/"
                 )
             files += [
                 (file, code)
@@ -251,7 +247,7 @@ def _bounds(values: np.ndarray, max_candidates: int) -> np.ndarray:
     """Sorted distinct similarities, with 0 and 1, that delimit the candidate intervals of one threshold: the
     candidate between bounds i and i+1 stands for every threshold in (bound i, bound i+1]."""
     finite = np.clip(values[np.isfinite(values)], 0.0, 1.0)
-    bounds = np.unique(np.round(np.concatenate([[0.0, 1.0], finite]), CANDIDATE_DECIMALS))
+    bounds = np.unique(np.round(np.concatenate([[0.0, 1.0], finite]), defaults.CANDIDATE_DECIMALS))
     if len(bounds) - 1 > max_candidates:
         bounds = bounds[np.unique(np.round(np.linspace(0, len(bounds) - 1, max_candidates + 1)).astype(int))]
     return bounds
@@ -271,7 +267,7 @@ def _settle(current: float, low: float, high: float) -> float:
     if low + defaults.TIE_TOLERANCE < current <= high:
         return current
     middle = (low + high) / 2
-    for digits in range(2, CANDIDATE_DECIMALS + 2):
+    for digits in range(2, defaults.CANDIDATE_DECIMALS + 2):
         short = round(middle, digits)
         if abs(short - middle) <= 0.1 * (high - low) and low < short <= high:
             return short
@@ -394,7 +390,7 @@ def cross_validate(
     seed: int = defaults.CALIBRATION_SEED,
 ) -> Calibration:
     """Choose thresholds by K-fold cross-validation (see the module docstring)."""
-    folds = whole_number(folds, "folds", at_least=2, at_most=MAX_FOLDS)
+    folds = whole_number(folds, "folds", at_least=2, at_most=defaults.MAX_CALIBRATION_FOLDS)
     _check_kinds(kinds)
     counts = tuple(int((kinds == k).sum()) for k in range(len(KINDS)))
     if any(0 < n < folds for n in counts):
@@ -441,7 +437,7 @@ def calibrate(
     chosen ones; what it finds only at the chosen ones is ``new_findings``: a degenerate probe judged GOOD, a
     good exemplar vetoed, an exemplar that matches noise.
     """
-    whole_number(folds, "folds", at_least=2, at_most=MAX_FOLDS)  # before any file is read
+    whole_number(folds, "folds", at_least=2, at_most=defaults.MAX_CALIBRATION_FOLDS)  # before any file is read
     if not any(e.label is Label.GOOD for e in library.exemplars):
         raise LibraryError(f"{library.path}: the library has no good exemplars, so no fragment can be judged GOOD")
     fragments = read_labeled(labeled, progress=progress)
@@ -492,8 +488,8 @@ def report_lines(result: Calibration) -> list[str]:
         f"{result.fragments} labeled fragments: {counted}",
         "",
         (
-            f"{'':<22}{'τ_good':>12}{'τ_bad':>12}{'balanced':>10}{'good GOOD':>11}{'bad VETOED':>12}{'other not GOOD':>16}"
-            f"{'precision':>11}{'good vetoed':>13}"
+            f"{'':<22}{'τ_good':>12}{'τ_bad':>12}{'balanced':>10}{'good GOOD':>11}{'bad VETOED':>12}"
+            f"{'other not GOOD':>16}{'precision':>11}{'good vetoed':>13}"
         ),
     ]
     for name, tau_good, tau_bad, c in rows:

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from . import __version__, defaults
 from .backend import BACKENDS, DEFAULT_BACKEND
+from .bars import BarRange, parse_bar_range
 from .calibrate import calibrate, report_lines
 from .draw import Picture, explanation_picture, roll_picture
 from .engine import Mode, SearchSpace
@@ -29,7 +30,7 @@ from .readers import FORMATS, music_files
 from .report import library_report
 from .scoring import Critic, FileResult, Scorer, score_files
 from .storage import write_output
-from .verdict import Match, Thresholds, fraction_text, percent_text
+from .verdict import Label, Match, Thresholds, fraction_text, percent_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -55,11 +56,11 @@ def _track(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-def _bar_range(text: str) -> tuple[int, int]:
-    first, dash, last = text.strip().partition("-")
-    if not first.isdigit() or (dash and not last.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a bar number or range like 5 or 5-8")
-    return int(first), int(last) if dash else int(first)
+def _bar_range(text: str) -> BarRange:
+    try:
+        return parse_bar_range(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.LIBRARY_POLL_S,
         metavar="SECONDS",
-        help=f"check the library for changes by other writers this often; 0: never (default {defaults.LIBRARY_POLL_S:g})",
+        help=(
+            f"check the library for changes by other writers this often; 0: never (default {defaults.LIBRARY_POLL_S:g})"
+        ),
     )
     serve.set_defaults(handler=_serve)
 
@@ -146,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE|FOLDER",
         help=f"music files; a folder adds the files directly inside it ({' '.join(sorted(FORMATS))})",
     )
-    add.add_argument("--label", required=True, choices=("good", "bad"))
+    add.add_argument("--label", required=True, choices=[label.value for label in Label])
     add.add_argument("--id", help="exemplar id, with one file only (default: from the file name)")
     add.add_argument("--start", type=float, metavar="BEAT", help="first beat to take")
     add.add_argument("--end", type=float, metavar="BEAT", help="beat to stop before")
@@ -178,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     cut.add_argument("dir", metavar="DIR")
     cut.add_argument("file", metavar="FILE")
     cut.add_argument("--bars-per-exemplar", type=int, required=True, metavar="N", help="bars in each exemplar")
-    cut.add_argument("--label", required=True, choices=("good", "bad"))
+    cut.add_argument("--label", required=True, choices=[label.value for label in Label])
     cut.add_argument("--track", type=_track, action="append", metavar="N|NAME", help="only these tracks/parts")
     cut.add_argument("--threshold", type=float, help="the exemplars' own similarity threshold")
     _add_mode(cut)
@@ -309,7 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.MAX_COPY,
         metavar="X",
-        help=f"no window may match one good exemplar at X or more; 1 turns the ceiling off (default {defaults.MAX_COPY:g})",
+        help=(
+            "no window may match one good exemplar at X or more; "
+            f"1 turns the ceiling off (default {defaults.MAX_COPY:g})"
+        ),
     )
     search.add_argument(
         "--max-copy-beats",
@@ -565,7 +571,8 @@ def _library_list(args: argparse.Namespace) -> int:
         beats = e.beat_range
         extra = f"  threshold {e.threshold:g}" if e.threshold is not None else ""
         print(
-            f"  {e.id:<28} {e.label.value:<4}  {library.mode_of(e).value:<9}  {e.file}  beats {beats}{extra}  {' '.join(e.tags)}"
+            f"  {e.id:<28} {e.label.value:<4}  {library.mode_of(e).value:<9}  {e.file}  beats {beats}{extra}  "
+            f"{' '.join(e.tags)}"
         )
     return EXIT_OK
 
@@ -647,7 +654,8 @@ def _library_report(args: argparse.Namespace) -> int:
     write_output(args.output, page.encode("utf-8"))
     count = len(library.exemplars)
     print(
-        f"wrote {args.output}: {count} exemplar{'' if count == 1 else 's'}, {len(findings)} finding{'' if len(findings) == 1 else 's'}"
+        f"wrote {args.output}: {count} exemplar{'' if count == 1 else 's'}, {len(findings)} "
+        f"finding{'' if len(findings) == 1 else 's'}"
     )
     return EXIT_OK
 
@@ -711,9 +719,11 @@ def _search(args: argparse.Namespace) -> int:
     for result, path in zip(results, result_paths(Path(args.output), len(results)), strict=True):
         novelty = result.to_dict()["novelty"]
         print(
-            f"wrote {path} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD; nearest exemplar "
-            f"{1 - novelty['lowest']:.3f} at most, {result.diversity['distinct_exemplars']} exemplars) and {report_path(path)}; "
-            f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, {result.seconds:.1f} s"
+            f"wrote {path} ({result.bars} bars; {result.good_windows} of {len(result.windows)} windows GOOD; "
+            f"nearest exemplar {1 - novelty['lowest']:.3f} at most, "
+            f"{result.diversity['distinct_exemplars']} exemplars) and {report_path(path)}; "
+            f"{result.evaluations} evaluations, {result.dead_ends} dead ends, {result.backtracks} backtracks, "
+            f"{result.seconds:.1f} s"
         )
         if not result.complete:
             reasons = ", ".join(
@@ -721,8 +731,8 @@ def _search(args: argparse.Namespace) -> int:
             )
             print(
                 f"rollmatch: error: the {result.stopped} ran out at {result.bars} of {result.settings['bars']} bars; "
-                f"{path} holds the best phrase found so far, its last windows not all judged; candidates were rejected most "
-                f"often as {reasons or 'nothing'}",
+                f"{path} holds the best phrase found so far, its last windows not all judged; "
+                f"candidates were rejected most often as {reasons or 'nothing'}",
                 file=sys.stderr,
             )
             status = EXIT_FAILED

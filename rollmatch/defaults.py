@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+#: MIDI velocity of a note whose source states none: a JSON note without one, a score note without dynamics, a
+#: note sent without one, the notes rollmatch makes up itself (probes, random fragments).
+VELOCITY = 90
 #: Time resolution of a piano roll. 12 is the smallest that holds sixteenths (3 steps) and eighth-note
 #: triplets (4 steps) exactly; sixteenth triplets are 2 steps.
 STEPS_PER_BEAT = 12
@@ -39,6 +42,10 @@ MAX_NOTES = 200_000
 MAX_BEATS = 8_192.0
 #: Most bars a MIDI file's time signatures may lay out; checked before the bar lines are allocated.
 MAX_BARS = 65_536
+#: Largest time-signature denominator accepted (a 1/64 bar is a sixteenth of a beat).
+MAX_TIME_SIGNATURE_DENOMINATOR = 64
+#: Windows one ``score --window`` run may cut a piece into.
+MAX_WINDOWS = 100_000
 MAX_STEPS_PER_BEAT = 96
 MAX_STRETCHES = 32
 MAX_TRANSPOSE_RANGE = 60
@@ -58,6 +65,9 @@ MAX_BEATS_PER_FRAGMENT = 1_024.0
 #: All fragments of one request together; bounds the piano rolls a request can make the engine render.
 MAX_BEATS_PER_REQUEST = 32_768.0
 MAX_CONCURRENT_RPCS = 256
+#: Largest ``max_concurrent_rpcs`` a server may be started with, and the longest batch wait (ms).
+MAX_CONCURRENT_RPCS_LIMIT = 100_000
+MAX_BATCH_WAIT_MS = 10_000.0
 MAX_IN_FLIGHT_PER_STREAM = 64
 MAX_TOP_K = 64
 #: Seconds that streams in flight get to finish after SIGTERM.
@@ -75,6 +85,14 @@ LIBRARY_RETRY_S = 30.0
 
 #: Similarities within this of each other count as a tie; ties prefer stretch 1 and the smallest transposition.
 TIE_TOLERANCE = 1e-6
+#: Decimals of the similarities the engine chooses the best alignment on (float32 noise is ~1e-7); reported
+#: similarities are exact.
+SIMILARITY_DECIMALS = 5
+#: Onsets and offsets within this of a half step round up to the next grid step, so that float noise in beat
+#: arithmetic never flips a note to the neighbouring step.
+STEP_ROUNDING_SLACK = 1e-6
+#: Beat differences below this count as none: a bar line against a time-signature change, a pickup against its bar.
+BAR_TOLERANCE = 1e-6
 #: Working-set budget of one engine block, in array elements (about 4 bytes each).
 ENGINE_BLOCK_ELEMENTS = 1 << 22
 
@@ -84,6 +102,8 @@ ENGINE_BLOCK_ELEMENTS = 1 << 22
 NEAR_DUPLICATE_SIMILARITY = 0.9
 #: Random fragments every exemplar is matched against (see rollmatch/lint.py), their length, and their seed.
 RANDOM_FRAGMENTS = 64
+#: Most random fragments one check may ask for.
+MAX_RANDOM_FRAGMENTS = 4_096
 RANDOM_FRAGMENT_BEATS = 8.0
 RANDOM_SEED = 2026
 #: An exemplar reaching its threshold on at least this fraction of the random fragments matches random material.
@@ -97,6 +117,12 @@ CALIBRATION_FOLDS = 5
 CALIBRATION_SEED = 2026
 #: Candidate values per threshold searched at most; larger labeled sets are searched at quantiles.
 MAX_CALIBRATION_CANDIDATES = 512
+#: Most folds a cross-validation may use.
+MAX_CALIBRATION_FOLDS = 100
+#: Similarities are compared on this many decimals when candidate thresholds are built (the engine picks
+#: alignments on SIMILARITY_DECIMALS), so two fragments closer than that never get a threshold squeezed between
+#: them.
+CANDIDATE_DECIMALS = 5
 
 # Phrase search ('rollmatch search' and rollmatch.search).
 #: Quarter-note beats per bar where none is stated: the bars a search grows (the default library's chorales are
@@ -117,6 +143,9 @@ CANDIDATES_PER_BEAM = 16
 SEARCH_SEED = 0
 #: Times a beam may ask the generator for fresh candidates, when backtracking reaches it again.
 DRAWS_PER_BEAM = 3
+#: Search scores are ranked rounded to this many decimals, so that float noise of the engine can never reorder
+#: candidates that tie in exact arithmetic.
+SCORE_DECIMALS = 6
 #: Candidates a search may score before it stops.
 SEARCH_MAX_EVALUATIONS = 20_000
 #: Seconds a search may run before it stops.
@@ -163,9 +192,14 @@ OUT_OF_KEY_SHARE = 0.25
 #: of more than this many notes of a voice copies the exemplars verbatim.
 MARKOV_ORDER = 3
 MARKOV_MAX_ORDER = 5
+#: The largest order and MaxOrder bound a markov model accepts.
+MAX_MARKOV_ORDER = 16
+MAX_MARKOV_MAX_ORDER = 64
 #: Letters (sections) of a --form such as AABA.
 MAX_FORM_SECTIONS = 26
 #: MIDI files written by rollmatch: ticks per beat (a multiple of STEPS_PER_BEAT, so every grid step is
 #: whole ticks and notes read back exactly) and tempo.
 MIDI_TICKS_PER_BEAT = 480
 MIDI_TEMPO_BPM = 100.0
+#: Most sharps or flats a written key signature may have (one per letter; notation has no more).
+MAX_KEY_SHARPS = 7

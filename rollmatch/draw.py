@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import defaults
+from .bars import Bars, regular_bars
+from .explanation import Explanation, alignment_text, coverage_text, similarity_text
 from .notes import pitch_name
-from .readers import Bars, regular_bars
-from .verdict import Label, Match, Outcome, Thresholds, fraction_text, percent_pair, percent_text
+from .verdict import Label, Outcome, Thresholds
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .inspection import Explanation, Placed
     from .scoring import FileResult
 
 DPI = 100
@@ -135,11 +135,13 @@ def explanation_picture(explanation: Explanation) -> Picture:
 
     handles = [Patch(facecolor=NOTE_COLOUR, edgecolor=NOTE_EDGE_COLOUR, label=f"fragment: {explanation.name}")]
     for label, found, colour, style in (
-        ("good", explanation.good, GOOD_COLOUR, "-"),
-        ("bad", explanation.bad, BAD_COLOUR, "--"),
+        (Label.GOOD, explanation.good, GOOD_COLOUR, "-"),
+        (Label.BAD, explanation.bad, BAD_COLOUR, "--"),
     ):
         if found is None:
-            handles.append(Patch(facecolor="none", edgecolor=colour, linestyle=style, label=f"best {label}: none"))
+            handles.append(
+                Patch(facecolor="none", edgecolor=colour, linestyle=style, label=f"best {label.value}: none")
+            )
             continue
         roll.add_collection(
             _rectangles(found.notes, facecolor="none", edgecolor=colour, linewidth=2.0, linestyle=style, zorder=4)
@@ -159,32 +161,6 @@ def explanation_picture(explanation: Explanation) -> Picture:
         borderaxespad=0,
     )
     return _finish(figure, roll=roll)
-
-
-def placed_text(placed: Placed) -> str:
-    """How a placed exemplar matched, e.g. 'best good: bwv269-opening (near-copy), similarity 0.912 (threshold
-    0.83, reached)'."""
-    return f"best {placed.label.value}: {placed.match.exemplar} ({placed.mode.value}), {similarity_text(placed)}"
-
-
-def similarity_text(placed: Placed) -> str:
-    """'similarity 0.912 (threshold 0.83, reached)'."""
-    reached = "reached" if placed.reached else "not reached"
-    return f"similarity {placed.match.similarity:.3f} (threshold {placed.match.threshold:g}, {reached})"
-
-
-def coverage_text(placed: Placed) -> str:
-    """How much of the fragment a placed exemplar covers, against what GOOD needs for a good one:
-    'coverage 95% (needs 60%, enough)', or 'coverage 25%'."""
-    if placed.label is not Label.GOOD:
-        return f"coverage {percent_text(placed.match.coverage)}"
-    covered, needed = percent_pair(placed.match.coverage, placed.min_coverage)
-    return f"coverage {covered} (needs {needed}, {'enough' if placed.covers else 'too little'})"
-
-
-def alignment_text(match: Match) -> str:
-    """Where a match lies, e.g. 't+2, shift 0 beats, stretch x1/2'."""
-    return f"t{match.transpose:+d}, shift {match.shift_beats:g} beats, stretch x{fraction_text(match.stretch)}"
 
 
 def timeline_picture(

@@ -63,8 +63,6 @@ METHODS = ("auto", "dense", "sparse")
 TEMPLATE_CHUNK = 128
 #: FFT lengths kept in the spectra cache at once.
 SPECTRA_CACHE_SIZE = 3
-#: Decimals of the similarities the best alignment is chosen on (float32 noise is ~1e-7); reported ones are exact.
-SIMILARITY_DECIMALS = 5
 #: Bytes of fragment energy tables the sparse path builds at once; larger batches run in chunks.
 SPARSE_BLOCK_BYTES = 256 * 1024 * 1024
 #: Smallest FFT length used (short fragments against short exemplars).
@@ -414,8 +412,6 @@ def _match_sparse(
     longest = max(f.roll.shape[1] for f in frags)
     per_fragment = [f.runs for f in frags]
     counts = np.array([len(r[0]) for r in per_fragment])
-    f_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    f_row_first = np.stack([np.searchsorted(r[0], np.arange(N_PITCHES + 1)) for r in per_fragment]).astype(np.int64)
     squares = np.zeros((len(frags), N_PITCHES, longest))
     for j, f in enumerate(frags):
         squares[j, :, : f.roll.shape[1]] = f.roll.astype(np.float64) ** 2
@@ -423,47 +419,51 @@ def _match_sparse(
     t_index = np.empty(t_values.size, dtype=np.int64)
     t_index[t_values + transpose_range] = np.arange(t_values.size)
     template = bank.runs()
-    out_sim = np.zeros((len(frags), bank.n_templates))
-    out_t = np.zeros((len(frags), bank.n_templates), dtype=np.int64)
-    out_d = np.zeros((len(frags), bank.n_templates), dtype=np.int64)
-    sparse.match_runs(
-        f_start,
-        f_row_first,
-        np.concatenate([r[1] for r in per_fragment]),
-        np.concatenate([r[2] for r in per_fragment]),
-        np.concatenate([r[3] for r in per_fragment]),
-        np.array([f.roll.shape[1] for f in frags], dtype=np.int64),
-        sparse.prefix_sums(squares),
-        template["start"],
-        template["row"],
-        template["on"],
-        template["off"],
-        template["value"],
-        bank.length,
-        bank.pitch_lo,
-        bank.pitch_hi,
-        bank.energy,
-        bank.shape_of.astype(np.int64),
-        bank.contains,
-        bank.time_energy,
-        bank.band_lo,
-        transpose_range,
-        t_values,
-        t_index,
-        bank.min_energy,
-        defaults.PARTIAL_MIN_SHARE,
-        defaults.CONTAINS_DENSITY,
-        bank.needs_support,
-        10.0**SIMILARITY_DECIMALS,
-        out_sim,
-        out_t,
-        out_d,
+    fragments = sparse.FragmentRuns(
+        start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        row_first=np.stack([np.searchsorted(r[0], np.arange(N_PITCHES + 1)) for r in per_fragment]).astype(np.int64),
+        on=np.concatenate([r[1] for r in per_fragment]),
+        off=np.concatenate([r[2] for r in per_fragment]),
+        value=np.concatenate([r[3] for r in per_fragment]),
+        length=np.array([f.roll.shape[1] for f in frags], dtype=np.int64),
+        energy_table=sparse.prefix_sums(squares),
     )
+    templates = sparse.TemplateRuns(
+        start=template["start"],
+        row=template["row"],
+        on=template["on"],
+        off=template["off"],
+        value=template["value"],
+        length=bank.length,
+        pitch_lo=bank.pitch_lo,
+        pitch_hi=bank.pitch_hi,
+        energy=bank.energy,
+        shape=bank.shape_of.astype(np.int64),
+        contains=bank.contains,
+        time_energy=bank.time_energy,
+        band_lo=bank.band_lo,
+    )
+    search = sparse.SearchParameters(
+        transpose_range=transpose_range,
+        transpositions=t_values,
+        transposition_index=t_index,
+        min_energy=bank.min_energy,
+        min_share=defaults.PARTIAL_MIN_SHARE,
+        contains_density=defaults.CONTAINS_DENSITY,
+        support=bank.needs_support,
+        similarity_scale=10.0**defaults.SIMILARITY_DECIMALS,
+    )
+    out = sparse.Alignments(
+        similarity=np.zeros((len(frags), bank.n_templates)),
+        transposition=np.zeros((len(frags), bank.n_templates), dtype=np.int64),
+        shift=np.zeros((len(frags), bank.n_templates), dtype=np.int64),
+    )
+    sparse.match_runs(fragments, templates, search, out)
     columns = bank.template_of
     for j, b in enumerate(present):
-        sims[b, columns] = out_sim[j]
-        trans[b, columns] = out_t[j]
-        shifts[b, columns] = out_d[j] + prepared[b].first_step
+        sims[b, columns] = out.similarity[j]
+        trans[b, columns] = out.transposition[j]
+        shifts[b, columns] = out.shift[j] + prepared[b].first_step
 
 
 @dataclass(frozen=True)
@@ -568,7 +568,7 @@ def _match_group(
             flat = sim.reshape(len(block), m1 - m0, -1)
             # Chosen on rounded values, so that alignments tied in exact arithmetic tie here too, whatever the
             # float noise, and the order of the axes decides: the smallest transposition, then the earliest shift.
-            best = xp.argmax(xp.round(flat, SIMILARITY_DECIMALS), axis=-1)
+            best = xp.argmax(xp.round(flat, defaults.SIMILARITY_DECIMALS), axis=-1)
             best_sim = np.clip(
                 to_host(xp.take_along_axis(flat, best[..., None], axis=-1)[..., 0]).astype(np.float64), 0.0, 1.0
             )
@@ -593,7 +593,7 @@ def _precedes(
 ) -> np.ndarray:
     """Whether alignments (sim, t, shift) come before the ones kept so far: a higher similarity on the chosen
     decimals, else (on a tie above 0) a transposition earlier in the order 0, -1, +1, ..., else an earlier shift."""
-    key, old_key = np.round(sim, SIMILARITY_DECIMALS), np.round(old_sim, SIMILARITY_DECIMALS)
+    key, old_key = np.round(sim, defaults.SIMILARITY_DECIMALS), np.round(old_sim, defaults.SIMILARITY_DECIMALS)
     rank, old_rank = 2 * np.abs(t) - (t < 0), 2 * np.abs(old_t) - (old_t < 0)
     earlier = (rank < old_rank) | ((rank == old_rank) & (shift < old_shift))
     return (key > old_key) | ((key == old_key) & (key > 0) & earlier)
@@ -644,7 +644,7 @@ def _time_cumsum(xp: ModuleType, per_step: Any, left: int, right: int) -> Any:
     """Cumulative sums along the last axis, with ``left`` zeros before and the total repeated ``right`` times
     after, so that a window that starts before step 0 or ends past the last step needs no clipping."""
     steps = per_step.shape[-1]
-    out = xp.empty(per_step.shape[:-1] + (left + 1 + steps + right,), dtype=per_step.dtype)
+    out = xp.empty((*per_step.shape[:-1], left + 1 + steps + right), dtype=per_step.dtype)
     out[..., : left + 1] = 0
     xp.cumsum(per_step, axis=-1, out=out[..., left + 1 : left + 1 + steps])
     out[..., left + 1 + steps :] = out[..., left + steps : left + steps + 1]
@@ -740,7 +740,7 @@ def _best_stretch(sims: np.ndarray, bank: TemplateBank) -> np.ndarray:
     # Stretches within 1e-5 of the best tie: float32 noise (up to ~2e-6 with velocities) must not decide
     # between stretches that match equally well in exact arithmetic.
     sim3 = sims.reshape(n_frag, n_ex, n_st)[:, :, order]
-    tied = sim3 >= sim3.max(axis=-1, keepdims=True) - 10.0**-SIMILARITY_DECIMALS
+    tied = sim3 >= sim3.max(axis=-1, keepdims=True) - 10.0**-defaults.SIMILARITY_DECIMALS
     return order[np.argmax(tied, axis=-1)]  # the first tied stretch is the one nearest 1
 
 

@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults
-from .draw import Picture, alignment_text, coverage_text, placed_text, timeline_picture
+from .bars import Bars, regular_bars
+from .draw import Picture, timeline_picture
 from .engine import Mode, SearchSpace
+from .explanation import Explanation, Placed, alignment_text, coverage_text, placed_text
 from .library import Exemplar, Library
 from .notes import pitch_name, span_beats, transform_notes
-from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
+from .readers import Piece, TrackSelector, format_of, read_piece
 from .scoring import FileResult, Scorer
-from .verdict import Label, Match, Outcome, Thresholds, Verdict, fraction_text, percent_pair, reaches
+from .verdict import Label, Match, Outcome, Thresholds, fraction_text, percent_pair
 
 
 def bars_of(
@@ -128,38 +130,6 @@ def summary_lines(summary: ExemplarSummary) -> list[str]:
 # --- a fragment's verdict ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Placed:
-    """An exemplar laid over the fragment where it matched."""
-
-    match: Match  #: with the threshold in force for this exemplar
-    label: Label
-    notes: np.ndarray  #: (n,) its notes transposed, stretched and shifted into fragment beats (may start before 0)
-    mode: Mode  #: how the exemplar is matched
-    min_coverage: float  #: the coverage a good match needs to count for GOOD; 0 for a bad one
-
-    @property
-    def reached(self) -> bool:
-        return self.match.reached
-
-    @property
-    def covers(self) -> bool:
-        """Whether the match covers enough of the fragment to count (always, for a bad one)."""
-        return bool(reaches(self.match.coverage, self.min_coverage))
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """A fragment's verdict with its best good and best bad exemplar placed where they matched."""
-
-    name: str
-    fragment: np.ndarray  #: (n,) notes in beats
-    verdict: Verdict
-    good: Placed | None
-    bad: Placed | None
-    bars: Bars  #: the fragment's bars
-
-
 def place(exemplar: np.ndarray, match: Match) -> np.ndarray:
     """Exemplar notes as the match lays them on the fragment: transposed by ``match.transpose`` semitones,
     stretched by ``match.stretch`` from the first onset, which lands on fragment beat ``match.shift_beats``
@@ -228,7 +198,9 @@ def explain_file(
 
 
 _RULES = {
-    Outcome.GOOD: "a good exemplar reaches its threshold, covering enough of the fragment, and no bad one reaches its own",
+    Outcome.GOOD: (
+        "a good exemplar reaches its threshold, covering enough of the fragment, and no bad one reaches its own"
+    ),
     Outcome.VETOED: "a bad exemplar reaches its threshold, which vetoes whatever else matches",
     Outcome.UNMATCHED: "no exemplar reaches its threshold",
 }

@@ -27,22 +27,13 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .bars import BarRange, bar_slices, bar_span, check_bar_range, format_bar_range
 from .checks import number, whole_number
 from .engine import Mode, SearchSpace, check_mode
 from .errors import AlreadyExistsError, InputError, LibraryError, NotFoundError, ParameterError
 from .notes import select_beats
 from .progress import Show, progress_bar
-from .readers import (
-    BarRange,
-    bar_slices,
-    bar_span,
-    check_bar_range,
-    format_bar_range,
-    format_of,
-    read_file_bytes,
-    read_notes,
-    read_piece_bytes,
-)
+from .readers import format_of, read_file_bytes, read_notes, read_piece_bytes
 from .storage import atomic_write, exclusive_lock
 from .verdict import Label, Thresholds
 
@@ -281,7 +272,7 @@ class Library:
 
         Every file gets the same selection: a beat range [start_beat, end_beat), or ``bars=(first, last)``,
         whole bars by the file's own bar lines (1-based, inclusive, bar 0 a pickup; see
-        :mod:`rollmatch.readers`), stored in the manifest as the beat range they cover; and ``tracks`` by
+        :mod:`rollmatch.bars`), stored in the manifest as the beat range they cover; and ``tracks`` by
         index or name. ``mode`` (None: the library's) says how they are matched. Ids are ``exemplar_ids``
         (one per file) or come from the file names: the name's stem, with ``-bars-A-B`` appended for a bar
         range. Ids clashing with the library or within the batch are refused, and every file is read, before
@@ -297,7 +288,8 @@ class Library:
         bar_range = None if bars is None else check_bar_range(bars)
         if bar_range is not None and (start_beat is not None or end_beat is not None):
             raise ParameterError(
-                f"bars={format_bar_range(bar_range)} and a beat range (start/end) cannot be combined: give one or the other"
+                f"bars={format_bar_range(bar_range)} and a beat range (start/end) cannot be combined: "
+                "give one or the other"
             )
         in_bars = "" if bar_range is None else f", bars {format_bar_range(bar_range)}"
         planned = [
@@ -350,7 +342,7 @@ class Library:
     ) -> Library:
         """Cut ``file`` into consecutive exemplars of ``bars_per_exemplar`` bars each, in one library write.
 
-        The slices follow :func:`~rollmatch.readers.bar_slices` (a pickup joins the first slice, a last slice
+        The slices follow :func:`~rollmatch.bars.bar_slices` (a pickup joins the first slice, a last slice
         shorter than half the others joins the one before); slices without notes in the chosen tracks are
         skipped. Ids are ``<stem>-bars-A-B``; any that already exists refuses the whole cut.
         """

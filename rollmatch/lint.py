@@ -65,8 +65,6 @@ RANDOM_VOICE_RANGES = ((40, 62), (48, 67), (55, 74), (60, 81))
 RANDOM_DURATIONS = ((0.5, 0.3), (1.0, 0.5), (2.0, 0.2))
 #: Melodic intervals (semitones) between consecutive notes of a random voice, and how often each is drawn.
 RANDOM_INTERVALS = ((0, 0.10), (1, 0.15), (2, 0.15), (3, 0.07), (4, 0.05), (5, 0.03))
-#: Most random fragments one check may ask for.
-MAX_RANDOM_FRAGMENTS = 4_096
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ def random_material(count: int, *, beats: float, seed: int) -> list[np.ndarray]:
             pitch, start = int(rng.integers(lo, hi + 1)), 0.0
             while start < beats:
                 end = min(beats, start + float(rng.choice(lengths, p=length_p)))
-                rows.append((pitch, start, end, 90))
+                rows.append((pitch, start, end, defaults.VELOCITY))
                 pitch += int(rng.choice(steps, p=step_p / step_p.sum()))
                 pitch = 2 * lo - pitch if pitch < lo else 2 * hi - pitch if pitch > hi else pitch  # reflect
                 start = end
@@ -143,7 +141,7 @@ def check_library(
     requirement, in ``space`` (default: the library's).
     """
     near_duplicate_similarity = number(near_duplicate_similarity, "near_duplicate_similarity", above=0, at_most=1)
-    random_count = whole_number(random_count, "random_count", at_least=0, at_most=MAX_RANDOM_FRAGMENTS)
+    random_count = whole_number(random_count, "random_count", at_least=0, at_most=defaults.MAX_RANDOM_FRAGMENTS)
     random_beats = number(random_beats, "random_beats", above=0, at_most=defaults.MAX_BEATS_PER_FRAGMENT)
     random_match_fraction = number(random_match_fraction, "random_match_fraction", above=0, at_most=1)
     seed = whole_number(seed, "seed", at_least=0, at_most=2**63 - 1)
@@ -325,8 +323,8 @@ def _probes_judged_good(
             Finding(
                 "probe-good",
                 f"probe '{probe.name}' ({probe.family}) is judged GOOD through good exemplar {exemplars[k].id!r}: "
-                f"similarity {best.similarity[p, k]:.3f}, coverage {percent_text(best.coverage[p, k])} ({_where(best, p, k)}); a "
-                "search would find this loophole first",
+                f"similarity {best.similarity[p, k]:.3f}, coverage {percent_text(best.coverage[p, k])} "
+                f"({_where(best, p, k)}); a search would find this loophole first",
                 (exemplars[k].id,),
                 probe.name,
             )

@@ -46,8 +46,8 @@ class MarkovModel:
         order: int = defaults.MARKOV_ORDER,
         max_order: int = defaults.MARKOV_MAX_ORDER,
     ) -> None:
-        self.order = whole_number(order, "order", at_least=0, at_most=16)
-        self.max_order = whole_number(max_order, "max_order", at_least=1, at_most=64)
+        self.order = whole_number(order, "order", at_least=0, at_most=defaults.MAX_MARKOV_ORDER)
+        self.max_order = whole_number(max_order, "max_order", at_least=1, at_most=defaults.MAX_MARKOV_MAX_ORDER)
         self.follows: dict[tuple[Token, ...], Counter[Token]] = {}
         self.chunks: set[tuple[Token, ...]] = set()
         for line in lines:

@@ -18,7 +18,6 @@ from .checks import number
 from .errors import InputError, LimitError, ParameterError
 
 NOTE_DTYPE = np.dtype([("pitch", np.int16), ("start", np.float64), ("end", np.float64), ("velocity", np.uint8)])
-DEFAULT_VELOCITY = 90
 
 
 def empty_notes() -> np.ndarray:
@@ -30,7 +29,7 @@ def make_notes(
     pitch: Iterable[int],
     start: Iterable[float],
     end: Iterable[float],
-    velocity: Iterable[int] | int = DEFAULT_VELOCITY,
+    velocity: Iterable[int] | int = defaults.VELOCITY,
     *,
     source: str = "notes",
 ) -> np.ndarray:
@@ -92,7 +91,7 @@ def notes_from_records(records: Any, *, source: str = "note list") -> np.ndarray
         if unknown:
             raise InputError(f"{source}: note {i} has unknown field {sorted(unknown)[0]!r}")
         for key in columns:
-            value = record.get(key, DEFAULT_VELOCITY if key == "velocity" else None)
+            value = record.get(key, defaults.VELOCITY if key == "velocity" else None)
             if value is None:
                 raise InputError(f"{source}: note {i} is missing {key!r}")
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -178,8 +177,8 @@ def perturb_notes(notes: np.ndarray, rng: np.random.Generator, *, drop: float = 
         number(value, name, at_least=0, at_most=1)
     if notes.size == 0:
         return notes.copy()
-    n_drop = int(round(drop * notes.size))
-    n_add = int(round(add * notes.size))
+    n_drop = round(drop * notes.size)
+    n_add = round(add * notes.size)
     kept = notes[np.sort(rng.permutation(notes.size)[n_drop:])]
     extra = np.empty(n_add, dtype=NOTE_DTYPE)
     extra["pitch"] = rng.integers(notes["pitch"].min(), notes["pitch"].max() + 1, n_add)
@@ -236,7 +235,7 @@ def split_voices(notes: np.ndarray) -> np.ndarray:
         best: tuple[int, ...] = tuple(free[: len(pitches)])
         if len(pitches) <= len(free):
 
-            def cost(chosen: tuple[int, ...]) -> int:
+            def cost(chosen: tuple[int, ...], pitches: list[int] = pitches) -> int:
                 return sum(
                     12 if (last := last_pitch[v]) is None else abs(p - last)
                     for v, p in zip(chosen, pitches, strict=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import defaults
-from .notes import DEFAULT_VELOCITY, NOTE_DTYPE, pitch_name, sort_notes, span_beats
+from .notes import NOTE_DTYPE, pitch_name, sort_notes, span_beats
 
 #: Lengths (beats) of the held notes and chords, and of the repeated notes.
 HELD_BEATS = (1.0, 4.0, 16.0)
@@ -54,7 +54,7 @@ class Probe:
 
 
 def _notes(rows: Sequence[tuple[int, float, float]]) -> np.ndarray:
-    return sort_notes(np.array([(p, s, e, DEFAULT_VELOCITY) for p, s, e in rows], dtype=NOTE_DTYPE))
+    return sort_notes(np.array([(p, s, e, defaults.VELOCITY) for p, s, e in rows], dtype=NOTE_DTYPE))
 
 
 def _in_key(root: int, degree: int) -> int:

@@ -9,9 +9,6 @@ from .checks import whole_number
 from .errors import LimitError
 
 N_PITCHES = 128
-# Onsets within this of a half step round up, so that float noise in beat arithmetic never flips a note
-# to the neighbouring step.
-_ROUNDING_SLACK = 1e-6
 
 
 def check_steps_per_beat(steps_per_beat: int) -> int:
@@ -25,8 +22,8 @@ def note_steps(notes: np.ndarray, steps_per_beat: int) -> tuple[np.ndarray, np.n
     Times round half up to the nearest step, so notes shorter than a step, zero-length ones included,
     still occupy the step where they start.
     """
-    on = np.floor(notes["start"] * steps_per_beat + 0.5 + _ROUNDING_SLACK).astype(np.int64)
-    off = np.floor(notes["end"] * steps_per_beat + 0.5 + _ROUNDING_SLACK).astype(np.int64)
+    on = np.floor(notes["start"] * steps_per_beat + 0.5 + defaults.STEP_ROUNDING_SLACK).astype(np.int64)
+    off = np.floor(notes["end"] * steps_per_beat + 0.5 + defaults.STEP_ROUNDING_SLACK).astype(np.int64)
     return on, np.maximum(off, on + 1)
 
 

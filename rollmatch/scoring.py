@@ -22,8 +22,6 @@ from .progress import Show, progress_bar
 from .readers import TrackSelector, read_notes
 from .verdict import Thresholds, Verdict, judge
 
-#: Windows one ``score --window`` run may cut a piece into.
-MAX_WINDOWS = 100_000
 #: Template banks (one per stretch set) a Scorer keeps.
 BANK_CACHE_SIZE = 8
 
@@ -104,7 +102,7 @@ class Scorer:
             if self.method == "sparse":
                 bank.runs()
             else:
-                bank.time_energy_device  # built now, not on the first request
+                _ = bank.time_energy_device  # built now, not on the first request
 
     def score(
         self,
@@ -160,9 +158,9 @@ def windows(
     window = number(window_beats, "window_beats", above=0)
     hop = window if hop_beats is None else number(hop_beats, "hop_beats", above=0)
     count = max(1, math.ceil(span_beats(notes) / hop))
-    if count > MAX_WINDOWS:
+    if count > defaults.MAX_WINDOWS:
         raise ParameterError(
-            f"hop_beats={hop:g} cuts the piece into {count} windows; at most {MAX_WINDOWS} are allowed"
+            f"hop_beats={hop:g} cuts the piece into {count} windows; at most {defaults.MAX_WINDOWS} are allowed"
         )
     return [(i * hop, i * hop + window, select_beats(notes, i * hop, i * hop + window)) for i in range(count)]
 

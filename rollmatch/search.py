@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .bars import parse_bar_range
 from .checks import number, whole_number
 from .continuity import Continuity, bar_line_leap, fault, infer_key, parse_key, parse_range
 from .diversity import diversity, pairwise_similarity
@@ -74,21 +75,20 @@ from .notes import (
     transform_notes,
 )
 from .progress import Show, progress_bar
-from .readers import read_notes
+from .readers import COMPRESSED_MUSICXML, SUFFIXES, read_notes, suffixes_of
 from .scoring import Critic, Scorer, windows
 from .storage import write_output
 from .verdict import Outcome, Thresholds, Verdict, reaches
 from .writers import write_midi, write_musicxml
 
-#: Scores are ranked rounded to this many decimals, so that float noise of the engine can never reorder
-#: candidates that tie in exact arithmetic.
-SCORE_DECIMALS = 6
 #: Transpositions (semitones) a repeat of a form section is tried at, the exact repeat first.
 FORM_TRANSPOSITIONS = (0, 5, -5, 7, -7, 12, -12)
 #: How the message a search gives up with names each reason a candidate was rejected for.
 REJECTIONS = {
     "copy": "copies (a window matched one good exemplar at or above the copy ceiling, max_copy={max_copy:g})",
-    "copied stretch": "copied stretches (longer than max_copy_beats={max_copy_beats} beats at or above max_copy={max_copy:g})",
+    "copied stretch": (
+        "copied stretches (longer than max_copy_beats={max_copy_beats} beats at or above max_copy={max_copy:g})"
+    ),
     "reuse": "overusing one exemplar (more than {limit} windows, max_reuse={max_reuse:g})",
     "degenerate": "degenerate bars (one note, one repeated note, one chord held or repeated, or a lone voice)",
     "filler": "filler (a bar inside no window's good match, let through by coverage)",
@@ -129,7 +129,8 @@ def parse_form(form: str | None, bars: int) -> tuple[Section, ...]:
         )
     if bars % len(letters):
         raise ParameterError(
-            f"bars={bars} does not split into the {len(letters)} sections of form={form!r}; give a multiple of {len(letters)}"
+            f"bars={bars} does not split into the {len(letters)} sections of form={form!r}; give a multiple of "
+            f"{len(letters)}"
         )
     size = bars // len(letters)
     first: dict[str, int] = {}
@@ -496,7 +497,8 @@ class PhraseSearch:
                 raise ParameterError("regenerate needs a start: the piece whose bars to replace")
             if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last < piece_bars):
                 raise ParameterError(
-                    f"regenerate=bars {first + 1}-{last + 1} must lie within the start's {piece_bars} bars, first <= last"
+                    f"regenerate=bars {first + 1}-{last + 1} must lie within the start's {piece_bars} bars, "
+                    "first <= last"
                 )
             if settings.form is not None:
                 raise ParameterError("regenerate and form cannot be combined: a regenerated piece keeps its own form")
@@ -779,7 +781,7 @@ class PhraseSearch:
             ranked.append(
                 (
                     candidate.beam.deviation + candidate.deviation,
-                    -round(score, SCORE_DECIMALS),
+                    -round(score, defaults.SCORE_DECIMALS),
                     order,
                     score,
                     candidate,
@@ -905,8 +907,9 @@ class PhraseSearch:
         reasons = ", ".join(f"{count} {names.get(outcome, outcome)}" for outcome, count in self.rejected.most_common())
         vetoes = ", ".join(f"{exemplar} ({count})" for exemplar, count in self.vetoes.most_common(3))
         return (
-            f"no candidate survived; generator {self.name!r} was asked {self.expansions} times for up to {self.settings.candidates} "
-            f"bars and proposed {self.proposed}; {self.evaluations} windows scored, {self.dead_ends} dead ends, {self.backtracks} backtracks; "
+            f"no candidate survived; generator {self.name!r} was asked {self.expansions} times for up to "
+            f"{self.settings.candidates} bars and proposed {self.proposed}; {self.evaluations} windows scored, "
+            f"{self.dead_ends} dead ends, {self.backtracks} backtracks; "
             f"the longest phrase reached {self.deepest} of {self.bars} bars; rejected: {reasons or 'none'}"
             + (f"; vetoed most often by {vetoes}" if vetoes else "")
         )
@@ -925,16 +928,17 @@ def report_path(output: str | os.PathLike[str]) -> Path:
     return Path(output).with_suffix(".json")
 
 
-#: The outputs a search writes, by suffix: MIDI, or MusicXML with the MIDI file beside it.
-MIDI_SUFFIXES = (".mid", ".midi")
-MUSICXML_SUFFIXES = (".musicxml", ".xml")
+#: The outputs a search writes, by suffix: MIDI, or MusicXML (uncompressed) with the MIDI file beside it.
+MIDI_SUFFIXES = suffixes_of("midi")
+MUSICXML_SUFFIXES = tuple(suffix for suffix in suffixes_of("musicxml") if suffix != COMPRESSED_MUSICXML)
 
 
 def check_output(output: str | os.PathLike[str]) -> Path:
     """The path to write, checked before a search spends any time."""
     path = Path(output)
-    if path.suffix.lower() not in MIDI_SUFFIXES + MUSICXML_SUFFIXES:
-        raise ParameterError(f"output={str(output)!r} must end in .mid, .midi, .musicxml or .xml")
+    written = MIDI_SUFFIXES + MUSICXML_SUFFIXES
+    if path.suffix.lower() not in written:
+        raise ParameterError(f"output={str(output)!r} must end in {', '.join(written[:-1])} or {written[-1]}")
     if not path.parent.is_dir():
         raise OutputError(f"{path.parent}: no such directory for the output")
     return path
@@ -947,10 +951,9 @@ def result_paths(output: Path, count: int) -> list[Path]:
 
 def parse_bars(text: str) -> tuple[int, int]:
     """'5-6' or '5' (bar numbers from 1, inclusive) as (first, last) bar indices from 0."""
-    first, dash, last = str(text).strip().partition("-")
     try:
-        lo, hi = int(first), int(last) if dash else int(first)
-    except ValueError:
+        lo, hi = parse_bar_range(text)
+    except ParameterError:
         raise ParameterError(f"regenerate={text!r} must be bar numbers from 1, such as 5-6 or 5") from None
     if not 1 <= lo <= hi:
         raise ParameterError(f"regenerate={text!r} must name bars from 1, the first no later than the last")
@@ -1019,7 +1022,9 @@ def run_search(
         each is found, so none is lost."""
         for k, (result, target_path) in enumerate(zip(found, paths, strict=False)):
             midi_path = (
-                target_path.with_suffix(".mid") if target_path.suffix.lower() in MUSICXML_SUFFIXES else target_path
+                target_path.with_suffix(SUFFIXES["midi"])
+                if target_path.suffix.lower() in MUSICXML_SUFFIXES
+                else target_path
             )
             if k == len(found) - 1:
                 write_midi(midi_path, result.notes, beats_per_bar=beats_per_bar, tempo_bpm=tempo_bpm)

@@ -14,6 +14,7 @@ so ``import rollmatch`` never loads numba.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -21,9 +22,147 @@ import numpy as np
 
 def prefix_sums(squares: np.ndarray) -> np.ndarray:
     """Summed-area tables of (..., R, T) with a leading zero row and column: (..., R + 1, T + 1)."""
-    out = np.zeros(squares.shape[:-2] + (squares.shape[-2] + 1, squares.shape[-1] + 1), dtype=np.float64)
+    out = np.zeros((*squares.shape[:-2], squares.shape[-2] + 1, squares.shape[-1] + 1), dtype=np.float64)
     out[..., 1:, 1:] = squares.cumsum(axis=-2).cumsum(axis=-1)
     return out
+
+
+class FragmentRuns(NamedTuple):
+    """B fragments as runs of constant value (:func:`rollmatch.roll.runs`), rows MIDI pitches, sorted by row.
+
+    Parameters
+    ----------
+    start : (B + 1,) int64
+        Fragment b's runs are ``start[b]:start[b + 1]`` of the run arrays.
+    row_first : (B, 129) int64
+        Within fragment b's runs, the first run of MIDI pitch q (row q), relative to ``start[b]``; column 128
+        is the run count, so pitch q's runs end where pitch q + 1's begin.
+    on : (runs,) int64, grid steps
+        Each run's first step, from the fragment's first onset.
+    off : (runs,) int64, grid steps
+        The step after each run's last.
+    value : (runs,) float64
+        Each run's cell value: 1, or velocity / 127 on velocity-weighted rolls.
+    length : (B,) int64, grid steps
+        Steps of each fragment, from its first onset.
+    energy_table : (B, 129, T_max + 1) float64, squared cell values
+        Summed-area table of each fragment's squared roll (:func:`prefix_sums`), zero-padded in time to the
+        longest fragment's T_max steps.
+    """
+
+    start: np.ndarray
+    row_first: np.ndarray
+    on: np.ndarray
+    off: np.ndarray
+    value: np.ndarray
+    length: np.ndarray
+    energy_table: np.ndarray
+
+
+class TemplateRuns(NamedTuple):
+    """M templates (the exemplars rendered at each stretch) as runs, with the bank's geometry; stored sorted
+    by shape, in :class:`rollmatch.engine.TemplateBank`'s stored order.
+
+    Parameters
+    ----------
+    start : (M + 1,) int64
+        Template m's runs are ``start[m]:start[m + 1]`` of the run arrays.
+    row : (runs,) int64, band rows
+        Each run's row in the bank's pitch band (MIDI pitch ``band_lo + row``).
+    on : (runs,) int64, grid steps
+        Each run's first step, from the template's first onset.
+    off : (runs,) int64, grid steps
+        The step after each run's last.
+    value : (runs,) float64
+        Each run's cell value: 1, or velocity / 127 on velocity-weighted rolls.
+    length : (M,) int64, grid steps
+        Steps of each template, from its first onset (T_E at most).
+    pitch_lo : (M,) int64, band rows
+        Each template's lowest row, inclusive: the bottom of its box.
+    pitch_hi : (M,) int64, band rows
+        Each template's highest row plus one, exclusive: the top of its box.
+    energy : (M,) float64, squared cell values
+        Each template's energy |E|^2, the sum of its squared cells.
+    shape : (M,) int64
+        Shape id of each template, equal for equal (pitch_lo, pitch_hi, length) and ascending: the fragment's
+        window energies are computed once per shape.
+    contains : (M,) bool
+        True where the template is matched in 'contains' mode, False for 'near-copy'.
+    time_energy : (M, T_E + 1) float64, squared cell values
+        Each template's energy summed over all its rows and over steps [0, j), at column j.
+    band_lo : int, MIDI pitch
+        The pitch of band row 0.
+    """
+
+    start: np.ndarray
+    row: np.ndarray
+    on: np.ndarray
+    off: np.ndarray
+    value: np.ndarray
+    length: np.ndarray
+    pitch_lo: np.ndarray
+    pitch_hi: np.ndarray
+    energy: np.ndarray
+    shape: np.ndarray
+    contains: np.ndarray
+    time_energy: np.ndarray
+    band_lo: int
+
+
+class SearchParameters(NamedTuple):
+    """What the kernel searches and how it normalizes and compares alignments.
+
+    Parameters
+    ----------
+    transpose_range : int, semitones
+        R: transpositions -R..+R are searched.
+    transpositions : (2R + 1,) int64, semitones
+        The transpositions in the order ties prefer (0, -1, +1, -2, ...).
+    transposition_index : (2R + 1,) int64
+        Position in ``transpositions`` of transposition t, at index ``t + R``.
+    min_energy : float, squared cell values
+        A window holding less energy than this holds no note.
+    min_share : float, share of |E|^2 in (0, 1]
+        ρ: a fragment shorter than a near-copy template is judged as if the window held at least this share
+        of the template's energy (:data:`rollmatch.defaults.PARTIAL_MIN_SHARE`).
+    contains_density : float, ratio >= 1
+        κ: 'contains' mode ignores extra fragment energy in the box up to κ times the matched notes' energy
+        (:data:`rollmatch.defaults.CONTAINS_DENSITY`).
+    support : bool
+        Whether 'contains' templates need the fragment's energy on their own cells accumulated separately
+        (velocity-weighted rolls); on binary rolls it equals the correlation itself.
+    similarity_scale : float
+        10 ** decimals: similarities are compared rounded to this many decimals, so that float noise never
+        decides between alignments that tie in exact arithmetic.
+    """
+
+    transpose_range: int
+    transpositions: np.ndarray
+    transposition_index: np.ndarray
+    min_energy: float
+    min_share: float
+    contains_density: float
+    support: bool
+    similarity_scale: float
+
+
+class Alignments(NamedTuple):
+    """The kernel's output, written in place: each (fragment, template) pair's best alignment.
+
+    Parameters
+    ----------
+    similarity : (B, M) float64, in [0, 1]
+        The best similarity.
+    transposition : (B, M) int64, semitones
+        Its transposition.
+    shift : (B, M) int64, grid steps
+        Its shift: the fragment step (from the fragment's first onset) where the template's first step lands;
+        negative when the template starts before the fragment.
+    """
+
+    similarity: np.ndarray
+    transposition: np.ndarray
+    shift: np.ndarray
 
 
 @numba.njit(inline="always", cache=True)
@@ -39,96 +178,56 @@ def _keep(x, i, k, best_key, best, best_i, best_k, similarity_scale):
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")  # no zero-division branch per division
-def match_runs(
-    f_start,
-    f_row_first,
-    f_on,
-    f_off,
-    f_val,
-    f_len,
-    f_sat,
-    t_start,
-    t_row,
-    t_on,
-    t_off,
-    t_val,
-    t_len,
-    t_plo,
-    t_phi,
-    t_energy,
-    t_shape,
-    t_contains,
-    t_time_energy,
-    band_lo,
-    transpose_range,
-    t_values,
-    t_index,
-    min_energy,
-    min_share,
-    contains_density,
-    support,
-    similarity_scale,
-    out_sim,
-    out_t,
-    out_d,
-):
-    """Best (similarity, transposition, shift) of every fragment against every template.
+def match_runs(fragments: FragmentRuns, templates: TemplateRuns, search: SearchParameters, out: Alignments) -> None:
+    """Best (similarity, transposition, shift) of every fragment against every template, written into ``out``.
 
-    B fragments and M templates, each given as runs of constant value (see :func:`rollmatch.roll.runs`);
-    steps are grid steps, rows MIDI pitches for fragments and pitch-band rows for templates.
+    B fragments and M templates, each given as runs of constant value (see :func:`rollmatch.roll.runs`).
 
     Parameters
     ----------
-    f_start : (B + 1,) int64
-        Fragment b's runs are ``f_start[b]:f_start[b + 1]`` of the f_ arrays.
-    f_row_first : (B, 129) int64
-        Within fragment b's runs (sorted by row), the first run of MIDI pitch q, relative to ``f_start[b]``.
-    f_on, f_off, f_val : (runs,) int64, int64, float64
-        Each fragment run's first step, the step after its last, and its cell value.
-    f_len : (B,) int64
-        Steps of each fragment (from its first onset).
-    f_sat : (B, 129, T_max + 1) float64
-        Summed-area table of each fragment's squared roll (:func:`prefix_sums`), zero-padded in time.
-    t_start : (M + 1,) int64
-        Template m's runs are ``t_start[m]:t_start[m + 1]`` of the t_ run arrays.
-    t_row, t_on, t_off, t_val : (runs,) int64, int64, int64, float64
-        Each template run's band row, first step, step after its last, and cell value.
-    t_len : (M,) int64
-        Steps of each template (from its first onset).
-    t_plo, t_phi : (M,) int64
-        Each template's band rows [t_plo, t_phi): its pitch extent, the box's rows.
-    t_energy : (M,) float64
-        Each template's energy |E|^2 (sum of its squared cells).
-    t_shape : (M,) int64
-        Shape id of each template, equal for equal (t_plo, t_phi, t_len); templates come sorted by shape.
-    t_contains : (M,) bool
-        True where the template is matched in 'contains' mode, False for 'near-copy'.
-    t_time_energy : (M, T_E + 1) float64
-        Each template's energy summed over all its rows and over steps [0, j), at column j.
-    band_lo : int
-        MIDI pitch of band row 0.
-    transpose_range : int
-        R: transpositions -R..+R semitones are searched.
-    t_values : (2R + 1,) int64
-        The transpositions in the order ties prefer (0, -1, +1, -2, ...).
-    t_index : (2R + 1,) int64
-        Position in ``t_values`` of transposition ``t``, at index ``t + R``.
-    min_energy : float
-        A window holding less energy than this holds no note.
-    min_share : float
-        ρ: a fragment shorter than the template is judged as if the window held at least this share of |E|^2.
-    contains_density : float
-        κ: 'contains' mode ignores extra fragment energy in the box up to κ times the matched notes' energy.
-    support : bool
-        Whether 'contains' templates need the fragment's energy on their own cells accumulated separately
-        (velocity-weighted rolls); on binary rolls it equals the correlation itself.
-    similarity_scale : float
-        10 ** decimals: similarities are compared rounded to this many decimals, so float noise never
-        decides between alignments that tie in exact arithmetic.
-    out_sim, out_t, out_d : (B, M) float64, int64, int64
-        Written: the best similarity, its transposition and its shift (the fragment step where the
-        template's first step lands; negative when the template starts before the fragment).
+    fragments : FragmentRuns
+        The B fragments' runs and energy tables.
+    templates : TemplateRuns
+        The M templates' runs and the bank's geometry, templates sorted by shape.
+    search : SearchParameters
+        What is searched (transpositions) and how alignments are normalized and compared.
+    out : Alignments
+        Written: each (fragment, template) pair's best alignment.
     """
+    # Every field leaves its tuple here, before the parallel loop: inside numba.prange, writes to an array reached
+    # through a namedtuple are lost (numba issues 5872, 7135 and 10338, still open in 0.68), and plain locals
+    # compile the loop exactly as before the arguments were grouped.
+    f_start = fragments.start
+    f_row_first = fragments.row_first
+    f_on = fragments.on
+    f_off = fragments.off
+    f_val = fragments.value
+    f_len = fragments.length
+    f_sat = fragments.energy_table
+    t_start = templates.start
+    t_row = templates.row
+    t_on = templates.on
+    t_off = templates.off
+    t_val = templates.value
+    t_len = templates.length
+    t_plo = templates.pitch_lo
+    t_phi = templates.pitch_hi
+    t_energy = templates.energy
+    t_shape = templates.shape
+    t_contains = templates.contains
+    t_time_energy = templates.time_energy
+    band_lo = templates.band_lo
+    transpose_range = search.transpose_range
+    t_values = search.transpositions
+    t_index = search.transposition_index
+    min_energy = search.min_energy
+    min_share = search.min_share
+    contains_density = search.contains_density
+    support = search.support
+    similarity_scale = search.similarity_scale
+    out_sim = out.similarity
+    out_t = out.transposition
+    out_d = out.shift
     n_frag = f_len.shape[0]
     n_templates = t_len.shape[0]
     n_t = t_values.shape[0]

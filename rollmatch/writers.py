@@ -32,8 +32,6 @@ QUANTIZE_DIVISORS = (4, 3)
 
 #: One chord (or lone note) of a part: start and end ticks, and its (pitch, velocity) pairs, low to high.
 _Event = tuple[int, int, list[tuple[int, int]]]
-#: Most sharps or flats a key signature may have.
-_MAX_SHARPS = 7
 
 
 def write_midi(
@@ -50,7 +48,7 @@ def write_midi(
     Times become ticks at ``ticks_per_beat``; notes already on that grid (see :func:`rollmatch.notes.snap_notes`)
     read back exactly. The file is replaced atomically, so a reader never sees half of it.
     """
-    import pretty_midi  # lazy: import rollmatch stays light
+    import pretty_midi  # noqa: PLC0415  (lazy: import rollmatch stays light)
 
     target = Path(path)
     whole_number(beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR)
@@ -99,7 +97,7 @@ def write_musicxml(
     triplets instead. The file is replaced atomically, so a reader never sees half of it.
     """
     # music21 is imported lazily, here and below, so that import rollmatch stays light
-    from music21 import exceptions21
+    from music21 import exceptions21  # noqa: PLC0415
 
     target = Path(path)
     bar = whole_number(beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR)
@@ -179,8 +177,8 @@ def _part_names(part_names: Sequence[str] | None, count: int) -> list[str]:
 
 def _parse_key(value: object) -> m21key.Key:
     """A music21 Key from a Key or a name such as 'G major', 'e minor', 'F# minor' or 'B- major'."""
-    from music21 import exceptions21
-    from music21 import key as m21key
+    from music21 import exceptions21  # noqa: PLC0415
+    from music21 import key as m21key  # noqa: PLC0415
 
     if isinstance(value, m21key.Key):
         parsed = value
@@ -194,7 +192,7 @@ def _parse_key(value: object) -> m21key.Key:
             raise ParameterError(f"key={value!r} is not a key; give e.g. 'G major' or 'e minor'") from None
     else:
         raise ParameterError(f"key={value!r} must be a music21 Key or a name such as 'G major' or 'e minor'")
-    if abs(parsed.sharps) > _MAX_SHARPS:
+    if abs(parsed.sharps) > defaults.MAX_KEY_SHARPS:
         shown = repr(value) if isinstance(value, str) else str(value)
         raise ParameterError(f"key={shown} needs {abs(parsed.sharps)} sharps or flats; give an enharmonic key")
     return parsed
@@ -224,7 +222,7 @@ def _line(start: np.ndarray, end: np.ndarray, pitch: np.ndarray, velocity: np.nd
 
 def _quantized(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One part's note times (ticks) quantized by music21 to sixteenths and eighth-note triplets."""
-    from music21 import note, stream
+    from music21 import note, stream  # noqa: PLC0415
 
     flat: stream.Stream = stream.Stream()
     placed = []
@@ -251,9 +249,9 @@ def _score(
     lines: list[list[_Event]], names: list[str], *, bar: int, bpm: float, title: str, key: m21key.Key | None
 ) -> tuple[stream.Score, m21key.Key]:
     """A notated score of the parts' lines (bars, ties, clefs, key, meter, tempo) and the key it is in."""
-    from music21 import chord, clef, duration, instrument, metadata, meter, note, tempo
-    from music21 import key as m21key
-    from music21 import stream as m21stream
+    from music21 import chord, clef, duration, instrument, metadata, meter, note, tempo  # noqa: PLC0415
+    from music21 import key as m21key  # noqa: PLC0415
+    from music21 import stream as m21stream  # noqa: PLC0415
 
     bar_ticks = bar * _TICKS
     last = max((line[-1][1] for line in lines if line), default=0)
@@ -298,7 +296,7 @@ def _musicxml(score: stream.Score) -> bytes:
     """The MusicXML bytes of a score already notated by :func:`_score`. The exporter's own notation pass is
     skipped: it would deep-copy the score and notate it again (most of the time a write takes), to the same
     bytes."""
-    from music21.musicxml.m21ToXml import GeneralObjectExporter
+    from music21.musicxml.m21ToXml import GeneralObjectExporter  # noqa: PLC0415
 
     exporter = GeneralObjectExporter(score)
     exporter.makeNotation = False

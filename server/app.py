@@ -116,9 +116,11 @@ async def start(config: ServerConfig) -> RunningServer:
     whole_number(
         config.batch_max_fragments, "batch_max_fragments", at_least=1, at_most=defaults.MAX_FRAGMENTS_PER_REQUEST
     )
-    number(config.batch_max_wait_ms, "batch_max_wait_ms", at_least=0, at_most=10_000)
+    number(config.batch_max_wait_ms, "batch_max_wait_ms", at_least=0, at_most=defaults.MAX_BATCH_WAIT_MS)
     number(config.grace_s, "grace_s", at_least=0)
-    whole_number(config.max_concurrent_rpcs, "max_concurrent_rpcs", at_least=1, at_most=100_000)
+    whole_number(
+        config.max_concurrent_rpcs, "max_concurrent_rpcs", at_least=1, at_most=defaults.MAX_CONCURRENT_RPCS_LIMIT
+    )
     number(config.library_poll_s, "library_poll_s", at_least=0)
     number(config.library_retry_s, "library_retry_s", at_least=0)
     state = LibraryState(Library.open(config.library), backend=config.backend, retry_s=config.library_retry_s)

@@ -14,10 +14,10 @@ from rollmatch.checks import number, whole_number
 from rollmatch.engine import Mode, check_mode
 from rollmatch.errors import InputError, LimitError, ParameterError, RollmatchError
 from rollmatch.library import Exemplar, Library
-from rollmatch.notes import DEFAULT_VELOCITY, notes_from_columns, span_beats
+from rollmatch.notes import notes_from_columns, span_beats
 from rollmatch.readers import read_notes_bytes
 from rollmatch.scoring import Scorer
-from rollmatch.verdict import Match, Outcome, Thresholds, Verdict
+from rollmatch.verdict import Label, Match, Outcome, Thresholds, Verdict
 
 from .status import FieldError
 
@@ -62,7 +62,8 @@ def fragments(messages: Sequence[pb.Fragment], *, field: str = "fragments") -> t
             raise FieldError(
                 field,
                 LimitError(
-                    f"fragments reach {total:g} beats in all by fragment {i}, past the limit of {defaults.MAX_BEATS_PER_REQUEST:g} beats per request"
+                    f"fragments reach {total:g} beats in all by fragment {i}, past the limit of "
+                    f"{defaults.MAX_BEATS_PER_REQUEST:g} beats per request"
                 ),
             )
     return notes, origins
@@ -86,7 +87,7 @@ def fragment(message: pb.Fragment, name: str) -> np.ndarray:
             [n.pitch for n in listed],
             [n.start for n in listed],
             [n.end for n in listed],
-            [n.velocity or DEFAULT_VELOCITY for n in listed],
+            [n.velocity or defaults.VELOCITY for n in listed],
             source=name,
         )
     elif content == "file":
@@ -174,13 +175,13 @@ def exemplar(value: Exemplar) -> pb.Exemplar:
 
 
 def library(value: Library) -> pb.GetLibraryResponse:
-    labels = [e.label.value for e in value.exemplars]
+    labels = [e.label for e in value.exemplars]
     config = value.config
     return pb.GetLibraryResponse(
         name=config.name,
         version=value.version,
-        good_count=labels.count("good"),
-        bad_count=labels.count("bad"),
+        good_count=labels.count(Label.GOOD),
+        bad_count=labels.count(Label.BAD),
         thresholds=thresholds(value),
         steps_per_beat=config.steps_per_beat,
         velocity=config.velocity,

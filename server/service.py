@@ -15,14 +15,12 @@ from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.engine import Mode
 from rollmatch.library import Library
-from rollmatch.readers import FORMATS
+from rollmatch.readers import FORMATS, SUFFIXES, suffix_for
 
 from . import convert
 from .batcher import Batcher
 from .state import LibraryState
 from .status import error_message, rich_status
-
-_SUFFIX = {fmt: suffix for suffix, fmt in reversed(list(FORMATS.items()))}  # format -> its first suffix
 
 
 class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
@@ -41,7 +39,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         try:
             results, version = await self._score(request.fragments, request.options)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.ScoreResponse(results=results, library_version=version)
 
@@ -56,7 +54,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
             try:
                 results, version = await self._score(request.fragments, request.options)
                 response = pb.ScoreStreamResponse(id=request.id, results=results, library_version=version)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (any error answers this request, not the stream)
                 response = pb.ScoreStreamResponse(id=request.id, error=error_message(exc))
             finally:
                 slots.release()
@@ -103,7 +101,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
         try:
             mode = convert.mode(request.mode)  # checked before the library's lock is taken
             added = await self.state.change(lambda library: _add(library, request, mode))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.AddExemplarResponse(exemplar=convert.exemplar(added.exemplars[-1]), library_version=added.version)
 
@@ -112,7 +110,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
     ) -> pb.RemoveExemplarResponse:
         try:
             library = await self.state.change(lambda library: library.remove(request.id))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.RemoveExemplarResponse(library_version=library.version)
 
@@ -122,7 +120,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
         try:
             updates = convert.threshold_updates(request)
             library = await self.state.change(lambda library: library.set_thresholds(**updates))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.SetThresholdsResponse(thresholds=convert.thresholds(library), library_version=library.version)
 
@@ -134,7 +132,8 @@ def _add(library: Library, request: pb.AddExemplarRequest, mode: Mode | None) ->
     name = Path(file.name).name if "\0" not in file.name else ""
     if FORMATS.get(Path(name).suffix.lower()) != file.format:  # no name, or one that does not say the format
         stem = Path(name).stem or request.id or "exemplar"
-        name = f"{stem}{_SUFFIX.get(file.format, '.' + (file.format or 'unknown'))}"
+        suffix = suffix_for(file.format, file.data) if file.format in SUFFIXES else f".{file.format or 'unknown'}"
+        name = f"{stem}{suffix}"
     with tempfile.TemporaryDirectory(prefix="rollmatch-add-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(file.data)

@@ -9,7 +9,8 @@ from PIL import Image
 
 from rollmatch import FileResult, Label, Match, Outcome, Thresholds, Verdict, draw, make_notes, read_notes, select_beats
 from rollmatch.engine import Mode
-from rollmatch.inspection import Explanation, Placed, place
+from rollmatch.explanation import Explanation, Placed
+from rollmatch.inspection import place
 from rollmatch.readers import read_piece
 
 from .conftest import VOICES, chorale_path
@@ -105,15 +106,6 @@ def test_the_explanation_overlays_each_exemplar_where_it_matched(bwv269):
     bad_match = Match("tritones", 0.81, transpose=-2, shift_beats=9.0, stretch=0.5, coverage=0.1, threshold=0.78)
     good = Placed(good_match, Label.GOOD, place(good_exemplar, good_match), Mode.NEAR_COPY, 0.6)
     bad = Placed(bad_match, Label.BAD, place(bad_exemplar, bad_match), Mode.CONTAINS, 0.0)
-    assert draw.placed_text(good) == "best good: phrase (near-copy), similarity 0.970 (threshold 0.83, reached)"
-    assert draw.coverage_text(good) == "coverage 85% (needs 60%, enough)"
-    assert draw.placed_text(bad) == "best bad: tritones (contains), similarity 0.810 (threshold 0.78, reached)"
-    assert draw.coverage_text(bad) == "coverage 10%"
-    # A share just under what is needed never shows as that much: more digits where whole percents would tie.
-    thin = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.5995, 0.83), Label.GOOD, good.notes, Mode.NEAR_COPY, 0.6)
-    assert draw.coverage_text(thin) == "coverage 59% (needs 60%, too little)"
-    close = Placed(Match("phrase", 0.97, 3, 2.0, 1.0, 0.4926, 0.83), Label.GOOD, good.notes, Mode.NEAR_COPY, 0.4927)
-    assert draw.coverage_text(close) == "coverage 49.2% (needs 49.3%, too little)"
     fragment = np.concatenate([good.notes, bad.notes])
     verdict = Verdict(Outcome.VETOED, -1 + (0.97 + 1 - 0.81) / 2, good_match, bad_match, 0.6)
     explanation = Explanation("crafted.json", fragment, verdict, good, bad, read_piece(chorale_path("bwv269")).bars)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from music21 import corpus, expressions
 
-from rollmatch import Library
+from rollmatch import Library, defaults
 from rollmatch.library import MANIFEST_NAME
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "exemplars"
@@ -54,7 +54,7 @@ def held_out_chorales() -> list[tuple[Path, float]]:
 
 
 def n(pitch: int, start: float, end: float) -> dict[str, float | int]:
-    return {"pitch": pitch, "start": start, "end": end, "velocity": 90}
+    return {"pitch": pitch, "start": start, "end": end, "velocity": defaults.VELOCITY}
 
 
 def chords(*voicings: list[int], beats: float = 2.0) -> list[dict[str, float | int]]:
