@@ -16,7 +16,8 @@ import numpy as np
 from . import defaults
 from .draw import Picture, alignment_text, coverage_text, placed_text, timeline_picture
 from .engine import Mode
-from .library import Exemplar, Library
+from .library import Library
+from .manifest import Exemplar
 from .notes import pitch_name, span_beats, transform_notes
 from .readers import Bars, Piece, TrackSelector, format_of, read_piece, regular_bars
 from .scoring import FileResult, Scorer

@@ -37,7 +37,8 @@ from .backend import DEFAULT_BACKEND, array_module
 from .checks import number, whole_number
 from .engine import BestMatches, TemplateBank, check_stretches, check_transpose_range, match
 from .errors import EmptyInputError, LibraryError
-from .library import Exemplar, Library
+from .library import Library
+from .manifest import Exemplar
 from .notes import NOTE_DTYPE, sort_notes
 from .probes import Probe, degenerate_probes
 from .verdict import (

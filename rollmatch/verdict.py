@@ -26,7 +26,7 @@ from .checks import number
 from .engine import BestMatches
 
 if TYPE_CHECKING:
-    from .library import Exemplar
+    from .manifest import Exemplar
 
 
 class Label(enum.StrEnum):

@@ -1,0 +1,313 @@
+"""The library manifest, ``rollmatch.toml``: its schema, its checked reading and its rendering.
+
+Reading validates every field and names the entry and the field in the error. :class:`ExemplarSpec` is what a
+new exemplar takes from its file and how it is judged, checked once when made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import defaults
+from .checks import number
+from .engine import Mode, check_mode
+from .errors import LibraryError, ParameterError
+from .readers import BarRange, check_bar_range, format_bar_range
+from .roll import check_steps_per_beat
+from .verdict import Label, check_coverage, check_threshold
+
+MANIFEST_NAME = "rollmatch.toml"
+HEADER = "rollmatch exemplar library: edit by hand or with 'rollmatch library'."
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_MODE = Mode(defaults.MODE)
+#: The ``[library]`` keys, in the order a new manifest lists them.
+CONFIG_KEYS = (
+    "name",
+    "description",
+    "good_threshold",
+    "bad_threshold",
+    "min_coverage",
+    "mode",
+    "steps_per_beat",
+    "velocity",
+)
+#: The ``[[exemplar]]`` keys, in the order an added entry lists them.
+EXEMPLAR_KEYS = (
+    "id",
+    "label",
+    "file",
+    "start_beat",
+    "end_beat",
+    "tracks",
+    "threshold",
+    "mode",
+    "tags",
+    "description",
+    "provenance",
+)
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """One manifest entry: which notes of which file, and how to judge against them."""
+
+    id: str
+    label: Label
+    file: str  #: path relative to the library directory
+    start_beat: float | None = None
+    end_beat: float | None = None
+    tracks: tuple[int | str, ...] | None = None
+    threshold: float | None = None  #: overrides the library's threshold for this exemplar's label
+    mode: Mode | None = None  #: how it is matched; None: the library's mode
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    provenance: str = ""
+
+    @property
+    def beat_range(self) -> str:
+        """The selected beats as text: '4-12', '0-end'."""
+        return f"{self.start_beat or 0:g}-{'end' if self.end_beat is None else f'{self.end_beat:g}'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label.value,
+            "file": self.file,
+            "start_beat": self.start_beat,
+            "end_beat": self.end_beat,
+            "tracks": list(self.tracks) if self.tracks is not None else None,
+            "threshold": self.threshold,
+            "mode": None if self.mode is None else self.mode.value,
+            "tags": list(self.tags),
+            "description": self.description,
+            "provenance": self.provenance,
+        }
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    """Library-wide settings from the manifest's ``[library]`` table."""
+
+    name: str = "exemplars"
+    description: str = ""
+    good_threshold: float = defaults.GOOD_THRESHOLD
+    bad_threshold: float = defaults.BAD_THRESHOLD
+    steps_per_beat: int = defaults.STEPS_PER_BEAT
+    velocity: bool = False  #: weight roll cells by velocity / 127 instead of 1
+    min_coverage: float = defaults.MIN_COVERAGE  #: share of a fragment a good match must cover for GOOD
+    mode: Mode = DEFAULT_MODE  #: how exemplars that name no mode are matched
+
+
+@dataclass(frozen=True)
+class ExemplarSpec:
+    """What a new exemplar takes from its file and how it is judged: everything but its id and file.
+
+    Checked once, when made, each error naming the value (``threshold=1.5 must be in (0, 1]``). The CLI and
+    the server build one from their arguments; ``label`` and ``mode`` may be given as strings and ``tracks``
+    and ``tags`` as lists, and are kept as :class:`Label`, :class:`Mode` and tuples.
+    """
+
+    label: Label
+    start_beat: float | None = None  #: the beats [start_beat, end_beat) of the file; None: its start, its end
+    end_beat: float | None = None
+    #: Whole bars (first, last) by the file's own bar lines, 1-based and inclusive, bar 0 a pickup; stored in
+    #: the manifest as the beats they cover. Instead of a beat range.
+    bars: BarRange | None = None
+    tracks: tuple[int | str, ...] | None = None  #: tracks or parts by index or name; None: all
+    threshold: float | None = None  #: overrides the library's threshold for this exemplar's label
+    mode: Mode | None = None  #: how it is matched; None: the library's mode
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    provenance: str | None = None  #: None: said from the file's name (and bars)
+
+    def __post_init__(self) -> None:
+        # Frozen: the checked, normalized values replace the given ones through object.__setattr__.
+        checked: dict[str, Any] = {"label": check_label(self.label)}
+        for name in ("start_beat", "end_beat"):
+            value = getattr(self, name)
+            checked[name] = None if value is None else number(value, name, at_least=0)
+        start, end = checked["start_beat"], checked["end_beat"]
+        if start is not None and end is not None and end <= start:
+            raise ParameterError(f"end_beat={end:g} must be > start_beat={start:g}")
+        if self.bars is not None:
+            checked["bars"] = check_bar_range(self.bars)
+            if start is not None or end is not None:
+                raise ParameterError(
+                    f"bars={format_bar_range(checked['bars'])} and a beat range (start/end) cannot be combined: "
+                    "give one or the other"
+                )
+        tracks = self.tracks
+        if tracks is not None:
+            if not (
+                isinstance(tracks, list | tuple)
+                and tracks
+                and all(isinstance(t, int | str) and not isinstance(t, bool) for t in tracks)
+            ):
+                raise ParameterError(f"tracks={tracks!r} must be a non-empty list of indices or names")
+            checked["tracks"] = tuple(tracks)
+        if self.threshold is not None:
+            checked["threshold"] = check_threshold(self.threshold, "threshold")
+        if self.mode is not None:
+            checked["mode"] = check_mode(self.mode)
+        if not isinstance(self.tags, list | tuple) or not all(isinstance(t, str) for t in self.tags):
+            raise ParameterError(f"tags={self.tags!r} must be a list of strings")
+        checked["tags"] = tuple(self.tags)
+        for name in ("description", "provenance"):
+            value = getattr(self, name)
+            if not isinstance(value, str) and not (name == "provenance" and value is None):
+                raise ParameterError(f"{name}={value!r} must be text")
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+
+def new_exemplar(spec: ExemplarSpec, exemplar_id: str, *, file: str = "", provenance: str) -> Exemplar:
+    """The manifest entry for ``spec`` under ``exemplar_id``; ``provenance`` is used where the spec gives none."""
+    return Exemplar(
+        id=check_id(exemplar_id),
+        label=spec.label,
+        file=file,
+        start_beat=spec.start_beat,
+        end_beat=spec.end_beat,
+        tracks=spec.tracks,
+        threshold=spec.threshold,
+        mode=spec.mode,
+        tags=spec.tags,
+        description=spec.description,
+        provenance=provenance if spec.provenance is None else spec.provenance,
+    )
+
+
+def check_id(value: Any) -> str:
+    """An exemplar id: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."""
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise ParameterError(
+            f"id={value!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def check_label(value: Any) -> Label:
+    """An exemplar's label, 'good' or 'bad'."""
+    try:
+        return Label(value)
+    except ValueError:
+        raise ParameterError(f"label={value!r} must be 'good' or 'bad'") from None
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def parse_manifest(text: bytes, manifest: Path) -> tuple[LibraryConfig, tuple[Exemplar, ...]]:
+    """The settings and exemplars of a manifest's bytes, or :class:`LibraryError` naming ``manifest``, the
+    entry and the field."""
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LibraryError(f"{manifest}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"library", "exemplar"}
+    if unknown:
+        raise LibraryError(f"{manifest}: unknown top-level key {sorted(unknown)[0]!r}")
+    table = data.get("library", {})
+    if not isinstance(table, dict) or set(table) - set(CONFIG_KEYS):
+        raise LibraryError(f"{manifest}: [library] has unknown key {sorted(set(table) - set(CONFIG_KEYS))[0]!r}")
+    try:
+        config = LibraryConfig(
+            name=str(table.get("name", "exemplars")),
+            description=str(table.get("description", "")),
+            good_threshold=check_threshold(table.get("good_threshold", defaults.GOOD_THRESHOLD), "good_threshold"),
+            bad_threshold=check_threshold(table.get("bad_threshold", defaults.BAD_THRESHOLD), "bad_threshold"),
+            steps_per_beat=check_steps_per_beat(table.get("steps_per_beat", defaults.STEPS_PER_BEAT)),
+            velocity=_boolean(table.get("velocity", False), "velocity"),
+            min_coverage=check_coverage(table.get("min_coverage", defaults.MIN_COVERAGE)),
+            mode=check_mode(table.get("mode", defaults.MODE)),
+        )
+    except ParameterError as exc:
+        raise LibraryError(f"{manifest}: [library] {exc}") from None
+    entries = data.get("exemplar", [])
+    if not isinstance(entries, list):
+        raise LibraryError(f"{manifest}: 'exemplar' must be an array of tables ([[exemplar]])")
+    exemplars: list[Exemplar] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"{manifest}: exemplar {i + 1}"
+        exemplar = _entry(entry, where)
+        if exemplar.id in seen:
+            raise LibraryError(f"{where}: id {exemplar.id!r} is used twice")
+        seen.add(exemplar.id)
+        exemplars.append(exemplar)
+    return config, tuple(exemplars)
+
+
+def _entry(entry: Any, where: str) -> Exemplar:
+    """One ``[[exemplar]]`` table as an :class:`Exemplar`, checked by the rules of :class:`ExemplarSpec`."""
+    if not isinstance(entry, dict):
+        raise LibraryError(f"{where} must be a table")
+    if set(entry) - set(EXEMPLAR_KEYS):
+        raise LibraryError(f"{where} has unknown key {sorted(set(entry) - set(EXEMPLAR_KEYS))[0]!r}")
+    for key in ("id", "label", "file"):
+        if not isinstance(entry.get(key), str):
+            raise LibraryError(f"{where} needs a string {key!r}")
+    file = entry["file"]
+    if Path(file).is_absolute() or ".." in Path(file).parts:
+        raise LibraryError(f"{where}: file={file!r} must be a path inside the library directory")
+    tracks = entry.get("tracks")
+    try:
+        spec = ExemplarSpec(
+            label=entry["label"],
+            start_beat=entry.get("start_beat"),
+            end_beat=entry.get("end_beat"),
+            tracks=tuple(tracks) if isinstance(tracks, list) else tracks,
+            threshold=entry.get("threshold"),
+            mode=entry.get("mode"),
+            tags=entry.get("tags", ()),
+            description=str(entry.get("description", "")),
+            provenance=str(entry.get("provenance", "")),
+        )
+        return new_exemplar(spec, entry["id"], file=file, provenance="")
+    except ParameterError as exc:
+        raise LibraryError(f"{where}: {exc}") from None
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name}={value!r} must be true or false")
+    return value
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+
+def render_manifest(config: LibraryConfig, exemplars: Sequence[Exemplar] = ()) -> str:
+    """The manifest as TOML text: every library setting, and each exemplar's fields that are set."""
+    lines = [f"# {HEADER}", "", "[library]"]
+    for key in CONFIG_KEYS:
+        value = getattr(config, key)
+        lines.append(f"{key} = {_toml(value.value if isinstance(value, Mode) else value)}")
+    for e in exemplars:
+        lines += ["", "[[exemplar]]"]
+        for key, value in e.to_dict().items():
+            if value is None or value == [] or value == "":
+                continue
+            lines.append(f"{key} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        # A JSON string is a valid TOML basic string, except that TOML forbids a raw DEL character.
+        return json.dumps(value).replace("\x7f", "\\u007f")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to the manifest")
