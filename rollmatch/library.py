@@ -36,6 +36,9 @@ from .manifest import (
     new_exemplar,
     parse_manifest,
     render_manifest,
+    with_exemplars,
+    with_settings,
+    without_exemplar,
 )
 from .notes import select_beats
 from .readers import (
@@ -253,7 +256,7 @@ class Library:
     def _write_additions(self, additions: Sequence[_Addition]) -> Library:
         """Append read and checked exemplars in one manifest write, under the lock; all or nothing."""
         with exclusive_lock(self.path):
-            _, _, config, exemplars = _load_manifest(self.path)
+            text, _, config, exemplars = _load_manifest(self.path)
             _refuse_clashes(self.path, exemplars, [(a.exemplar.id, str(a.source)) for a in additions])
             created: list[Path] = []
             manifest, written = self.path / MANIFEST_NAME, b""
@@ -264,7 +267,7 @@ class Library:
                     if new_file:
                         created.append(self.path / relative)
                     placed.append(replace(addition.exemplar, file=relative))
-                written = render_manifest(config, (*exemplars, *placed)).encode()
+                written = _edited(self.path, with_exemplars(text.decode(), placed), config, (*exemplars, *placed))
                 atomic_write(manifest, written)
             except BaseException:
                 # The files copied in go again, unless the manifest naming them got written after all.
@@ -289,23 +292,28 @@ class Library:
         if min_coverage is not None:
             updates["min_coverage"] = check_coverage(min_coverage)
         with exclusive_lock(self.path):
-            _, _, config, exemplars = _load_manifest(self.path)
+            text, _, config, exemplars = _load_manifest(self.path)
             changed = replace(
                 config,
                 good_threshold=updates.get("good_threshold", config.good_threshold),
                 bad_threshold=updates.get("bad_threshold", config.bad_threshold),
                 min_coverage=updates.get("min_coverage", config.min_coverage),
             )
-            atomic_write(self.path / MANIFEST_NAME, render_manifest(changed, exemplars).encode())
+            atomic_write(
+                self.path / MANIFEST_NAME, _edited(self.path, with_settings(text.decode(), updates), changed, exemplars)
+            )
             return _pruned(Library.open(self.path))
 
     def remove(self, exemplar_id: str) -> Library:
         """Remove an exemplar and return the new snapshot; a file that ``add`` copied in goes with it."""
         with exclusive_lock(self.path):
-            _, _, config, exemplars = _load_manifest(self.path)
+            text, _, config, exemplars = _load_manifest(self.path)
             gone = _find(self.path, exemplars, exemplar_id)
             kept = tuple(e for e in exemplars if e.id != exemplar_id)
-            atomic_write(self.path / MANIFEST_NAME, render_manifest(config, kept).encode())
+            atomic_write(
+                self.path / MANIFEST_NAME,
+                _edited(self.path, without_exemplar(text.decode(), exemplar_id), config, kept),
+            )
             still_used = any(e.file == gone.file for e in kept)
             if not still_used and Path(gone.file).parts[:1] == (FILES_DIR,):
                 (self.path / gone.file).unlink(missing_ok=True)
@@ -330,6 +338,15 @@ def _load_manifest(directory: Path) -> tuple[bytes, Stamp, LibraryConfig, tuple[
     except OSError as exc:
         raise LibraryError(f"{manifest}: cannot read: {exc.strerror or exc}") from None
     return (text, stamp, *parse_manifest(text, manifest))
+
+
+def _edited(directory: Path, text: str, config: LibraryConfig, exemplars: Sequence[Exemplar]) -> bytes:
+    """An edited manifest's bytes, once reading them back gives exactly the intended settings and exemplars,
+    so that an edit of a hand-written document never writes anything but what was asked."""
+    data = text.encode()
+    if parse_manifest(data, directory / MANIFEST_NAME) != (config, tuple(exemplars)):
+        raise LibraryError(f"{directory / MANIFEST_NAME}: the edited manifest would not read back as intended")
+    return data
 
 
 def _find(directory: Path, exemplars: Sequence[Exemplar], exemplar_id: str) -> Exemplar:

@@ -1,18 +1,24 @@
-"""The library manifest, ``rollmatch.toml``: its schema, its checked reading and its rendering.
+"""The library manifest, ``rollmatch.toml``: its schema, its checked reading, and edits that keep a curator's
+comments and order.
 
-Reading validates every field and names the entry and the field in the error. :class:`ExemplarSpec` is what a
-new exemplar takes from its file and how it is judged, checked once when made.
+Reading validates every field and names the entry and the field in the error. Writing edits the curator's
+document in place with ``tomlkit``: an addition appends ``[[exemplar]]`` tables, a removal takes one table out
+together with the comments written directly above it, and a threshold change sets keys of ``[library]``;
+every other line, comment and blank line stays as it was. Only a new library gets a rendered manifest.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomlkit
+from tomlkit.container import Container
+from tomlkit.items import AoT, Comment, Null, Table, Whitespace
 
 from . import defaults
 from .checks import number
@@ -283,31 +289,141 @@ def _boolean(value: Any, name: str) -> bool:
 # --- writing ---------------------------------------------------------------------------------------------
 
 
-def render_manifest(config: LibraryConfig, exemplars: Sequence[Exemplar] = ()) -> str:
-    """The manifest as TOML text: every library setting, and each exemplar's fields that are set."""
-    lines = [f"# {HEADER}", "", "[library]"]
+def render_manifest(config: LibraryConfig) -> str:
+    """A new library's manifest: the header comment and every setting of ``[library]``."""
+    document = tomlkit.document()
+    document.add(tomlkit.comment(HEADER))
+    document.add(tomlkit.nl())
+    table = tomlkit.table()
     for key in CONFIG_KEYS:
         value = getattr(config, key)
-        lines.append(f"{key} = {_toml(value.value if isinstance(value, Mode) else value)}")
-    for e in exemplars:
-        lines += ["", "[[exemplar]]"]
-        for key, value in e.to_dict().items():
-            if value is None or value == [] or value == "":
-                continue
-            lines.append(f"{key} = {_toml(value)}")
-    return "\n".join(lines) + "\n"
+        table.add(key, value.value if isinstance(value, Mode) else value)
+    document.add("library", table)
+    return tomlkit.dumps(document)
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        # A JSON string is a valid TOML basic string, except that TOML forbids a raw DEL character.
-        return json.dumps(value).replace("\x7f", "\\u007f")
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to the manifest")
+def with_exemplars(text: str, exemplars: Sequence[Exemplar]) -> str:
+    """The manifest ``text`` with a ``[[exemplar]]`` table appended for each of ``exemplars``."""
+    document = tomlkit.parse(text)
+    tables = document.get("exemplar")
+    if tables is not None and not isinstance(tables, AoT):
+        if len(tables):
+            raise LibraryError(
+                f"{MANIFEST_NAME}: exemplars written as an inline array cannot be added to; write them as "
+                "[[exemplar]] tables"
+            )
+        document.remove("exemplar")  # 'exemplar = []'
+        tables = None
+    if tables is None:
+        blank_line = _ends_with_a_line(_body_before(document, len(document.body)))
+        tables = tomlkit.aot()
+        document.append("exemplar", tables)
+    else:
+        blank_line = _ends_with_a_line(tables[-1].value.body)
+    for exemplar in exemplars:
+        table = tomlkit.table()
+        for key, value in exemplar.to_dict().items():
+            if value is not None and value != [] and value != "":
+                table.add(key, value)
+        table.trivia.indent = "\n" if blank_line else ""  # a blank line above the header
+        tables.append(table)
+        blank_line = True
+    if exemplars and any(key is not None for key, _ in document.body[_position(document, "exemplar") + 1 :]):
+        tables[-1].value.body.append((None, tomlkit.nl()))  # a table follows the array: a blank line before it
+    return tomlkit.dumps(document)
+
+
+def without_exemplar(text: str, exemplar_id: str) -> str:
+    """The manifest ``text`` without the ``[[exemplar]]`` table of ``exemplar_id``.
+
+    The comment lines directly above its header go with it; the ones at its end that stand directly above the
+    next header stay, above that header.
+    """
+    document = tomlkit.parse(text)
+    tables = document["exemplar"]
+    index = next(i for i, table in enumerate(tables) if table.get("id") == exemplar_id)
+    position = _position(document, "exemplar")
+    at_end = index == len(tables) - 1 and not any(k is not None for k, _ in document.body[position + 1 :])
+    own = tables[index].value.body
+    start = _comment_run_start(own, len(own))
+    # The comments at its end stand above the next header; after the last table, only those set apart by a
+    # blank line are not its own (a note at the end of the file).
+    keep = not at_end or (start > 0 and isinstance(own[start - 1][1], Whitespace))
+    above_next = own[start:] if keep else []
+    # The lines above a header are the trailing lines of whatever precedes it: the previous table, a table
+    # before the array, or the document itself, in the lines before the array.
+    if index > 0:
+        body = tables[index - 1].value.body
+        end = len(body)
+    else:
+        body = _body_before(document, position)
+        end = position if body is document.body else len(body)
+    del tables[index]
+    if not len(tables):
+        document.remove("exemplar")  # an empty array would be written as 'exemplar = []'
+    # Last, as it may shift the document's entries, which are only rendered from here on.
+    body[_comment_run_start(body, end) : end] = above_next
+    while at_end and body and body[-1][0] is None and isinstance(body[-1][1], Whitespace):
+        body.pop()  # the blank line that stood before the removed table
+    return tomlkit.dumps(document)
+
+
+def with_settings(text: str, settings: Mapping[str, Any]) -> str:
+    """The manifest ``text`` with these ``[library]`` keys set; a key already there keeps its place and its
+    comment, a new one goes after the table's last key."""
+    document = tomlkit.parse(text)
+    table = document.get("library")
+    if table is None:
+        table = tomlkit.table()
+        document.add("library", table)
+    for key, value in settings.items():
+        if key in table or not isinstance(table, Table):  # an inline table has no lines of its own
+            table[key] = value
+            continue
+        # The lines after the last key stand above the next header: keep them there, below the new key.
+        body = table.value.body
+        start = _keyless_run_start(body, len(body))
+        trailing = body[start:]
+        del body[start:]
+        table[key] = value
+        body.extend(trailing)
+    return tomlkit.dumps(document)
+
+
+def _position(document: Container, key: str) -> int:
+    return next(i for i, (k, _) in enumerate(document.body) if k is not None and k.key == key)
+
+
+def _body_before(document: Container, position: int) -> list[tuple[Any, Any]]:
+    """The body whose trailing lines render directly before ``document.body[position]``: a table's that ends
+    there, else the document's own."""
+    if position > 0:
+        key, item = document.body[position - 1]
+        if key is not None and isinstance(item, Table):
+            return item.value.body
+        if key is not None and isinstance(item, AoT) and len(item):
+            return item[-1].value.body
+    return document.body
+
+
+def _ends_with_a_line(body: list[tuple[Any, Any]]) -> bool:
+    """Whether ``body`` renders any line and the last is not blank: a header that follows needs a blank line."""
+    shown = [item for _, item in body if not isinstance(item, Null)]
+    return bool(shown) and not isinstance(shown[-1], Whitespace)
+
+
+def _comment_run_start(body: list[tuple[Any, Any]], end: int) -> int:
+    """Where the run of comment lines that ends at ``end`` begins: the comments written directly above the
+    header that follows."""
+    start = end
+    while start > 0 and body[start - 1][0] is None and isinstance(body[start - 1][1], Comment):
+        start -= 1
+    return start
+
+
+def _keyless_run_start(body: list[tuple[Any, Any]], end: int) -> int:
+    """Where the lines without a key (comments, blank lines) that end at ``end`` begin."""
+    start = end
+    while start > 0 and body[start - 1][0] is None:
+        start -= 1
+    return start
