@@ -13,7 +13,11 @@ reader such as the server can notice a new version with a few ``stat`` calls ins
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import hashlib
+import importlib.resources
 import io
 import json
 import os
@@ -60,6 +64,8 @@ FILES_DIR = "files"
 #: Bump when the reader's output for the same file could change, to invalidate every cache entry.
 CACHE_FORMAT = 1
 LIBRARY_ENV = "ROLLMATCH_LIBRARY"
+#: The package that holds the default library (the repository's ``exemplars/``, shipped as package data).
+DEFAULT_LIBRARY_PACKAGE = "rollmatch.exemplars"
 
 Progress = Callable[[str], None]
 #: A file's stat signature: inode, size, modification and change times (ns). Writers replace files (a new
@@ -80,9 +86,22 @@ class _Addition:
 
 
 def default_library_path() -> Path:
-    """``$ROLLMATCH_LIBRARY`` if set, else the ``exemplars/`` folder shipped beside the package."""
+    """``$ROLLMATCH_LIBRARY`` if set, else the default library shipped in the package (``rollmatch.exemplars``)."""
     env = os.environ.get(LIBRARY_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "exemplars"
+    return Path(env) if env else _shipped_library()
+
+
+#: Keeps the shipped library on disk until the process exits, where the package is not a folder (a zip).
+_resources = contextlib.ExitStack()
+atexit.register(_resources.close)
+
+
+@functools.cache
+def _shipped_library() -> Path:
+    """The shipped library's folder: in the installed package, or in the source tree of an editable install.
+    Installed, it is read-only for most users; its notes cache then simply goes unwritten."""
+    resource = importlib.resources.files(DEFAULT_LIBRARY_PACKAGE)
+    return _resources.enter_context(importlib.resources.as_file(resource))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from rollmatch import (
     NotFoundError,
     ParameterError,
     Scorer,
+    default_library_path,
     defaults,
     make_notes,
     read_notes,
@@ -281,6 +282,15 @@ def test_kill_9_never_loses_or_tears_an_acknowledged_write(tmp_path, library):
         ids = {e.id for e in Library.open(library.path).exemplars}  # parses: not torn
         assert acknowledged <= ids
     assert len(acknowledged) >= 4 + 7 + 10
+
+
+def test_the_default_library_is_the_packaged_one_unless_the_environment_names_another(tmp_path, monkeypatch):
+    monkeypatch.delenv(library_module.LIBRARY_ENV, raising=False)
+    assert default_library_path() == REPO / "exemplars"  # an editable install: the source tree's folder
+    assert Library.open().config.name == "rollmatch-default"
+    monkeypatch.setenv(library_module.LIBRARY_ENV, str(tmp_path / "mine"))
+    Library.init(tmp_path / "mine", name="mine")
+    assert default_library_path() == tmp_path / "mine" and Library.open().config.name == "mine"
 
 
 def test_default_library_is_complete_and_calibrated(default_library):
