@@ -1,4 +1,5 @@
-"""The exemplar library: a directory with a human-editable TOML manifest and the exemplar files.
+"""The exemplar library: a directory with a human-editable TOML manifest (:mod:`rollmatch.manifest`) and the
+exemplar files.
 
 A :class:`Library` is an immutable snapshot of that directory at one version. Changes (:meth:`Library.add`,
 :meth:`Library.remove`) re-read the manifest under the directory's writer lock, write it back atomically and
