@@ -23,7 +23,8 @@ from .errors import (
     ParameterError,
     RollmatchError,
 )
-from .library import Exemplar, Library, LibraryConfig, default_library_path
+from .library import Library, default_library_path
+from .manifest import Exemplar, ExemplarSpec, LibraryConfig
 from .notes import NOTE_DTYPE, make_notes, notes_from_records, select_beats, transform_notes
 from .readers import read_notes, read_notes_bytes
 from .roll import piano_roll
@@ -37,6 +38,7 @@ __all__ = [
     "Critic",
     "EmptyInputError",
     "Exemplar",
+    "ExemplarSpec",
     "FileResult",
     "InputError",
     "Label",

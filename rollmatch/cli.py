@@ -25,6 +25,7 @@ from .errors import ParameterError, RollmatchError
 from .inspection import explain_file, explanation_lines, summarize_exemplar, summary_lines, timeline_file
 from .library import Library
 from .lint import check_directory, check_library
+from .manifest import ExemplarSpec
 from .progress import ON_A_TERMINAL
 from .readers import FORMATS, music_files
 from .report import library_report
@@ -533,11 +534,8 @@ def _library_add(args: argparse.Namespace) -> int:
         raise ParameterError(
             f"--id names one exemplar, but {len(files)} files were given; leave it out to take ids from the file names"
         )
-    before = Library.open(args.dir)
-    library = before.add_many(
-        files,
+    spec = ExemplarSpec(
         label=args.label,
-        exemplar_ids=None if args.id is None else [args.id],
         start_beat=args.start,
         end_beat=args.end,
         bars=args.bars,
@@ -547,8 +545,9 @@ def _library_add(args: argparse.Namespace) -> int:
         tags=args.tag,
         description=args.description,
         provenance=args.provenance,
-        progress=ON_A_TERMINAL,
     )
+    before = Library.open(args.dir)
+    library = before.add_many(files, spec, exemplar_ids=None if args.id is None else [args.id], progress=ON_A_TERMINAL)
     _print_added(before, library)
     return EXIT_OK
 
@@ -578,10 +577,7 @@ def _library_list(args: argparse.Namespace) -> int:
 
 
 def _library_slice(args: argparse.Namespace) -> int:
-    before = Library.open(args.dir)
-    library = before.add_slices(
-        args.file,
-        bars_per_exemplar=args.bars_per_exemplar,
+    spec = ExemplarSpec(
         label=args.label,
         tracks=args.track,
         threshold=args.threshold,
@@ -590,6 +586,8 @@ def _library_slice(args: argparse.Namespace) -> int:
         description=args.description,
         provenance=args.provenance,
     )
+    before = Library.open(args.dir)
+    library = before.add_slices(args.file, spec, bars_per_exemplar=args.bars_per_exemplar)
     _print_added(before, library)
     return EXIT_OK
 

@@ -18,7 +18,8 @@ from .bars import Bars, regular_bars
 from .draw import Picture, timeline_picture
 from .engine import Mode, SearchSpace
 from .explanation import Explanation, Placed, alignment_text, coverage_text, placed_text
-from .library import Exemplar, Library
+from .library import Library
+from .manifest import Exemplar
 from .notes import pitch_name, span_beats, transform_notes
 from .readers import Piece, TrackSelector, format_of, read_piece
 from .scoring import FileResult, Scorer

@@ -1,4 +1,5 @@
-"""The exemplar library: a directory with a human-editable TOML manifest and the exemplar files.
+"""The exemplar library: a directory with a human-editable TOML manifest (:mod:`rollmatch.manifest`) and the
+exemplar files.
 
 A :class:`Library` is an immutable snapshot of that directory at one version. Changes (:meth:`Library.add`,
 :meth:`Library.remove`) re-read the manifest under the directory's writer lock, write it back atomically and
@@ -13,82 +14,58 @@ reader such as the server can notice a new version with a few ``stat`` calls ins
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import hashlib
+import importlib.resources
 import io
 import json
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import defaults
-from .bars import BarRange, bar_slices, bar_span, check_bar_range, format_bar_range
-from .checks import number, whole_number
-from .engine import Mode, SearchSpace, check_mode
+from .bars import BarRange, bar_slices, bar_span, format_bar_range
+from .checks import whole_number
+from .engine import Mode
 from .errors import AlreadyExistsError, InputError, LibraryError, NotFoundError, ParameterError
+from .manifest import (
+    MANIFEST_NAME,
+    Exemplar,
+    ExemplarSpec,
+    LibraryConfig,
+    new_exemplar,
+    parse_manifest,
+    render_manifest,
+    with_exemplars,
+    with_settings,
+    without_exemplar,
+)
 from .notes import select_beats
 from .progress import Show, progress_bar
 from .readers import format_of, read_file_bytes, read_notes, read_piece_bytes
 from .storage import atomic_write, exclusive_lock
 from .verdict import Label, Thresholds
 
-MANIFEST_NAME = "rollmatch.toml"
 CACHE_DIR = ".rollmatch-cache"
 #: Folder inside the library that ``add`` copies exemplar files into.
 FILES_DIR = "files"
 #: Bump when the reader's output for the same file could change, to invalidate every cache entry.
 CACHE_FORMAT = 1
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LIBRARY_ENV = "ROLLMATCH_LIBRARY"
-DEFAULT_MODE = Mode(defaults.MODE)
+#: The package that holds the default library (the repository's ``exemplars/``, shipped as package data).
+DEFAULT_LIBRARY_PACKAGE = "rollmatch.exemplars"
 
 #: A file's stat signature: inode, size, modification and change times (ns). Writers replace files (a new
 #: inode) or write them (new times), so an equal signature means the same bytes.
 Stamp = tuple[int, int, int, int]
 #: Stat signatures of library files, by library-relative name; None where the file was missing.
 Stamps = tuple[tuple[str, Stamp | None], ...]
-
-
-@dataclass(frozen=True)
-class Exemplar:
-    """One manifest entry: which notes of which file, and how to judge against them."""
-
-    id: str
-    label: Label
-    file: str  #: path relative to the library directory
-    start_beat: float | None = None
-    end_beat: float | None = None
-    tracks: tuple[int | str, ...] | None = None
-    threshold: float | None = None  #: overrides the library's threshold for this exemplar's label
-    mode: Mode | None = None  #: how it is matched; None: the library's mode
-    tags: tuple[str, ...] = ()
-    description: str = ""
-    provenance: str = ""
-
-    @property
-    def beat_range(self) -> str:
-        """The selected beats as text: '4-12', '0-end'."""
-        return f"{self.start_beat or 0:g}-{'end' if self.end_beat is None else f'{self.end_beat:g}'}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label.value,
-            "file": self.file,
-            "start_beat": self.start_beat,
-            "end_beat": self.end_beat,
-            "tracks": list(self.tracks) if self.tracks is not None else None,
-            "threshold": self.threshold,
-            "mode": None if self.mode is None else self.mode.value,
-            "tags": list(self.tags),
-            "description": self.description,
-            "provenance": self.provenance,
-        }
 
 
 @dataclass(frozen=True)
@@ -101,31 +78,6 @@ class _Addition:
     notes: np.ndarray
 
 
-@dataclass(frozen=True)
-class LibraryConfig:
-    """Library-wide settings from the manifest's ``[library]`` table."""
-
-    name: str = "exemplars"
-    description: str = ""
-    good_threshold: float = defaults.GOOD_THRESHOLD
-    bad_threshold: float = defaults.BAD_THRESHOLD
-    steps_per_beat: int = defaults.STEPS_PER_BEAT
-    velocity: bool = False  #: weight roll cells by velocity / 127 instead of 1
-    min_coverage: float = defaults.MIN_COVERAGE  #: share of a fragment a good match must cover for GOOD
-    mode: Mode = DEFAULT_MODE  #: how exemplars that name no mode are matched
-
-    @property
-    def thresholds(self) -> Thresholds:
-        """The library's thresholds and coverage requirement, as one value."""
-        return Thresholds(self.good_threshold, self.bad_threshold, self.min_coverage)
-
-    @property
-    def space(self) -> SearchSpace:
-        """The library's search space: its grid, cell values and mode, with the default stretches and
-        transpositions."""
-        return SearchSpace(steps_per_beat=self.steps_per_beat, velocity=self.velocity, mode=self.mode)
-
-
 def label_arrays(exemplars: Sequence[Exemplar]) -> tuple[np.ndarray, np.ndarray]:
     """For K exemplars: (K,) True for the bad ones, and (K,) each one's own threshold, NaN for none."""
     return (
@@ -135,9 +87,22 @@ def label_arrays(exemplars: Sequence[Exemplar]) -> tuple[np.ndarray, np.ndarray]
 
 
 def default_library_path() -> Path:
-    """``$ROLLMATCH_LIBRARY`` if set, else the ``exemplars/`` folder shipped beside the package."""
+    """``$ROLLMATCH_LIBRARY`` if set, else the default library shipped in the package (``rollmatch.exemplars``)."""
     env = os.environ.get(LIBRARY_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "exemplars"
+    return Path(env) if env else _shipped_library()
+
+
+#: Keeps the shipped library on disk until the process exits, where the package is not a folder (a zip).
+_resources = contextlib.ExitStack()
+atexit.register(_resources.close)
+
+
+@functools.cache
+def _shipped_library() -> Path:
+    """The shipped library's folder: in the installed package, or in the source tree of an editable install.
+    Installed, it is read-only for most users; its notes cache then simply goes unwritten."""
+    resource = importlib.resources.files(DEFAULT_LIBRARY_PACKAGE)
+    return _resources.enter_context(importlib.resources.as_file(resource))
 
 
 @dataclass(frozen=True)
@@ -183,7 +148,7 @@ class Library:
             if (directory / MANIFEST_NAME).exists():
                 raise LibraryError(f"{directory}: already holds a library ({MANIFEST_NAME} exists)")
             config = LibraryConfig(name=name or directory.resolve().name, description=description)
-            atomic_write(directory / MANIFEST_NAME, _render_manifest(config, ()).encode())
+            atomic_write(directory / MANIFEST_NAME, render_manifest(config).encode())
         return cls.open(directory)
 
     def get(self, exemplar_id: str) -> Exemplar:
@@ -215,68 +180,29 @@ class Library:
 
     # --- changing ------------------------------------------------------------------------------------
 
-    def add(
-        self,
-        file: str | os.PathLike[str],
-        *,
-        label: str | Label,
-        exemplar_id: str | None = None,
-        start_beat: float | None = None,
-        end_beat: float | None = None,
-        bars: BarRange | None = None,
-        tracks: Sequence[int | str] | None = None,
-        threshold: float | None = None,
-        mode: str | Mode | None = None,
-        tags: Sequence[str] = (),
-        description: str = "",
-        provenance: str | None = None,
-    ) -> Library:
+    def add(self, file: str | os.PathLike[str], spec: ExemplarSpec, *, exemplar_id: str | None = None) -> Library:
         """Copy ``file`` into the library as a new exemplar and return the new snapshot.
 
         The file is read (with the selection) before anything is written, so a bad file changes nothing.
-        See :meth:`add_many` for the arguments.
+        See :meth:`add_many`.
         """
-        return self.add_many(
-            [file],
-            label=label,
-            exemplar_ids=None if exemplar_id is None else [exemplar_id],
-            start_beat=start_beat,
-            end_beat=end_beat,
-            bars=bars,
-            tracks=tracks,
-            threshold=threshold,
-            mode=mode,
-            tags=tags,
-            description=description,
-            provenance=provenance,
-        )
+        return self.add_many([file], spec, exemplar_ids=None if exemplar_id is None else [exemplar_id])
 
     def add_many(
         self,
         files: Sequence[str | os.PathLike[str]],
+        spec: ExemplarSpec,
         *,
-        label: str | Label,
         exemplar_ids: Sequence[str] | None = None,
-        start_beat: float | None = None,
-        end_beat: float | None = None,
-        bars: BarRange | None = None,
-        tracks: Sequence[int | str] | None = None,
-        threshold: float | None = None,
-        mode: str | Mode | None = None,
-        tags: Sequence[str] = (),
-        description: str = "",
-        provenance: str | None = None,
         progress: Show = False,
     ) -> Library:
-        """Add each file as its own exemplar, in one library write, and return the new snapshot.
+        """Add each file as its own exemplar, all as ``spec`` says, in one library write; return the new snapshot.
 
-        Every file gets the same selection: a beat range [start_beat, end_beat), or ``bars=(first, last)``,
-        whole bars by the file's own bar lines (1-based, inclusive, bar 0 a pickup; see
-        :mod:`rollmatch.bars`), stored in the manifest as the beat range they cover; and ``tracks`` by
-        index or name. ``mode`` (None: the library's) says how they are matched. Ids are ``exemplar_ids``
-        (one per file) or come from the file names: the name's stem, with ``-bars-A-B`` appended for a bar
-        range. Ids clashing with the library or within the batch are refused, and every file is read, before
-        anything is written: any failure leaves the library as it was.
+        A bar range in ``spec`` is found in each file's own bar lines (see :mod:`rollmatch.bars`) and stored
+        as the beat range it covers. Ids are ``exemplar_ids`` (one per file) or come from the file names: the
+        name's stem, with ``-bars-A-B`` appended for a bar range. Ids clashing with the library or within the
+        batch are refused, and every file is read, before anything is written: any failure leaves the library
+        as it was.
         """
         sources = [Path(f) for f in files]
         if not sources:
@@ -285,29 +211,12 @@ class Library:
             raise ParameterError(
                 f"exemplar_ids: {len(exemplar_ids)} ids for {len(sources)} files; give one per file, or none"
             )
-        bar_range = None if bars is None else check_bar_range(bars)
-        if bar_range is not None and (start_beat is not None or end_beat is not None):
-            raise ParameterError(
-                f"bars={format_bar_range(bar_range)} and a beat range (start/end) cannot be combined: "
-                "give one or the other"
-            )
-        in_bars = "" if bar_range is None else f", bars {format_bar_range(bar_range)}"
+        in_bars = "" if spec.bars is None else f", bars {format_bar_range(spec.bars)}"
         planned = [
-            _checked_exemplar(
-                Exemplar(
-                    id=exemplar_ids[i] if exemplar_ids is not None else _derived_id(source, bar_range),
-                    label=_label(label),
-                    file="",
-                    start_beat=start_beat,
-                    end_beat=end_beat,
-                    tracks=tuple(tracks) if tracks else None,
-                    threshold=threshold,
-                    mode=mode,
-                    tags=tuple(tags),
-                    description=description,
-                    provenance=provenance if provenance is not None else f"added from {source.name}{in_bars}",
-                ),
-                where="new exemplar",
+            new_exemplar(
+                spec,
+                exemplar_ids[i] if exemplar_ids is not None else _derived_id(source, spec.bars),
+                provenance=f"added from {source.name}{in_bars}",
             )
             for i, source in enumerate(sources)
         ]
@@ -320,27 +229,16 @@ class Library:
         )
         for exemplar, source in reading:
             try:
-                additions.append(_read_addition(exemplar, source, bar_range))
+                additions.append(_read_addition(exemplar, source, spec.bars))
             except InputError as exc:
                 if len(sources) == 1:
                     raise
                 raise type(exc)(f"{exc}; nothing was added") from None
         return self._write_additions(additions)
 
-    def add_slices(
-        self,
-        file: str | os.PathLike[str],
-        *,
-        bars_per_exemplar: int,
-        label: str | Label,
-        tracks: Sequence[int | str] | None = None,
-        threshold: float | None = None,
-        mode: str | Mode | None = None,
-        tags: Sequence[str] = (),
-        description: str = "",
-        provenance: str | None = None,
-    ) -> Library:
-        """Cut ``file`` into consecutive exemplars of ``bars_per_exemplar`` bars each, in one library write.
+    def add_slices(self, file: str | os.PathLike[str], spec: ExemplarSpec, *, bars_per_exemplar: int) -> Library:
+        """Cut ``file`` into consecutive exemplars of ``bars_per_exemplar`` bars each, as ``spec`` says (which
+        must select no beats or bars: the slices cover the piece), in one library write.
 
         The slices follow :func:`~rollmatch.bars.bar_slices` (a pickup joins the first slice, a last slice
         shorter than half the others joins the one before); slices without notes in the chosen tracks are
@@ -348,37 +246,28 @@ class Library:
         """
         source = Path(file)
         per = whole_number(bars_per_exemplar, "bars_per_exemplar", at_least=1, at_most=defaults.MAX_BARS)
-        template = _checked_exemplar(
-            Exemplar(
-                id=_id_from_name(source.stem),
-                label=_label(label),
-                file="",
-                tracks=tuple(tracks) if tracks else None,
-                threshold=threshold,
-                mode=mode,
-                tags=tuple(tags),
-                description=description,
-            ),
-            where="new exemplar",
-        )
+        given = [f"bars={format_bar_range(spec.bars)}"] if spec.bars is not None else []
+        given += [
+            f"{name}={value:g}"
+            for name, value in (("start_beat", spec.start_beat), ("end_beat", spec.end_beat))
+            if value is not None
+        ]
+        if given:
+            raise ParameterError(f"{', '.join(given)}: slices cover the whole piece, so it takes no selection")
         data = read_file_bytes(source)
-        piece = read_piece_bytes(data, format_of(source), name=source.name, tracks=template.tracks)
+        piece = read_piece_bytes(data, format_of(source), name=source.name, tracks=spec.tracks)
         additions: list[_Addition] = []
         for bar_range in bar_slices(piece.bars, per):
             start, end = bar_span(piece.bars, bar_range, name=source.name)
             notes = select_beats(piece.notes, start, end)
             if notes.size == 0:
                 continue
-            exemplar = replace(
-                template,
-                id=_derived_id(source, bar_range),
-                start_beat=start,
-                end_beat=end,
-                provenance=provenance
-                if provenance is not None
-                else f"sliced from {source.name}, bars {format_bar_range(bar_range)}",
+            exemplar = new_exemplar(
+                spec,
+                _derived_id(source, bar_range),
+                provenance=f"sliced from {source.name}, bars {format_bar_range(bar_range)}",
             )
-            additions.append(_Addition(exemplar, source, data, notes))
+            additions.append(_Addition(replace(exemplar, start_beat=start, end_beat=end), source, data, notes))
         if not additions:
             raise InputError(f"{source.name}: no notes in any bar (drum tracks are left out)")
         return self._write_additions(additions)
@@ -386,10 +275,10 @@ class Library:
     def _write_additions(self, additions: Sequence[_Addition]) -> Library:
         """Append read and checked exemplars in one manifest write, under the lock; all or nothing."""
         with exclusive_lock(self.path):
-            _, _, config, exemplars = _load_manifest(self.path)
+            text, _, config, exemplars = _load_manifest(self.path)
             _refuse_clashes(self.path, exemplars, [(a.exemplar.id, str(a.source)) for a in additions])
             created: list[Path] = []
-            manifest, text = self.path / MANIFEST_NAME, b""
+            manifest, written = self.path / MANIFEST_NAME, b""
             try:
                 placed = []
                 for addition in additions:
@@ -397,11 +286,11 @@ class Library:
                     if new_file:
                         created.append(self.path / relative)
                     placed.append(replace(addition.exemplar, file=relative))
-                text = _render_manifest(config, (*exemplars, *placed)).encode()
-                atomic_write(manifest, text)
+                written = _edited(self.path, with_exemplars(text.decode(), placed), config, (*exemplars, *placed))
+                atomic_write(manifest, written)
             except BaseException:
                 # The files copied in go again, unless the manifest naming them got written after all.
-                if not (text and _holds(manifest, text)):
+                if not (written and _holds(manifest, written)):
                     for path in created:
                         path.unlink(missing_ok=True)
                 raise
@@ -422,48 +311,35 @@ class Library:
             if value is not None
         }
         with exclusive_lock(self.path):
-            _, _, config, exemplars = _load_manifest(self.path)
-            atomic_write(self.path / MANIFEST_NAME, _render_manifest(replace(config, **updates), exemplars).encode())
+            text, _, config, exemplars = _load_manifest(self.path)
+            changed = replace(
+                config,
+                good_threshold=updates.get("good_threshold", config.good_threshold),
+                bad_threshold=updates.get("bad_threshold", config.bad_threshold),
+                min_coverage=updates.get("min_coverage", config.min_coverage),
+            )
+            atomic_write(
+                self.path / MANIFEST_NAME, _edited(self.path, with_settings(text.decode(), updates), changed, exemplars)
+            )
             return _pruned(Library.open(self.path))
 
     def remove(self, exemplar_id: str) -> Library:
         """Remove an exemplar and return the new snapshot; a file that ``add`` copied in goes with it."""
         with exclusive_lock(self.path):
-            _, _, config, exemplars = _load_manifest(self.path)
+            text, _, config, exemplars = _load_manifest(self.path)
             gone = _find(self.path, exemplars, exemplar_id)
             kept = tuple(e for e in exemplars if e.id != exemplar_id)
-            atomic_write(self.path / MANIFEST_NAME, _render_manifest(config, kept).encode())
+            atomic_write(
+                self.path / MANIFEST_NAME,
+                _edited(self.path, without_exemplar(text.decode(), exemplar_id), config, kept),
+            )
             still_used = any(e.file == gone.file for e in kept)
             if not still_used and Path(gone.file).parts[:1] == (FILES_DIR,):
                 (self.path / gone.file).unlink(missing_ok=True)
             return _pruned(Library.open(self.path))
 
 
-# --- manifest ------------------------------------------------------------------------------------------
-
-_CONFIG_KEYS = {
-    "name",
-    "description",
-    "good_threshold",
-    "bad_threshold",
-    "steps_per_beat",
-    "velocity",
-    "min_coverage",
-    "mode",
-}
-_EXEMPLAR_KEYS = {
-    "id",
-    "label",
-    "file",
-    "start_beat",
-    "end_beat",
-    "tracks",
-    "threshold",
-    "mode",
-    "tags",
-    "description",
-    "provenance",
-}
+# --- manifest on disk ------------------------------------------------------------------------------------
 
 
 def _load_manifest(directory: Path) -> tuple[bytes, Stamp, LibraryConfig, tuple[Exemplar, ...]]:
@@ -480,7 +356,16 @@ def _load_manifest(directory: Path) -> tuple[bytes, Stamp, LibraryConfig, tuple[
         text, stamp = _read_stamped(manifest)
     except OSError as exc:
         raise LibraryError(f"{manifest}: cannot read: {exc.strerror or exc}") from None
-    return (text, stamp, *_parse_manifest(text, manifest))
+    return (text, stamp, *parse_manifest(text, manifest))
+
+
+def _edited(directory: Path, text: str, config: LibraryConfig, exemplars: Sequence[Exemplar]) -> bytes:
+    """An edited manifest's bytes, once reading them back gives exactly the intended settings and exemplars,
+    so that an edit of a hand-written document never writes anything but what was asked."""
+    data = text.encode()
+    if parse_manifest(data, directory / MANIFEST_NAME) != (config, tuple(exemplars)):
+        raise LibraryError(f"{directory / MANIFEST_NAME}: the edited manifest would not read back as intended")
+    return data
 
 
 def _find(directory: Path, exemplars: Sequence[Exemplar], exemplar_id: str) -> Exemplar:
@@ -489,163 +374,6 @@ def _find(directory: Path, exemplars: Sequence[Exemplar], exemplar_id: str) -> E
         if exemplar.id == exemplar_id:
             return exemplar
     raise NotFoundError(f"{directory}: no exemplar with id {exemplar_id!r}")
-
-
-def _parse_manifest(text: bytes, manifest: Path) -> tuple[LibraryConfig, tuple[Exemplar, ...]]:
-    try:
-        data = tomllib.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise LibraryError(f"{manifest}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"library", "exemplar"}
-    if unknown:
-        raise LibraryError(f"{manifest}: unknown top-level key {sorted(unknown)[0]!r}")
-    table = data.get("library", {})
-    if not isinstance(table, dict) or set(table) - _CONFIG_KEYS:
-        raise LibraryError(f"{manifest}: [library] has unknown key {sorted(set(table) - _CONFIG_KEYS)[0]!r}")
-    try:
-        config = LibraryConfig(
-            name=str(table.get("name", "exemplars")),
-            description=str(table.get("description", "")),
-            good_threshold=table.get("good_threshold", defaults.GOOD_THRESHOLD),
-            bad_threshold=table.get("bad_threshold", defaults.BAD_THRESHOLD),
-            steps_per_beat=table.get("steps_per_beat", defaults.STEPS_PER_BEAT),
-            velocity=table.get("velocity", False),
-            min_coverage=table.get("min_coverage", defaults.MIN_COVERAGE),
-            mode=table.get("mode", defaults.MODE),
-        )
-        # checked once, as the values they make, and stored as checked
-        thresholds, space = config.thresholds, config.space
-        config = replace(
-            config,
-            good_threshold=thresholds.good,
-            bad_threshold=thresholds.bad,
-            min_coverage=thresholds.min_coverage,
-            steps_per_beat=space.steps_per_beat,
-            mode=space.mode,
-        )
-    except ParameterError as exc:
-        raise LibraryError(f"{manifest}: [library] {exc}") from None
-    entries = data.get("exemplar", [])
-    if not isinstance(entries, list):
-        raise LibraryError(f"{manifest}: 'exemplar' must be an array of tables ([[exemplar]])")
-    exemplars: list[Exemplar] = []
-    seen: set[str] = set()
-    for i, entry in enumerate(entries):
-        where = f"{manifest}: exemplar {i + 1}"
-        if set(entry) - _EXEMPLAR_KEYS:
-            raise LibraryError(f"{where} has unknown key {sorted(set(entry) - _EXEMPLAR_KEYS)[0]!r}")
-        for key in ("id", "label", "file"):
-            if not isinstance(entry.get(key), str):
-                raise LibraryError(f"{where} needs a string {key!r}")
-        tracks = entry.get("tracks")
-        try:
-            exemplar = _checked_exemplar(
-                Exemplar(
-                    id=entry["id"],
-                    label=entry["label"],
-                    file=entry["file"],
-                    start_beat=entry.get("start_beat"),
-                    end_beat=entry.get("end_beat"),
-                    tracks=tuple(tracks) if isinstance(tracks, list) else tracks,
-                    threshold=entry.get("threshold"),
-                    mode=entry.get("mode"),
-                    tags=entry.get("tags", ()),
-                    description=str(entry.get("description", "")),
-                    provenance=str(entry.get("provenance", "")),
-                ),
-                where=where,
-            )
-        except ParameterError as exc:
-            raise LibraryError(str(exc)) from None
-        if exemplar.id in seen:
-            raise LibraryError(f"{where}: id {exemplar.id!r} is used twice")
-        seen.add(exemplar.id)
-        exemplars.append(exemplar)
-    return config, tuple(exemplars)
-
-
-def _checked_exemplar(exemplar: Exemplar, *, where: str) -> Exemplar:
-    """Validate one entry's fields, naming the entry and the field in the error."""
-    if not ID_PATTERN.match(exemplar.id):
-        raise ParameterError(
-            f"{where}: id={exemplar.id!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    try:
-        label = _label(exemplar.label)
-    except ParameterError as exc:
-        raise LibraryError(f"{where}: {exc}") from None
-    for name in ("start_beat", "end_beat"):
-        if getattr(exemplar, name) is not None:
-            number(getattr(exemplar, name), f"{where}: {name}", at_least=0)
-    if exemplar.start_beat is not None and exemplar.end_beat is not None and exemplar.end_beat <= exemplar.start_beat:
-        raise ParameterError(f"{where}: end_beat={exemplar.end_beat} must be > start_beat={exemplar.start_beat}")
-    if exemplar.tracks is not None and (
-        not exemplar.tracks or not all(isinstance(t, int | str) and not isinstance(t, bool) for t in exemplar.tracks)
-    ):
-        raise ParameterError(f"{where}: tracks={exemplar.tracks!r} must be a non-empty list of indices or names")
-    threshold = (
-        None if exemplar.threshold is None else number(exemplar.threshold, f"{where}: threshold", above=0, at_most=1)
-    )
-    mode = None if exemplar.mode is None else check_mode(exemplar.mode, f"{where}: mode")
-    if not isinstance(exemplar.tags, list | tuple) or not all(isinstance(t, str) for t in exemplar.tags):
-        raise ParameterError(f"{where}: tags={exemplar.tags!r} must be a list of strings")
-    if exemplar.file and (Path(exemplar.file).is_absolute() or ".." in Path(exemplar.file).parts):
-        raise LibraryError(f"{where}: file={exemplar.file!r} must be a path inside the library directory")
-    return replace(
-        exemplar,
-        label=label,
-        start_beat=None if exemplar.start_beat is None else float(exemplar.start_beat),
-        end_beat=None if exemplar.end_beat is None else float(exemplar.end_beat),
-        threshold=threshold,
-        mode=mode,
-        tags=tuple(exemplar.tags),
-    )
-
-
-def _label(value: str | Label) -> Label:
-    try:
-        return Label(value)
-    except ValueError:
-        raise ParameterError(f"label={value!r} must be 'good' or 'bad'") from None
-
-
-def _render_manifest(config: LibraryConfig, exemplars: Sequence[Exemplar]) -> str:
-    """The manifest as TOML text: every library setting, and each exemplar's fields that are set."""
-    lines = ["# rollmatch exemplar library: edit by hand or with 'rollmatch library'.", "", "[library]"]
-    for key in (
-        "name",
-        "description",
-        "good_threshold",
-        "bad_threshold",
-        "min_coverage",
-        "mode",
-        "steps_per_beat",
-        "velocity",
-    ):
-        value = getattr(config, key)
-        lines.append(f"{key} = {_toml(value.value if isinstance(value, Mode) else value)}")
-    for e in exemplars:
-        lines += ["", "[[exemplar]]"]
-        for key, value in e.to_dict().items():
-            if value is None or value == [] or value == "":
-                continue
-            lines.append(f"{key} = {_toml(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        # A JSON string is a valid TOML basic string, except that TOML forbids a raw DEL character.
-        return json.dumps(value).replace("\x7f", "\\u007f")
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to the manifest")
 
 
 # --- change detection ---------------------------------------------------------------------------------

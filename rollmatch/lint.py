@@ -37,7 +37,8 @@ from .backend import DEFAULT_BACKEND, array_module
 from .checks import number, whole_number
 from .engine import BestMatches, SearchSpace, TemplateBank, match
 from .errors import EmptyInputError, LibraryError
-from .library import Exemplar, Library, label_arrays
+from .library import Library, label_arrays
+from .manifest import Exemplar
 from .notes import NOTE_DTYPE, sort_notes
 from .probes import Probe, degenerate_probes
 from .progress import Show, progress_bar

@@ -15,8 +15,9 @@ from . import __version__
 from .draw import roll_picture
 from .errors import RollmatchError
 from .inspection import summarize_exemplar, summary_rows
-from .library import Exemplar, Library
+from .library import Library
 from .lint import Finding
+from .manifest import Exemplar
 from .progress import Show, progress_bar
 from .verdict import Label
 

@@ -2,34 +2,57 @@
 
 A write goes to a temporary file in the same directory, is flushed and fsynced, replaces the target with
 ``os.replace`` and then the directory is fsynced, so after a crash the target holds either the old or the
-new bytes, never a mix. Read-modify-write cycles hold an exclusive ``flock`` on a sidecar lock file, so
-concurrent writers (processes or threads) never lose each other's changes.
+new bytes, never a mix. Every file written gets the permissions a program's new files get, ``0o666`` less the
+umask, so a library shared through a group or with everyone stays readable to the others.
+
+Read-modify-write cycles hold an exclusive lock (``flock`` on Unix, ``LockFileEx`` on Windows, through
+``filelock``) on a sidecar lock file, so concurrent writers (processes or threads) never lose each other's
+changes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock
+
 from .errors import OutputError
 
 LOCK_NAME = ".rollmatch.lock"
-_thread_locks: dict[str, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
+_umask_guard = threading.Lock()
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Replace ``path`` with ``data`` atomically and durably; ``mode`` sets its permissions (else 0600)."""
+def file_mode() -> int:
+    """The permissions of a new file: ``0o666`` less the process's umask."""
+    return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux), else set and restored
+    under a lock, so that no other rollmatch thread creates a file in between."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    with _umask_guard:
+        umask = os.umask(0o077)  # the strictest, should a file be created elsewhere in between
+        os.umask(umask)
+    return umask
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably, with the permissions of a new file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)
+            # mkstemp creates the file 0600 whatever the umask.
+            os.chmod(tmp, file_mode())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -42,19 +65,18 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
 
 
 def write_output(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write an output file (a picture, a report) atomically, readable as the umask allows like any file a
-    program creates, or :class:`OutputError` naming the path."""
+    """Write an output file (a picture, a report) atomically, or :class:`OutputError` naming the path."""
     target = Path(path)
-    umask = os.umask(0o022)
-    os.umask(umask)
     try:
-        atomic_write(target, data, mode=0o666 & ~umask)
+        atomic_write(target, data)
     except OSError as exc:
         raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
 
 
 def fsync_directory(path: Path) -> None:
-    """Make a rename or unlink inside ``path`` durable."""
+    """Make a rename or unlink inside ``path`` durable (where directories can be opened: not on Windows)."""
+    if os.name == "nt":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -64,13 +86,12 @@ def fsync_directory(path: Path) -> None:
 
 @contextlib.contextmanager
 def exclusive_lock(directory: Path) -> Iterator[None]:
-    """Hold the directory's writer lock: across processes by flock, across threads by a mutex."""
-    key = str(directory.resolve())
-    with _thread_locks_guard:
-        mutex = _thread_locks.setdefault(key, threading.Lock())
-    with mutex, open(directory / LOCK_NAME, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    """Hold the directory's writer lock, against other processes and other threads alike.
+
+    Each call opens the lock file anew, and a lock taken through one open file excludes every other, so two
+    threads of one process exclude each other as two processes do; no lock is taken twice by one holder, so
+    no reentrancy is needed. The lock file stays (it is created following the umask), as older versions,
+    which ``flock`` it directly, expect.
+    """
+    with FileLock(directory / LOCK_NAME, preserve_lock_file=True):
+        yield

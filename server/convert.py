@@ -13,7 +13,8 @@ from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch.checks import number, whole_number
 from rollmatch.engine import Mode, check_mode
 from rollmatch.errors import InputError, LimitError, ParameterError, RollmatchError
-from rollmatch.library import Exemplar, Library
+from rollmatch.library import Library
+from rollmatch.manifest import Exemplar, ExemplarSpec, check_label
 from rollmatch.notes import notes_from_columns, span_beats
 from rollmatch.readers import read_notes_bytes
 from rollmatch.scoring import Scorer
@@ -207,11 +208,27 @@ def threshold_updates(request: pb.SetThresholdsRequest) -> dict[str, float | Non
     }
 
 
+def exemplar_spec(request: pb.AddExemplarRequest) -> ExemplarSpec:
+    """The new exemplar's specification from a request. Its label and mode are checked under their field
+    names; the rest is checked by :class:`~rollmatch.manifest.ExemplarSpec`, the error naming the value."""
+    return ExemplarSpec(
+        label=_field("label", check_label, request.label),
+        start_beat=request.start_beat if request.HasField("start_beat") else None,
+        end_beat=request.end_beat if request.HasField("end_beat") else None,
+        tracks=tracks(request.tracks),
+        threshold=request.threshold if request.HasField("threshold") else None,
+        mode=mode(request.mode),
+        tags=tuple(request.tags),
+        description=request.description,
+        provenance=request.provenance or None,
+    )
+
+
 def mode(value: str) -> Mode | None:
     """An exemplar's mode from a request: empty for the library's."""
     return _field("mode", check_mode, value) if value else None
 
 
-def tracks(values: Sequence[str]) -> list[int | str] | None:
+def tracks(values: Sequence[str]) -> tuple[int | str, ...] | None:
     """Track selectors from strings: digits are indices, anything else a name."""
-    return [int(t) if t.isdigit() else t for t in values] or None
+    return tuple(int(t) if t.isdigit() else t for t in values) or None

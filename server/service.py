@@ -13,8 +13,8 @@ import grpc
 from rollmatch import defaults
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
-from rollmatch.engine import Mode
 from rollmatch.library import Library
+from rollmatch.manifest import ExemplarSpec
 from rollmatch.readers import FORMATS, SUFFIXES, suffix_for
 
 from . import convert
@@ -99,8 +99,8 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
         self, request: pb.AddExemplarRequest, context: grpc.aio.ServicerContext
     ) -> pb.AddExemplarResponse:
         try:
-            mode = convert.mode(request.mode)  # checked before the library's lock is taken
-            added = await self.state.change(lambda library: _add(library, request, mode))
+            spec = convert.exemplar_spec(request)  # checked before the library's lock is taken
+            added = await self.state.change(lambda library: _add(library, request, spec))
         except Exception as exc:  # noqa: BLE001  (rich_status maps every error to its gRPC status)
             await context.abort_with_status(rich_status(exc))
         return pb.AddExemplarResponse(exemplar=convert.exemplar(added.exemplars[-1]), library_version=added.version)
@@ -125,7 +125,7 @@ class RollmatchServicer(pb_grpc.RollmatchServiceServicer):
         return pb.SetThresholdsResponse(thresholds=convert.thresholds(library), library_version=library.version)
 
 
-def _add(library: Library, request: pb.AddExemplarRequest, mode: Mode | None) -> Library:
+def _add(library: Library, request: pb.AddExemplarRequest, spec: ExemplarSpec) -> Library:
     """Write the sent bytes to a temporary file named as the client named it, and add that file, so the new
     entry (file name, id, provenance) is the one ``rollmatch library add`` makes from the client's file."""
     file = request.file
@@ -137,16 +137,4 @@ def _add(library: Library, request: pb.AddExemplarRequest, mode: Mode | None) ->
     with tempfile.TemporaryDirectory(prefix="rollmatch-add-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(file.data)
-        return library.add(
-            path,
-            label=request.label,
-            exemplar_id=request.id or None,
-            start_beat=request.start_beat if request.HasField("start_beat") else None,
-            end_beat=request.end_beat if request.HasField("end_beat") else None,
-            tracks=convert.tracks(request.tracks),
-            threshold=request.threshold if request.HasField("threshold") else None,
-            mode=mode,
-            tags=list(request.tags),
-            description=request.description,
-            provenance=request.provenance or None,
-        )
+        return library.add(path, spec, exemplar_id=request.id or None)

@@ -25,7 +25,8 @@ from collections.abc import Callable
 
 from rollmatch import defaults
 from rollmatch.errors import RollmatchError
-from rollmatch.library import MANIFEST_NAME, Library, Stamps, changed_since, stamps_now
+from rollmatch.library import Library, Stamps, changed_since, stamps_now
+from rollmatch.manifest import MANIFEST_NAME
 from rollmatch.scoring import Scorer
 
 log = logging.getLogger("rollmatch.server")

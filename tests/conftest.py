@@ -14,6 +14,7 @@ import pretty_midi
 import pytest
 
 from rollmatch import Library, read_notes, transform_notes
+from rollmatch.manifest import ExemplarSpec
 from rollmatch.notes import perturb_notes
 
 from . import chorales
@@ -110,7 +111,9 @@ def mis_set_library(tmp_path, chorale_excerpts) -> Library:
     that nothing but an exact copy reaches."""
     library = Library.init(tmp_path / "lib")
     for i in GOOD_EXEMPLARS:
-        library = library.add(note_list(tmp_path / "src" / f"phrase{i}.json", chorale_excerpts[i]), label="good")
+        library = library.add(
+            note_list(tmp_path / "src" / f"phrase{i}.json", chorale_excerpts[i]), ExemplarSpec(label="good")
+        )
     for name in BAD_EXEMPLARS:
-        library = library.add(REPO / "exemplars" / "bad" / f"{name}.json", label="bad")
+        library = library.add(REPO / "exemplars" / "bad" / f"{name}.json", ExemplarSpec(label="bad"))
     return library.set_thresholds(good=0.99)

@@ -26,6 +26,7 @@ from rollmatch.calibrate import (
     report_lines,
 )
 from rollmatch.lint import random_material
+from rollmatch.manifest import ExemplarSpec
 from rollmatch.notes import perturb_notes, sort_notes
 
 from .conftest import chorale_voices, note_list, write_midi
@@ -156,7 +157,9 @@ def test_evidence_judges_exactly_like_the_scorer(
     mis_set_library, labeled_dir, tmp_path, chorale_excerpts, min_coverage
 ):
     # one exemplar with its own threshold, so the pinned path is exercised too; at 0.95 coverage decides some
-    library = mis_set_library.add(note_list(tmp_path / "own.json", chorale_excerpts[12]), label="good", threshold=0.5)
+    library = mis_set_library.add(
+        note_list(tmp_path / "own.json", chorale_excerpts[12]), ExemplarSpec(label="good", threshold=0.5)
+    )
     fragments = read_labeled(labeled_dir)
     scorer = Scorer(library)
     ev = evidence(scorer.similarities(fragments.notes), scorer.is_bad, scorer.overrides, min_coverage=min_coverage)
@@ -223,9 +226,9 @@ def near_miss_set(tmp_path: Path) -> tuple[Library, Path]:
     }
     library = Library.init(tmp_path / "lib")
     for n in names:
-        library = library.add(note_list(tmp_path / "src" / f"{n}.json", whole[n]), label="good")
+        library = library.add(note_list(tmp_path / "src" / f"{n}.json", whole[n]), ExemplarSpec(label="good"))
     for n in names[:3]:
-        library = library.add(note_list(tmp_path / "src" / f"{n}-fifths.json", faulty[n]), label="bad")
+        library = library.add(note_list(tmp_path / "src" / f"{n}-fifths.json", faulty[n]), ExemplarSpec(label="bad"))
     rng = np.random.default_rng(5)
     labeled = tmp_path / "labeled"
     for kind, source, transpositions in (("good", whole, (-2, 3)), ("bad", faulty, (-3, 1, 2, 4))):

@@ -30,6 +30,7 @@ from rollmatch.inspection import (
     summary_lines,
     timeline_file,
 )
+from rollmatch.manifest import ExemplarSpec
 from rollmatch.notes import sort_notes
 from rollmatch.readers import read_piece
 from rollmatch.roll import piano_roll
@@ -63,7 +64,7 @@ def test_summary_of_a_default_exemplar(default_library):
 def test_summary_of_a_note_list_with_its_own_threshold(tmp_path):
     library = Library.init(tmp_path / "lib")
     path = write_json(tmp_path / "run.json", make_notes([60, 62, 64, 65, 67], [0, 1, 2, 3, 4], [1, 2, 3, 4, 9]))
-    library = library.add(path, label="bad", threshold=0.9, tags=["scale"], start_beat=1)
+    library = library.add(path, ExemplarSpec(label="bad", threshold=0.9, tags=["scale"], start_beat=1))
     summary = summarize_exemplar(library, "run")
     assert summary.threshold == 0.9 and summary.own_threshold and summary.length_beats == 8
     text = "\n".join(summary_lines(summary))
@@ -88,8 +89,8 @@ def crafted(tmp_path_factory):
     phrase = select_beats(read_notes(chorale_path("bwv269"), tracks=VOICES), 1, 7)
     fault = select_beats(read_notes(chorale_path("bwv18.5-lz"), tracks=VOICES), 1, 5)
     library = Library.init(tmp / "lib")
-    library = library.add(write_json(tmp / "phrase.json", phrase), label="good")
-    library = library.add(write_json(tmp / "fault.json", fault), label="bad")
+    library = library.add(write_json(tmp / "phrase.json", phrase), ExemplarSpec(label="good"))
+    library = library.add(write_json(tmp / "fault.json", fault), ExemplarSpec(label="bad"))
     good_part = place(
         phrase, Match("phrase", 1.0, transpose=3, shift_beats=2.0, stretch=1.0, coverage=1.0, threshold=0.83)
     )
@@ -171,7 +172,9 @@ def test_explain_says_when_a_good_match_covers_too_little(crafted):
 
 def test_explain_with_one_label_missing_says_none(crafted, tmp_path):
     _, good_part, _ = crafted
-    only_good = Library.init(tmp_path / "lib").add(write_json(tmp_path / "p.json", good_part), label="good")
+    only_good = Library.init(tmp_path / "lib").add(
+        write_json(tmp_path / "p.json", good_part), ExemplarSpec(label="good")
+    )
     explanation = explain(good_part, Scorer(only_good), name="p.json")
     assert explanation.bad is None and explanation.verdict.outcome is Outcome.GOOD
     assert explanation_lines(explanation)[-1] == "  best bad: none (no bad exemplar overlaps the fragment)"

@@ -19,6 +19,7 @@ from rollmatch import (
     NotFoundError,
     ParameterError,
     Scorer,
+    default_library_path,
     defaults,
     make_notes,
     read_notes,
@@ -26,7 +27,8 @@ from rollmatch import (
 )
 from rollmatch import library as library_module
 from rollmatch.engine import Mode
-from rollmatch.library import CACHE_DIR, MANIFEST_NAME
+from rollmatch.library import CACHE_DIR
+from rollmatch.manifest import MANIFEST_NAME, ExemplarSpec
 from rollmatch.storage import atomic_write
 
 from .conftest import REPO, chorale_path, write_midi
@@ -34,11 +36,11 @@ from .conftest import REPO, chorale_path, write_midi
 WRITER = """
 import sys
 from pathlib import Path
-from rollmatch import Library
+from rollmatch import ExemplarSpec, Library
 directory, prefix, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 source = directory.parent / "motif.json"
 for i in range(count):
-    Library.open(directory).add(source, label="good", exemplar_id=f"{prefix}{i}")
+    Library.open(directory).add(source, ExemplarSpec(label="good"), exemplar_id=f"{prefix}{i}")
     print(f"{prefix}{i}", flush=True)
 """
 
@@ -66,15 +68,11 @@ def test_init_creates_an_empty_library_once(tmp_path, library):
 
 
 def test_add_list_and_remove(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="good", tags=["arpeggio"], description='a "C-E" motif')
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good", tags=["arpeggio"], description='a "C-E" motif'))
     lib = lib.add(
         chorale_path("bwv269"),
-        label="bad",
+        ExemplarSpec(label="bad", start_beat=0, end_beat=8, tracks=["Bass"], threshold=0.9),
         exemplar_id="bwv269-bass",
-        start_beat=0,
-        end_beat=8,
-        tracks=["Bass"],
-        threshold=0.9,
     )
     assert [e.id for e in lib.exemplars] == ["motif", "bwv269-bass"]
     bass = lib.get("bwv269-bass")
@@ -91,21 +89,21 @@ def test_add_list_and_remove(tmp_path, library):
 
 
 def test_add_refuses_duplicates_and_bad_files_without_writing(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="good")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
     manifest = (lib.path / MANIFEST_NAME).read_bytes()
     with pytest.raises(AlreadyExistsError, match="'motif' already exists"):
-        lib.add(motif(tmp_path), label="bad")
+        lib.add(motif(tmp_path), ExemplarSpec(label="bad"))
     (tmp_path / "broken.mid").write_bytes(b"MThd garbage")
     with pytest.raises(Exception, match="broken.mid: not a readable MIDI file"):
-        lib.add(tmp_path / "broken.mid", label="good")
+        lib.add(tmp_path / "broken.mid", ExemplarSpec(label="good"))
     with pytest.raises(ParameterError, match="label='ugly' must be 'good' or 'bad'"):
-        lib.add(motif(tmp_path, "other.json"), label="ugly")
+        lib.add(motif(tmp_path, "other.json"), ExemplarSpec(label="ugly"))
     with pytest.raises(ParameterError, match="id='no spaces' must be"):
-        lib.add(motif(tmp_path, "other.json"), label="good", exemplar_id="no spaces")
+        lib.add(motif(tmp_path, "other.json"), ExemplarSpec(label="good"), exemplar_id="no spaces")
     with pytest.raises(ParameterError, match="threshold=1.5 must be in"):
-        lib.add(motif(tmp_path, "other.json"), label="good", threshold=1.5)
+        lib.add(motif(tmp_path, "other.json"), ExemplarSpec(label="good", threshold=1.5))
     with pytest.raises(ParameterError, match="mode='exact' must be one of near-copy, contains"):
-        lib.add(motif(tmp_path, "other.json"), label="bad", mode="exact")
+        lib.add(motif(tmp_path, "other.json"), ExemplarSpec(label="bad", mode="exact"))
     assert (lib.path / MANIFEST_NAME).read_bytes() == manifest
     assert sorted(p.name for p in (lib.path / "files").iterdir()) == ["motif.json"]
     with pytest.raises(NotFoundError, match="no exemplar with id 'ghost'"):
@@ -116,7 +114,9 @@ def test_same_name_different_content_gets_its_own_file(tmp_path, library):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first, second = motif(tmp_path / "a", pitch=60), motif(tmp_path / "b", pitch=70)
-    lib = library.add(first, label="good", exemplar_id="low").add(second, label="good", exemplar_id="high")
+    lib = library.add(first, ExemplarSpec(label="good"), exemplar_id="low").add(
+        second, ExemplarSpec(label="good"), exemplar_id="high"
+    )
     files = [e.file for e in lib.exemplars]
     assert files[0] == "files/motif.json" and files[1].startswith("files/motif-") and files[1] != files[0]
     assert [n["pitch"].min() for n in lib.notes()] == [60, 70]
@@ -125,12 +125,12 @@ def test_same_name_different_content_gets_its_own_file(tmp_path, library):
 def test_file_inside_the_library_is_referenced_in_place(tmp_path, library):
     (library.path / "good").mkdir()
     inside = motif(library.path / "good")
-    lib = library.add(inside, label="good")
+    lib = library.add(inside, ExemplarSpec(label="good"))
     assert lib.exemplars[0].file == "good/motif.json" and not (lib.path / "files").exists()
 
 
 def test_cache_follows_file_changes(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="good")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
     assert lib.notes()[0]["pitch"].tolist() == [60, 64]
     assert len(list((lib.path / CACHE_DIR).iterdir())) == 1
     (lib.path / lib.exemplars[0].file).write_text(json.dumps([{"pitch": 72, "start": 0, "end": 2}]))
@@ -140,14 +140,16 @@ def test_cache_follows_file_changes(tmp_path, library):
 
 
 def test_corrupt_cache_entry_is_rebuilt(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="good")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
     (entry,) = (lib.path / CACHE_DIR).iterdir()
     entry.write_bytes(b"\x93NUMPY garbage")
     assert Library.open(lib.path).notes()[0]["pitch"].tolist() == [60, 64]
 
 
 def test_writes_delete_the_cache_entries_nothing_uses(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="good").add(motif(tmp_path, "other.json", pitch=70), label="bad")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good")).add(
+        motif(tmp_path, "other.json", pitch=70), ExemplarSpec(label="bad")
+    )
     cache = lib.path / CACHE_DIR
     assert len(list(cache.glob("*.npy"))) == 2
     (lib.path / "files/motif.json").write_text(json.dumps([{"pitch": 72, "start": 0, "end": 2}]))  # edited by hand
@@ -160,9 +162,10 @@ def test_writes_delete_the_cache_entries_nothing_uses(tmp_path, library):
 
 
 def test_a_snapshot_notices_changes_on_disk_by_stat(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="good")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
     assert not lib.changed_on_disk() and [name for name, _ in lib.stamps] == [MANIFEST_NAME, "files/motif.json"]
-    later = Library.open(lib.path).add(motif(tmp_path, "other.json", pitch=70), label="bad")  # another writer
+    # another writer
+    later = Library.open(lib.path).add(motif(tmp_path, "other.json", pitch=70), ExemplarSpec(label="bad"))
     assert lib.changed_on_disk() and not later.changed_on_disk()
     (lib.path / "files/other.json").write_text(json.dumps([{"pitch": 71, "start": 0, "end": 3}]))  # in place
     assert later.changed_on_disk() and Library.open(lib.path).version != later.version
@@ -175,8 +178,8 @@ def test_a_snapshot_notices_changes_on_disk_by_stat(tmp_path, library):
 
 
 def test_modes_and_coverage_live_in_the_manifest(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="bad", mode="contains")
-    lib = lib.add(motif(tmp_path, "plain.json"), label="bad").set_thresholds(min_coverage=0.75)
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="bad", mode="contains"))
+    lib = lib.add(motif(tmp_path, "plain.json"), ExemplarSpec(label="bad")).set_thresholds(min_coverage=0.75)
     text = (lib.path / MANIFEST_NAME).read_text()
     assert 'min_coverage = 0.75\nmode = "near-copy"' in text and text.count('mode = "contains"') == 1
     reopened = Library.open(lib.path)
@@ -192,7 +195,7 @@ def test_modes_and_coverage_live_in_the_manifest(tmp_path, library):
 
 def test_manifest_text_round_trips_awkward_strings(tmp_path, library):
     text = 'quote " backslash \\ newline \n tab \t unicode \u00e9\u266f del \x7f'
-    lib = library.add(motif(tmp_path), label="good", description=text, provenance="bwv \u2116 269")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good", description=text, provenance="bwv \u2116 269"))
     again = Library.open(lib.path).get("motif")
     assert again.description == text and again.provenance == "bwv \u2116 269"
 
@@ -225,7 +228,7 @@ def test_malformed_manifests_name_the_problem(tmp_path, manifest, message):
 
 
 def test_missing_exemplar_file_is_named_when_notes_are_needed(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="good")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
     (lib.path / "files/motif.json").unlink()
     reopened = Library.open(lib.path)  # listing still works
     with pytest.raises(LibraryError, match="exemplar 'motif': cannot read files/motif.json"):
@@ -245,7 +248,9 @@ def test_concurrent_writers_lose_nothing(tmp_path, library):
     def threaded(w: int) -> None:
         try:
             for i in range(8):
-                Library.open(library.path).add(tmp_path / "motif.json", label="bad", exemplar_id=f"t{w}-{i}")
+                Library.open(library.path).add(
+                    tmp_path / "motif.json", ExemplarSpec(label="bad"), exemplar_id=f"t{w}-{i}"
+                )
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
@@ -279,6 +284,15 @@ def test_kill_9_never_loses_or_tears_an_acknowledged_write(tmp_path, library):
     assert len(acknowledged) >= 4 + 7 + 10
 
 
+def test_the_default_library_is_the_packaged_one_unless_the_environment_names_another(tmp_path, monkeypatch):
+    monkeypatch.delenv(library_module.LIBRARY_ENV, raising=False)
+    assert default_library_path() == REPO / "exemplars"  # an editable install: the source tree's folder
+    assert Library.open().config.name == "rollmatch-default"
+    monkeypatch.setenv(library_module.LIBRARY_ENV, str(tmp_path / "mine"))
+    Library.init(tmp_path / "mine", name="mine")
+    assert default_library_path() == tmp_path / "mine" and Library.open().config.name == "mine"
+
+
 def test_default_library_is_complete_and_calibrated(default_library):
     lib = default_library
     labels = [e.label for e in lib.exemplars]
@@ -306,19 +320,19 @@ def _snapshot(lib: Library) -> tuple[bytes, list[str]]:
 
 def test_add_bars_uses_the_files_time_signatures(library):
     # BWV 27.6 turns from 4/4 to 3/2 at bar 15 (beat 56): bars 14-15 are beats 52-62.
-    lib = library.add(chorale_path("bwv27.6"), label="good", bars=(14, 15), tracks=["Bass"])
+    lib = library.add(chorale_path("bwv27.6"), ExemplarSpec(label="good", bars=(14, 15), tracks=["Bass"]))
     (exemplar,) = lib.exemplars
     assert exemplar.id == "bwv27.6-bars-14-15" and (exemplar.start_beat, exemplar.end_beat) == (52, 62)
     assert exemplar.provenance == "added from bwv27.6.mxl, bars 14-15"
     expected = read_notes(chorale_path("bwv27.6"), tracks=["Bass"], start_beat=52, end_beat=62)
     assert Library.open(lib.path).notes()[0].tolist() == expected.tolist()
-    single = lib.add(chorale_path("bwv269"), label="good", bars=(0, 0))  # the pickup alone
+    single = lib.add(chorale_path("bwv269"), ExemplarSpec(label="good", bars=(0, 0)))  # the pickup alone
     assert single.get("bwv269-bar-0").end_beat == 1
     with pytest.raises(ParameterError, match="bars=3 and a beat range .start/end. cannot be combined"):
-        lib.add(chorale_path("bwv269"), label="good", bars=(3, 3), start_beat=2)
+        lib.add(chorale_path("bwv269"), ExemplarSpec(label="good", bars=(3, 3), start_beat=2))
     before = _snapshot(single)
     with pytest.raises(InputError, match="bwv27.6.mxl: bars=20-23: the piece has 22 bars"):
-        single.add(chorale_path("bwv27.6"), label="good", bars=(20, 23))
+        single.add(chorale_path("bwv27.6"), ExemplarSpec(label="good", bars=(20, 23)))
     assert _snapshot(single) == before
 
 
@@ -333,7 +347,8 @@ def test_add_many_is_one_write_with_ids_from_file_names(library, monkeypatch, ca
         real_write(path, data)
 
     monkeypatch.setattr(library_module, "atomic_write", counting)
-    lib = library.add_many(sources, label="bad", bars=(1, 2), tracks=["Bass", 0], tags=["cadence"], progress=True)
+    spec = ExemplarSpec(label="bad", bars=(1, 2), tracks=["Bass", 0], tags=["cadence"])
+    lib = library.add_many(sources, spec, progress=True)
     assert manifest_writes == [lib.path / MANIFEST_NAME]
     assert "reading:" in capsys.readouterr().err  # a tqdm bar on stderr, of the 3 files
     assert [(e.id, e.start_beat, e.end_beat, e.tracks, e.tags) for e in lib.exemplars] == [
@@ -349,7 +364,7 @@ def test_add_many_is_one_write_with_ids_from_file_names(library, monkeypatch, ca
 def test_add_many_refuses_clashing_ids_before_writing(tmp_path, library):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    lib = library.add(motif(tmp_path / "a", "taken.json"), label="good")
+    lib = library.add(motif(tmp_path / "a", "taken.json"), ExemplarSpec(label="good"))
     before = _snapshot(lib)
     batch = [
         motif(tmp_path / "a", "fresh.json"),
@@ -358,7 +373,7 @@ def test_add_many_refuses_clashing_ids_before_writing(tmp_path, library):
         motif(tmp_path / "b", "taken.json"),
     ]
     with pytest.raises(AlreadyExistsError) as refused:
-        lib.add_many(batch, label="good")
+        lib.add_many(batch, ExemplarSpec(label="good"))
     message = str(refused.value)
     assert "an exemplar with id 'taken' already exists" in message and message.endswith("nothing was added")
     assert (
@@ -367,26 +382,26 @@ def test_add_many_refuses_clashing_ids_before_writing(tmp_path, library):
     )
     assert "fresh" not in message and _snapshot(lib) == before
     with pytest.raises(AlreadyExistsError, match="exemplars with ids 'fresh', 'taken' already exist"):
-        lib.add(batch[0], label="good").add_many([batch[0], batch[3]], label="bad")
+        lib.add(batch[0], ExemplarSpec(label="good")).add_many([batch[0], batch[3]], ExemplarSpec(label="bad"))
     with pytest.raises(ParameterError, match="exemplar_ids: 1 ids for 2 files"):
-        lib.add_many(batch[:2], label="good", exemplar_ids=["x"])
+        lib.add_many(batch[:2], ExemplarSpec(label="good"), exemplar_ids=["x"])
 
 
 def test_a_bad_file_in_the_middle_leaves_the_library_as_it_was(tmp_path, library):
-    lib = library.add(motif(tmp_path), label="good")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
     before = _snapshot(lib)
     (tmp_path / "broken.mid").write_bytes(b"MThd garbage")
     good = write_midi(tmp_path / "good.mid", read_notes(chorale_path("bwv269"), end_beat=8))
     with pytest.raises(InputError, match="broken.mid: not a readable MIDI file.*; nothing was added$"):
-        lib.add_many([good, tmp_path / "broken.mid", chorale_path("bwv304")], label="good")
+        lib.add_many([good, tmp_path / "broken.mid", chorale_path("bwv304")], ExemplarSpec(label="good"))
     assert _snapshot(lib) == before
     with pytest.raises(InputError, match="bwv27.6.mxl: no part named 'Soprano'; it has parts 0 'Soprano 1'"):
-        lib.add_many([chorale_path("bwv269"), chorale_path("bwv27.6")], label="good", tracks=["Soprano"])
+        lib.add_many([chorale_path("bwv269"), chorale_path("bwv27.6")], ExemplarSpec(label="good", tracks=["Soprano"]))
     assert _snapshot(lib) == before
 
 
 def test_failed_manifest_write_takes_back_the_copied_files(tmp_path, library, monkeypatch):
-    lib = library.add(motif(tmp_path), label="good")
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
     before = _snapshot(lib)
     real_write = library_module.atomic_write
 
@@ -397,14 +412,14 @@ def test_failed_manifest_write_takes_back_the_copied_files(tmp_path, library, mo
 
     monkeypatch.setattr(library_module, "atomic_write", failing)
     with pytest.raises(OSError, match="No space left"):
-        lib.add_many([chorale_path("bwv269"), chorale_path("bwv304")], label="good")
+        lib.add_many([chorale_path("bwv269"), chorale_path("bwv304")], ExemplarSpec(label="good"))
     assert _snapshot(lib) == before
 
 
 def test_slices_cut_a_piece_into_consecutive_bars(library):
     # BWV 269: a one-beat pickup and 21 bars of 3/4 (the last of 2 beats). In fours the pickup joins the first
     # slice and bar 21 alone, shorter than half a slice, joins the last.
-    lib = library.add_slices(chorale_path("bwv269"), bars_per_exemplar=4, label="good", tags=["bach"])
+    lib = library.add_slices(chorale_path("bwv269"), ExemplarSpec(label="good", tags=["bach"]), bars_per_exemplar=4)
     assert [(e.id, e.start_beat, e.end_beat) for e in lib.exemplars] == [
         ("bwv269-bars-0-4", 0, 13),
         ("bwv269-bars-5-8", 13, 25),
@@ -421,10 +436,10 @@ def test_slices_cut_a_piece_into_consecutive_bars(library):
     with pytest.raises(
         AlreadyExistsError, match="exemplars with ids 'bwv269-bars-0-4', 'bwv269-bars-5-8', .* already exist"
     ):
-        lib.add_slices(chorale_path("bwv269"), bars_per_exemplar=4, label="bad")
+        lib.add_slices(chorale_path("bwv269"), ExemplarSpec(label="bad"), bars_per_exemplar=4)
     assert _snapshot(lib) == before
     with pytest.raises(ParameterError, match="bars_per_exemplar=0 must be a whole number"):
-        lib.add_slices(chorale_path("bwv269"), bars_per_exemplar=0, label="bad")
+        lib.add_slices(chorale_path("bwv269"), ExemplarSpec(label="bad"), bars_per_exemplar=0)
 
 
 def test_slices_skip_empty_bars(tmp_path, library):
@@ -435,11 +450,11 @@ def test_slices_skip_empty_bars(tmp_path, library):
         np.concatenate([phrase["start"], phrase["start"] + 16]),
         np.concatenate([phrase["end"], phrase["end"] + 16]),
     )
-    lib = library.add_slices(write_midi(tmp_path / "gap.mid", gap), bars_per_exemplar=2, label="bad")
+    lib = library.add_slices(write_midi(tmp_path / "gap.mid", gap), ExemplarSpec(label="bad"), bars_per_exemplar=2)
     assert [(e.id, e.start_beat, e.end_beat) for e in lib.exemplars] == [
         ("gap-bars-1-2", 0, 8),
         ("gap-bars-5-6", 16, 24),
     ]
     drums = write_midi(tmp_path / "drums.mid", make_notes([], [], []), drums=make_notes([36, 38], [0, 1], [1, 2]))
     with pytest.raises(InputError, match=r"drums.mid: no notes in any bar \(drum tracks are left out\)"):
-        lib.add_slices(drums, bars_per_exemplar=2, label="bad")
+        lib.add_slices(drums, ExemplarSpec(label="bad"), bars_per_exemplar=2)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rollmatch import Library, ParameterError, defaults, make_notes, read_notes, transform_notes
-from rollmatch.library import MANIFEST_NAME
 from rollmatch.lint import CODES, Finding, check_directory, check_library, random_material
+from rollmatch.manifest import MANIFEST_NAME, ExemplarSpec
 from rollmatch.notes import sort_notes
 
 from .conftest import REPO, chorale_path, note_list, write_midi
@@ -18,9 +18,11 @@ def clean_library(tmp_path, chorale_excerpts) -> Library:
     """Four Bach phrases as good exemplars and two composed voice-leading faults as bad ones: lint-clean."""
     library = Library.init(tmp_path / "lib", name="crafted")
     for i in range(4):
-        library = library.add(note_list(tmp_path / "src" / f"phrase{i}.json", chorale_excerpts[2 * i]), label="good")
+        library = library.add(
+            note_list(tmp_path / "src" / f"phrase{i}.json", chorale_excerpts[2 * i]), ExemplarSpec(label="good")
+        )
     for name in ("parallel-fifths", "tritone-leaps"):
-        library = library.add(REPO / "exemplars" / "bad" / f"{name}.json", label="bad")
+        library = library.add(REPO / "exemplars" / "bad" / f"{name}.json", ExemplarSpec(label="bad"))
     return library
 
 
@@ -30,62 +32,73 @@ def add_problem(
     """Give the clean library one problem; returns it and the exemplar ids the finding must name."""
     extra = chorale_excerpts[20]
     if problem == "file-missing":
-        library = library.add(note_list(src / "gone.json", extra), label="good")
+        library = library.add(note_list(src / "gone.json", extra), ExemplarSpec(label="good"))
         (library.path / "files" / "gone.json").unlink()
         return library, {"gone"}
     if problem == "file-unreadable":
-        library = library.add(write_midi(src / "broken.mid", extra), label="good")
+        library = library.add(write_midi(src / "broken.mid", extra), ExemplarSpec(label="good"))
         (library.path / "files" / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
         return library, {"broken"}
     if problem == "exemplar-empty":
-        library = library.add(note_list(src / "moved.json", extra), label="good", start_beat=0, end_beat=4)
+        library = library.add(
+            note_list(src / "moved.json", extra), ExemplarSpec(label="good", start_beat=0, end_beat=4)
+        )
         note_list(
             library.path / "files" / "moved.json", transform_notes(extra, shift_beats=8)
         )  # edited under the manifest
         return library, {"moved"}
     if problem == "exemplar-single-note":
-        return library.add(note_list(src / "lone.json", extra[:1]), label="bad"), {"lone"}
+        return library.add(note_list(src / "lone.json", extra[:1]), ExemplarSpec(label="bad")), {"lone"}
     if problem == "id-clash":
-        library = library.add(note_list(src / "a.json", extra), label="good", exemplar_id="chorale-twenty")
+        library = library.add(
+            note_list(src / "a.json", extra), ExemplarSpec(label="good"), exemplar_id="chorale-twenty"
+        )
         return library.add(
-            note_list(src / "b.json", chorale_excerpts[22]), label="good", exemplar_id="Chorale_Twenty"
+            note_list(src / "b.json", chorale_excerpts[22]), ExemplarSpec(label="good"), exemplar_id="Chorale_Twenty"
         ), {"chorale-twenty", "Chorale_Twenty"}
     if problem == "file-clash":
-        library = library.add(note_list(src / "x" / "phrase.json", extra), label="good", exemplar_id="x")
-        return library.add(note_list(src / "y" / "Phrase.json", chorale_excerpts[22]), label="good", exemplar_id="y"), {
+        library = library.add(note_list(src / "x" / "phrase.json", extra), ExemplarSpec(label="good"), exemplar_id="x")
+        return library.add(
+            note_list(src / "y" / "Phrase.json", chorale_excerpts[22]), ExemplarSpec(label="good"), exemplar_id="y"
+        ), {
             "x",
             "y",
         }
     if problem == "good-vetoed":
         # All four voices hold the soprano and alto exactly, so the pair matches well one way (0.97) and
         # poorly the other (0.73: the full score has twice the energy under its box).
-        library = library.add(note_list(src / "full.json", bwv66_6()), label="good")
-        return library.add(note_list(src / "upper.json", bwv66_6(SATB[:2])), label="bad"), {"full", "upper"}
+        library = library.add(note_list(src / "full.json", bwv66_6()), ExemplarSpec(label="good"))
+        return library.add(note_list(src / "upper.json", bwv66_6(SATB[:2])), ExemplarSpec(label="bad")), {
+            "full",
+            "upper",
+        }
     if problem == "bad-matches-good":
         # The phrase with a descant two octaves above it: as a fragment it holds the good phrase whole, the
         # descant outside the phrase's box (1.0, covering 80%); the other way round the descant's empty rows
         # count (0.89), under the bad exemplar's own threshold of 0.95.
         full = bwv66_6()
         descant = transform_notes(bwv66_6(SATB[:1]), transpose=24)
-        library = library.add(note_list(src / "full.json", full), label="good")
+        library = library.add(note_list(src / "full.json", full), ExemplarSpec(label="good"))
         with_descant = sort_notes(np.concatenate([full, descant]))
-        return library.add(note_list(src / "descant.json", with_descant), label="bad", threshold=0.95), {
+        return library.add(note_list(src / "descant.json", with_descant), ExemplarSpec(label="bad", threshold=0.95)), {
             "full",
             "descant",
         }
     if problem == "probe-good":
         # A soprano line alone as a good exemplar: its own lone voice, a probe, is judged GOOD through it.
-        return library.add(note_list(src / "tune.json", bwv66_6(SATB[:1])), label="good"), {"tune"}
+        return library.add(note_list(src / "tune.json", bwv66_6(SATB[:1])), ExemplarSpec(label="good")), {"tune"}
     if problem == "near-duplicate":
-        library = library.add(note_list(src / "phrase.json", extra), label="good")
-        return library.add(note_list(src / "phrase-up3.json", transform_notes(extra, transpose=3)), label="good"), {
+        library = library.add(note_list(src / "phrase.json", extra), ExemplarSpec(label="good"))
+        return library.add(
+            note_list(src / "phrase-up3.json", transform_notes(extra, transpose=3)), ExemplarSpec(label="good")
+        ), {
             "phrase",
             "phrase-up3",
         }
     if problem == "matches-random":
         # Four adjacent semitones held two beats: any busy texture fills three of them somewhere.
         cluster = make_notes([60, 61, 62, 63], [0] * 4, [2] * 4)
-        return library.add(note_list(src / "cluster.json", cluster), label="bad"), {"cluster"}
+        return library.add(note_list(src / "cluster.json", cluster), ExemplarSpec(label="bad")), {"cluster"}
     raise AssertionError(problem)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rollmatch import Library, Outcome, Scorer, make_notes, read_notes
+from rollmatch.manifest import ExemplarSpec
 from rollmatch.probes import degenerate_probes, exemplar_probes, generic_probes, voices
 
 from .conftest import REPO, chorale_path, note_list
@@ -90,7 +91,9 @@ def test_no_probe_is_judged_good_by_the_shipped_library(default_library):
 def test_no_probe_is_judged_good_by_a_library_of_other_chorales(tmp_path, chorale_excerpts):
     library = Library.init(tmp_path / "lib")
     for i in range(60, 110, 5):  # ten phrases the shipped library does not hold
-        library = library.add(note_list(tmp_path / "src" / f"phrase{i}.json", chorale_excerpts[i]), label="good")
+        library = library.add(
+            note_list(tmp_path / "src" / f"phrase{i}.json", chorale_excerpts[i]), ExemplarSpec(label="good")
+        )
     assert probes_judged_good(library) == []
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from rollmatch import Library, draw
 from rollmatch.lint import Finding
+from rollmatch.manifest import ExemplarSpec
 from rollmatch.report import CONTENT_SECURITY_POLICY, library_report
 
 from .conftest import chorale_path
@@ -57,22 +58,23 @@ def library(tmp_path_factory) -> Library:
     library = Library.init(tmp / "lib", name="report <test>")
     library = library.add(
         chorale_path("bwv269"),
-        label="good",
+        ExemplarSpec(label="good", end_beat=10, tags=["bach"], provenance="music21 corpus & public domain"),
         exemplar_id="bwv269-opening",
-        end_beat=10,
-        tags=["bach"],
-        provenance="music21 corpus & public domain",
     )
-    library = library.add(chorale_path("bwv18.5-lz"), label="good", exemplar_id="bwv18.5-opening", end_beat=9)
+    library = library.add(
+        chorale_path("bwv18.5-lz"), ExemplarSpec(label="good", end_beat=9), exemplar_id="bwv18.5-opening"
+    )
     fault = tmp / "fifths.json"
     fault.write_text(
         '[{"pitch": 48, "start": 0, "end": 2}, {"pitch": 55, "start": 0, "end": 2},'
         ' {"pitch": 50, "start": 2, "end": 4}, {"pitch": 57, "start": 2, "end": 4}]'
     )
-    library = library.add(fault, label="bad", exemplar_id="fifths", threshold=0.7, description="parallel <fifths>")
+    library = library.add(
+        fault, ExemplarSpec(label="bad", threshold=0.7, description="parallel <fifths>"), exemplar_id="fifths"
+    )
     gone = tmp / "gone.json"
     gone.write_text('[{"pitch": 60, "start": 0, "end": 1}]')
-    library = library.add(gone, label="bad", exemplar_id="gone")
+    library = library.add(gone, ExemplarSpec(label="bad"), exemplar_id="gone")
     (library.path / library.get("gone").file).unlink()
     return Library.open(library.path)
 

@@ -20,6 +20,7 @@ from rollmatch import (
     transform_notes,
     windows,
 )
+from rollmatch.manifest import ExemplarSpec
 from rollmatch.notes import sort_notes
 from rollmatch.roll import piano_roll
 
@@ -184,10 +185,14 @@ def built_library(tmp_path_factory) -> Library:
     tmp = tmp_path_factory.mktemp("built")
     library = Library.init(tmp / "lib")
     for name in BUILT_GOOD:
-        library = library.add(note_list(tmp / "src" / f"{name}.json", whole(chorale_voices(name))), label="good")
+        library = library.add(
+            note_list(tmp / "src" / f"{name}.json", whole(chorale_voices(name))), ExemplarSpec(label="good")
+        )
     shipped = REPO / "exemplars" / "bad"
-    library = library.add(shipped / "parallel-fifths-pair.json", label="bad", mode="contains", threshold=0.97)
-    return library.add(shipped / "parallel-fifths.json", label="bad")
+    library = library.add(
+        shipped / "parallel-fifths-pair.json", ExemplarSpec(label="bad", mode="contains", threshold=0.97)
+    )
+    return library.add(shipped / "parallel-fifths.json", ExemplarSpec(label="bad"))
 
 
 BUILT_GOOD = ("bwv269", "bwv66.6", "bwv26.6", "bwv70.11")

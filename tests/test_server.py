@@ -30,6 +30,7 @@ from rollmatch._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
 from rollmatch.cli import main
 from rollmatch.client import AsyncClient, Client, RemoteScorer, fragment_message
 from rollmatch.errors import AlreadyExistsError, InputError, LimitError, NotFoundError, ParameterError, ServiceError
+from rollmatch.manifest import ExemplarSpec
 from rollmatch.storage import atomic_write
 
 from .conftest import REPO, chorale_path
@@ -506,6 +507,12 @@ def test_health_and_reflection_are_served(target):
             "mode='copy' must be one of near-copy, contains",
         ),
         (
+            "AddExemplar",
+            pb.AddExemplarRequest(file=pb.FileData(data=b"[]", format="json", name="x.json"), label="ugly"),
+            "label",
+            "label='ugly' must be 'good' or 'bad'",
+        ),
+        (
             "SetThresholds",
             pb.SetThresholdsRequest(min_coverage=-1),
             "min_coverage",
@@ -731,9 +738,9 @@ def test_tls(tmp_path):
 
 def small_library(directory: Path) -> Path:
     """One good and one bad shipped example: MIDI, so quick to load."""
-    Library.init(directory, name="live").add(REPO / "examples" / "bwv18.5-lz-opening.mid", label="good").add(
-        REPO / "examples" / "planing.mid", label="bad"
-    )
+    Library.init(directory, name="live").add(
+        REPO / "examples" / "bwv18.5-lz-opening.mid", ExemplarSpec(label="good")
+    ).add(REPO / "examples" / "planing.mid", ExemplarSpec(label="bad"))
     return directory
 
 

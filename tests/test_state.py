@@ -10,7 +10,7 @@ import pytest
 from rollmatch.server.state import LibraryState
 
 from rollmatch import Library, read_notes
-from rollmatch.library import MANIFEST_NAME
+from rollmatch.manifest import MANIFEST_NAME, ExemplarSpec
 from rollmatch.storage import atomic_write
 
 from .conftest import REPO
@@ -25,9 +25,9 @@ def motif(path: Path, pitches: list[int]) -> Path:
 
 @pytest.fixture
 def directory(tmp_path) -> Path:
-    Library.init(tmp_path / "lib", name="live").add(EXAMPLES / "bwv18.5-lz-opening.mid", label="good").add(
-        EXAMPLES / "planing.mid", label="bad"
-    )
+    Library.init(tmp_path / "lib", name="live").add(
+        EXAMPLES / "bwv18.5-lz-opening.mid", ExemplarSpec(label="good")
+    ).add(EXAMPLES / "planing.mid", ExemplarSpec(label="bad"))
     return tmp_path / "lib"
 
 
@@ -42,12 +42,14 @@ def test_changes_on_disk_are_served_once_and_a_curation_call_is_not_loaded_twice
         state = LibraryState(Library.open(directory), backend="cpu")
         first = state.scorer
         assert not await state.refresh() and state.scorer is first  # nothing changed
-        added = await state.change(lambda lib: lib.add(motif(tmp_path / "a.json", [60, 61, 62]), label="bad"))
+        added = await state.change(
+            lambda lib: lib.add(motif(tmp_path / "a.json", [60, 61, 62]), ExemplarSpec(label="bad"))
+        )
         by_curation = state.scorer
         assert by_curation is not first and state.library.version == added.version and "a" in ids(state)
         assert not await state.refresh() and state.scorer is by_curation  # the watcher does not load it again
 
-        Library.open(directory).add(arpeggio, label="good")  # another writer, e.g. the CLI
+        Library.open(directory).add(arpeggio, ExemplarSpec(label="good"))  # another writer, e.g. the CLI
         assert await state.refresh()
         assert state.library.version == Library.open(directory).version and ids(state)[-2:] == ["a", "b"]
         # A call that took the previous scorer finishes on the previous version.
@@ -66,10 +68,11 @@ def test_changes_on_disk_are_served_once_and_a_curation_call_is_not_loaded_twice
 def test_a_curation_call_racing_a_reload_serves_the_latest_version(directory, tmp_path):
     async def run() -> None:
         state = LibraryState(Library.open(directory), backend="cpu")
-        Library.open(directory).add(motif(tmp_path / "b.json", [70, 74, 77]), label="good")  # on disk, not yet served
+        # on disk, not yet served
+        Library.open(directory).add(motif(tmp_path / "b.json", [70, 74, 77]), ExemplarSpec(label="good"))
         await asyncio.gather(
             state.refresh(),
-            state.change(lambda lib: lib.add(motif(tmp_path / "a.json", [60, 61, 62]), label="bad")),
+            state.change(lambda lib: lib.add(motif(tmp_path / "a.json", [60, 61, 62]), ExemplarSpec(label="bad"))),
             state.refresh(),
         )
         assert state.library.version == Library.open(directory).version and {"a", "b"} <= set(ids(state))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from music21 import corpus, expressions
 
-from rollmatch import Library, defaults
-from rollmatch.library import MANIFEST_NAME
+from rollmatch import ExemplarSpec, Label, Library, defaults
+from rollmatch.manifest import MANIFEST_NAME
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "exemplars"
 GOOD_COUNT = 24
@@ -154,28 +154,26 @@ def main() -> int:
     for path, phrase_end in eligible_chorales()[::STRIDE][:GOOD_COUNT]:
         work = path.stem  # e.g. bwv269
         shutil.copyfile(path, root / "good" / path.name)
-        library = library.add(
-            root / "good" / path.name,
-            label="good",
-            exemplar_id=f"{work}-phrase1",
+        spec = ExemplarSpec(
+            label=Label.GOOD,
             start_beat=0.0,
             end_beat=phrase_end,
             tags=("bach", "chorale", "phrase"),
             description=f"First phrase (to the first fermata) of J.S. Bach's chorale {work.upper()}, four voices.",
             provenance=f"music21 corpus bach/{path.name}; J.S. Bach, public domain",
         )
+        library = library.add(root / "good" / path.name, spec, exemplar_id=f"{work}-phrase1")
     for name, bad in BAD.items():
         (root / "bad" / f"{name}.json").write_text(json.dumps(bad.notes, indent=1) + "\n")
-        library = library.add(
-            root / "bad" / f"{name}.json",
-            label="bad",
-            exemplar_id=name,
+        spec = ExemplarSpec(
+            label=Label.BAD,
             threshold=bad.threshold,
             mode=bad.mode,
             tags=bad.tags,
             description=bad.description,
             provenance="composed for rollmatch's default library (CC0)",
         )
+        library = library.add(root / "bad" / f"{name}.json", spec, exemplar_id=name)
     print(f"wrote {len(library.exemplars)} exemplars to {root}, version {library.version}")
     return 0
 
