@@ -60,7 +60,7 @@ class Bars:
     def count(self, end_beat: float) -> int:
         """How many bars overlap [0, end_beat)."""
         starts = self.starts
-        return int(np.count_nonzero(starts < end_beat) - max(np.count_nonzero(starts <= 0) - 1, 0))
+        return int(np.count_nonzero(starts < end_beat)) - max(int(np.count_nonzero(starts <= 0)) - 1, 0)
 
     def describe(self) -> str:
         """'8 bars', or '8 bars after a pickup bar 0'."""

@@ -113,7 +113,7 @@ def _csv_rows(path: Path) -> list[tuple[Path, int]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
-    rows = []
+    rows: list[tuple[Path, int]] = []
     reader = csv.reader(io.StringIO(text))
     try:
         for row in reader:
@@ -336,7 +336,7 @@ def choose_thresholds(
     j = int(np.clip(np.searchsorted(b_bounds, tau_bad, side="left") - 1, 0, len(b_cand) - 1))
     if not optimal[i, j]:
         distance = np.abs(g_cand - tau_good)[:, None] + np.abs(b_cand - tau_bad)[None, :]
-        i, j = np.unravel_index(int(np.argmin(np.where(optimal, distance, np.inf))), optimal.shape)
+        i, j = (int(k) for k in np.unravel_index(int(np.argmin(np.where(optimal, distance, np.inf))), optimal.shape))
     first, last = _runs(optimal)
     good_run = (g_bounds[first[i, j]], g_bounds[last[i, j] + 1])
     tau_good = _settle(tau_good, *good_run)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from . import defaults
 from .bars import Bars, regular_bars
-from .explanation import Explanation, alignment_text, coverage_text, similarity_text
+from .explanation import Explanation, Placed, alignment_text, coverage_text, similarity_text
 from .notes import pitch_name
 from .verdict import Label, Outcome, Thresholds
 
@@ -134,10 +134,11 @@ def explanation_picture(explanation: Explanation) -> Picture:
     from matplotlib.patches import Patch  # noqa: PLC0415
 
     handles = [Patch(facecolor=NOTE_COLOUR, edgecolor=NOTE_EDGE_COLOUR, label=f"fragment: {explanation.name}")]
-    for label, found, colour, style in (
+    styles: tuple[tuple[Label, Placed | None, str, Literal["-", "--"]], ...] = (
         (Label.GOOD, explanation.good, GOOD_COLOUR, "-"),
         (Label.BAD, explanation.bad, BAD_COLOUR, "--"),
-    ):
+    )
+    for label, found, colour, style in styles:
         if found is None:
             handles.append(
                 Patch(facecolor="none", edgecolor=colour, linestyle=style, label=f"best {label.value}: none")
@@ -393,7 +394,8 @@ def _rectangles(notes: np.ndarray, **style: Any) -> Any:
     corners = np.stack(
         [np.stack([x0, y0], -1), np.stack([x0, y1], -1), np.stack([x1, y1], -1), np.stack([x1, y0], -1)], axis=1
     )
-    return PolyCollection(corners, closed=True, **style)
+    # an (n, 4, 2) array is what PolyCollection takes fastest; its stubs only name sequences
+    return PolyCollection(corners, closed=True, **style)  # type: ignore[arg-type]
 
 
 def _axes_pixels(axes: Axes) -> tuple[float, float]:

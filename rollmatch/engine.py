@@ -332,7 +332,7 @@ def _fft_length(needed: int) -> int:
     alike, and up to a third shorter than the next power of two)."""
     import scipy.fft  # noqa: PLC0415  (lazy: import rollmatch stays light)
 
-    return max(MIN_FFT_LENGTH, scipy.fft.next_fast_len(needed, real=True))
+    return max(MIN_FFT_LENGTH, int(scipy.fft.next_fast_len(needed, real=True)))
 
 
 def resolve_method(method: str, xp: ModuleType) -> str:
@@ -380,15 +380,25 @@ def match(
     return _reported(picked, sims, trans, shifts, prepared, bank)
 
 
+def _present(prepared: Sequence[_Fragment | None], b: int) -> _Fragment:
+    """Fragment b of a batch, known to have notes (only those are matched)."""
+    fragment = prepared[b]
+    assert fragment is not None, f"fragment {b} is empty"
+    return fragment
+
+
 def _sparse_chunks(prepared: Sequence[_Fragment | None]) -> Iterator[list[int]]:
     """Indices of the non-empty fragments in chunks whose sparse tables fit SPARSE_BLOCK_BYTES, shortest
     fragments first so that little of each table is padding."""
     present = sorted(
-        (b for b, frag in enumerate(prepared) if frag is not None), key=lambda b: prepared[b].roll.shape[1]
+        (b for b, frag in enumerate(prepared) if frag is not None), key=lambda b: _present(prepared, b).roll.shape[1]
     )
     chunk: list[int] = []
     for b in present:
-        if chunk and (len(chunk) + 1) * (N_PITCHES + 1) * (prepared[b].roll.shape[1] + 1) * 8 > SPARSE_BLOCK_BYTES:
+        if (
+            chunk
+            and (len(chunk) + 1) * (N_PITCHES + 1) * (_present(prepared, b).roll.shape[1] + 1) * 8 > SPARSE_BLOCK_BYTES
+        ):
             yield chunk
             chunk = []
         chunk.append(b)
@@ -408,7 +418,7 @@ def _match_sparse(
     """The sparse path for the fragments ``present``: runs matched by the compiled kernel."""
     from . import sparse  # noqa: PLC0415  (imports numba)
 
-    frags = [prepared[b] for b in present]
+    frags = [_present(prepared, b) for b in present]
     longest = max(f.roll.shape[1] for f in frags)
     per_fragment = [f.runs for f in frags]
     counts = np.array([len(r[0]) for r in per_fragment])
@@ -463,7 +473,7 @@ def _match_sparse(
     for j, b in enumerate(present):
         sims[b, columns] = out.similarity[j]
         trans[b, columns] = out.transposition[j]
-        shifts[b, columns] = out.shift[j] + prepared[b].first_step
+        shifts[b, columns] = out.shift[j] + _present(prepared, b).first_step
 
 
 @dataclass(frozen=True)
@@ -527,7 +537,7 @@ def _match_group(
     per_block = max(1, defaults.ENGINE_BLOCK_ELEMENTS // (TEMPLATE_CHUNK * n_t * fft_length))
     for s0 in range(0, len(group), per_block):
         block = group[s0 : s0 + per_block]
-        frags = [prepared[seg.fragment] for seg in block]
+        frags = [_present(prepared, seg.fragment) for seg in block]
         data = np.zeros((len(block), rows, fft_length), dtype=np.float32)
         for j, (seg, frag) in enumerate(zip(block, frags, strict=True)):
             piece = frag.roll[lo:hi, seg.offset : seg.offset + fft_length - bank.max_length + 1]
@@ -559,7 +569,7 @@ def _match_group(
             m1 = m0 + chunk.shape[-1]
             sim = _correlate(xp, fft, stack, chunk, len(block), n_t, fft_length)  # c / |E|, (Bs, Mc, n_t, L)
             on_cells = None
-            if square_stack is not None and bank.contains[m0:m1].any():
+            if square_stack is not None and support_spectra is not None and bank.contains[m0:m1].any():
                 on_cells = _correlate(xp, fft, square_stack, support_spectra[c], len(block), n_t, fft_length)
             inv_f, e_scale = _window_scales(
                 xp, rows_cumsum, row_energy, row_offset, frag_len, owned, bank, m0, m1, fft_length
@@ -578,7 +588,7 @@ def _match_group(
             columns = bank.template_of[m0:m1]
             for j, seg in enumerate(block):
                 b = seg.fragment
-                shift = prepared[b].first_step + seg.offset + best_shift[j]
+                shift = _present(prepared, b).first_step + seg.offset + best_shift[j]
                 # Segments of one long fragment meet here: the same order decides between them as within one.
                 better = _precedes(
                     best_sim[j], best_t[j], shift, sims[b, columns], trans[b, columns], shifts[b, columns]
@@ -596,7 +606,8 @@ def _precedes(
     key, old_key = np.round(sim, defaults.SIMILARITY_DECIMALS), np.round(old_sim, defaults.SIMILARITY_DECIMALS)
     rank, old_rank = 2 * np.abs(t) - (t < 0), 2 * np.abs(old_t) - (old_t < 0)
     earlier = (rank < old_rank) | ((rank == old_rank) & (shift < old_shift))
-    return (key > old_key) | ((key == old_key) & (key > 0) & earlier)
+    preceding: np.ndarray = (key > old_key) | ((key == old_key) & (key > 0) & earlier)
+    return preceding
 
 
 def _toeplitz_stack(spectrum: Any, toeplitz: Any, band: int) -> Any:
@@ -741,7 +752,8 @@ def _best_stretch(sims: np.ndarray, bank: TemplateBank) -> np.ndarray:
     # between stretches that match equally well in exact arithmetic.
     sim3 = sims.reshape(n_frag, n_ex, n_st)[:, :, order]
     tied = sim3 >= sim3.max(axis=-1, keepdims=True) - 10.0**-defaults.SIMILARITY_DECIMALS
-    return order[np.argmax(tied, axis=-1)]  # the first tied stretch is the one nearest 1
+    picked: np.ndarray = order[np.argmax(tied, axis=-1)]  # the first tied stretch is the one nearest 1
+    return picked
 
 
 def _reported(
@@ -754,8 +766,7 @@ def _reported(
 ) -> BestMatches:
     """Reduce templates (k, s) to exemplars k at the picked stretches, with each best alignment's coverage."""
     template = np.arange(bank.n_exemplars)[None, :] * bank.stretch_count + pick  # (B, K)
-    take = lambda a: np.take_along_axis(a, template, axis=1)  # noqa: E731
-    similarity, transpose, shift = take(sims), take(trans), take(shifts)
+    similarity, transpose, shift = (np.take_along_axis(a, template, axis=1) for a in (sims, trans, shifts))
     coverage = np.zeros_like(similarity)
     for b, frag in enumerate(prepared):
         if frag is not None:

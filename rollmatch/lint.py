@@ -222,13 +222,13 @@ def _clashes(exemplars: Sequence[Exemplar]) -> list[Finding]:
     for spellings in by_path.values():
         if len(spellings) > 1:
             shown = ", ".join(f"{path} ({', '.join(repr(i) for i in ids)})" for path, ids in spellings.items())
-            ids = tuple(i for group in spellings.values() for i in group)
+            clashing = tuple(i for group in spellings.values() for i in group)
             findings.append(
                 Finding(
                     "file-clash",
                     f"files {shown} differ only in case: they are one file on "
                     "case-insensitive file systems (macOS, Windows)",
-                    ids,
+                    clashing,
                 )
             )
     return findings

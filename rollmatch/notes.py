@@ -26,10 +26,10 @@ def empty_notes() -> np.ndarray:
 
 
 def make_notes(
-    pitch: Iterable[int],
+    pitch: Iterable[float],
     start: Iterable[float],
     end: Iterable[float],
-    velocity: Iterable[int] | int = defaults.VELOCITY,
+    velocity: Iterable[float] | float = defaults.VELOCITY,
     *,
     source: str = "notes",
 ) -> np.ndarray:
@@ -38,7 +38,7 @@ def make_notes(
     start_a = np.asarray(list(start), dtype=np.float64)
     end_a = np.asarray(list(end), dtype=np.float64)
     vel_a = np.broadcast_to(
-        np.asarray(velocity if np.isscalar(velocity) else list(velocity), np.float64), pitch_a.shape
+        np.asarray(list(velocity) if isinstance(velocity, Iterable) else velocity, np.float64), pitch_a.shape
     )
     if not (pitch_a.shape == start_a.shape == end_a.shape == vel_a.shape) or pitch_a.ndim != 1:
         raise InputError(f"{source}: pitch, start, end and velocity must be equally long lists")
@@ -115,7 +115,8 @@ def notes_from_columns(
 
 def sort_notes(notes: np.ndarray) -> np.ndarray:
     """Notes ordered by (start, pitch, end)."""
-    return notes[note_order(notes)]
+    ordered: np.ndarray = notes[note_order(notes)]
+    return ordered
 
 
 def note_order(notes: np.ndarray) -> np.ndarray:
@@ -131,7 +132,7 @@ def select_beats(notes: np.ndarray, start_beat: float | None = None, end_beat: f
     lo = 0.0 if start_beat is None else number(start_beat, "start_beat", at_least=0)
     hi = np.inf if end_beat is None else number(end_beat, "end_beat", above=lo)
     keep = sounding_in(notes, lo, hi)
-    out = notes[keep].copy()
+    out: np.ndarray = notes[keep].copy()
     out["start"] = np.maximum(out["start"], lo) - lo
     out["end"] = np.minimum(out["end"], hi) - lo
     return out
@@ -139,7 +140,9 @@ def select_beats(notes: np.ndarray, start_beat: float | None = None, end_beat: f
 
 def sounding_in(notes: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """(n,) which notes sound in [lo, hi) beats; a zero-length note sounds at its start."""
-    return (notes["start"] < hi) & ((notes["end"] > lo) | ((notes["end"] == notes["start"]) & (notes["start"] >= lo)))
+    zero_length = notes["end"] == notes["start"]
+    sounding: np.ndarray = (notes["start"] < hi) & ((notes["end"] > lo) | (zero_length & (notes["start"] >= lo)))
+    return sounding
 
 
 def transform_notes(

@@ -308,7 +308,7 @@ def _midi_time_signatures(tracks: Sequence[Sequence[object]], resolution: int) -
 def _track_name(track: Sequence[object]) -> str:
     for message in track:
         if getattr(message, "type", None) == "track_name":
-            return str(message.name)
+            return str(getattr(message, "name", ""))
     return ""
 
 

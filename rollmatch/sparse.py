@@ -166,7 +166,9 @@ class Alignments(NamedTuple):
 
 
 @numba.njit(inline="always", cache=True)
-def _keep(x, i, k, best_key, best, best_i, best_k, similarity_scale):
+def _keep(
+    x: float, i: int, k: int, best_key: float, best: float, best_i: int, best_k: int, similarity_scale: float
+) -> tuple[float, float, int, int]:
     """The best alignment so far, (key, similarity, transposition index, shift index), after alignment (i, k)
     whose similarity times ``similarity_scale`` is ``x``: it wins only by rounding above the best key, so the
     first of tied alignments, in scan order, stays."""
