@@ -1,7 +1,9 @@
 """Python clients of the rollmatch gRPC service, for generators: sync (:class:`Client`) and asyncio
 (:class:`AsyncClient`), plus :class:`RemoteScorer`, which scores like a local :class:`~rollmatch.Scorer`.
 
-Importing this module imports grpc; ``import rollmatch`` does not.
+It is the client side of the service wing (the server is ``server/``, installed as ``rollmatch.server``, and
+the generated code ``rollmatch/_pb``): with them, the only module that imports grpc, so ``import rollmatch``
+does not.
 """
 
 from __future__ import annotations

@@ -97,3 +97,16 @@ def test_the_installed_wheel_needs_no_source_tree(installed, tmp_path):
     assert scored.returncode == 0, scored.stderr
     (line,) = scored.stdout.splitlines()
     assert line.startswith("bwv101.7-opening.mid  GOOD ") and "good: bwv101.7-phrase1 1.000" in line
+
+
+def test_only_the_service_wing_imports_grpc():
+    # the server, the generated code and the client; everything else stays free of gRPC
+    wing = {REPO / "rollmatch" / "client.py", *REPO.glob("server/*.py"), *REPO.glob("rollmatch/_pb/**/*.py")}
+    importers = {
+        path.relative_to(REPO).as_posix()
+        for path in (*REPO.glob("rollmatch/**/*.py"), *REPO.glob("server/*.py"))
+        if path not in wing
+        and any(line.lstrip().startswith(("import grpc", "from grpc")) for line in path.read_text().splitlines())
+    }
+    assert importers == set()
+    assert "import grpc" in (REPO / "rollmatch" / "client.py").read_text()  # the check sees an import where one is
