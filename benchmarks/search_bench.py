@@ -149,7 +149,8 @@ def bench(
     nearest = [w.verdict.nearest.similarity if w.verdict.nearest else 0.0 for w in result.windows]
     print(
         f"\n{name} ({kind}): {'complete' if result.complete else 'stopped: ' + result.stopped}, {result.bars} bars, "
-        f"{result.good_windows} of {len(result.windows)} windows GOOD; {candidates} candidates scored as {windows} windows, "
+        f"{result.good_windows} of {len(result.windows)} windows GOOD; "
+        f"{candidates} candidates scored as {windows} windows, "
         f"{result.dead_ends} dead ends, {result.backtracks} backtracks"
     )
     print(
@@ -170,12 +171,14 @@ def bench(
     )
     d = result.diversity
     print(
-        f"  novelty: nearest exemplar per window highest {max(nearest):.3f}, mean {np.mean(nearest):.3f}; longest copied stretch "
+        f"  novelty: nearest exemplar per window highest {max(nearest):.3f}, mean {np.mean(nearest):.3f}; "
+        "longest copied stretch "
         f"{report['novelty']['longest_copy_beats']:g} beats"
     )
     print(
-        f"  diversity: {d['distinct_exemplars']} exemplars, largest share {d['largest_share']:.0%}; pitch-class entropy "
-        f"{d['pitch_class_entropy']['result']:.2f} bits (library {d['pitch_class_entropy']['library']:.2f}), rhythm entropy "
+        f"  diversity: {d['distinct_exemplars']} exemplars, largest share {d['largest_share']:.0%}; "
+        f"pitch-class entropy {d['pitch_class_entropy']['result']:.2f} bits "
+        f"(library {d['pitch_class_entropy']['library']:.2f}), rhythm entropy "
         f"{d['rhythm_entropy']['result']:.2f} (library {d['rhythm_entropy']['library']:.2f})"
     )
     if before and after:

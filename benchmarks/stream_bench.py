@@ -122,7 +122,8 @@ def main() -> int:
     print(f"streamed through the service:      {streamed:8.1f} fragments/s  ({streamed / raw:.0%} of raw)")
     print(f"latency per request: p50 {ms[0]:.0f} ms, p99 {ms[1]:.0f} ms")
     print(
-        f"server batches (warm-up included): {count} batches, {total / count:.1f} fragments on average, largest {largest}"
+        f"server batches (warm-up included): {count} batches, {total / count:.1f} fragments on average, "
+        f"largest {largest}"
     )
     return 0
 

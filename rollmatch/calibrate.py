@@ -431,7 +431,8 @@ def calibrate(
     progress: Show = False,
 ) -> Calibration:
     """Read the labeled set at ``labeled``, score every fragment once against ``library`` and choose its
-    thresholds by cross-validation, in ``space`` (default: the library's). Nothing is written: pass ``chosen`` to :meth:`Library.set_thresholds`.
+    thresholds by cross-validation, in ``space`` (default: the library's). Nothing is written: pass ``chosen``
+    to :meth:`Library.set_thresholds`.
 
     The library check (:func:`rollmatch.lint.check_library`) then runs at the thresholds in force and at the
     chosen ones; what it finds only at the chosen ones is ``new_findings``: a degenerate probe judged GOOD, a

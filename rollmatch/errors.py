@@ -53,4 +53,5 @@ class SearchError(RollmatchError):
 
 
 class OutputError(RollmatchError):
-    """A result file (a picture, a report, a MIDI file) cannot be written: no such directory, no permission, disk full."""
+    """A result file (a picture, a report, a MIDI file) cannot be written: no such directory, no permission,
+    disk full."""

@@ -345,8 +345,8 @@ def check_candidates(raw: Any, *, name: str, count: int, beats_per_bar: int) -> 
         if outside.size:
             n = bar[outside[0]]
             raise GeneratorError(
-                f"{where}: note {outside[0]} (pitch={n['pitch']}, start={n['start']:g}, end={n['end']:g}) is outside the bar "
-                f"[0, {beats_per_bar}] beats; times are beats from the bar's start"
+                f"{where}: note {outside[0]} (pitch={n['pitch']}, start={n['start']:g}, end={n['end']:g}) "
+                f"is outside the bar [0, {beats_per_bar}] beats; times are beats from the bar's start"
             )
         voices = proposal.voices
         if voices is not None and (
@@ -641,7 +641,7 @@ def _passing_tone(rows: list[Row], rng: np.random.Generator, *, scale: set[int],
     direction = 1 if rows[b][0] > rows[a][0] else -1
     out = [list(r) for r in rows]
     out[a][2] = middle
-    return out + [[_step_toward(rows[a][0], direction, scale), middle, rows[b][1], rows[a][3], rows[a][4]]]
+    return [*out, [_step_toward(rows[a][0], direction, scale), middle, rows[b][1], rows[a][3], rows[a][4]]]
 
 
 def _neighbour_tone(rows: list[Row], rng: np.random.Generator, *, scale: set[int], **_: Any) -> list[Row] | None:
@@ -659,10 +659,11 @@ def _neighbour_tone(rows: list[Row], rng: np.random.Generator, *, scale: set[int
     out = [list(r) for r in rows]
     if b is not None:
         out[a][2] = (start + end) / 2
-        return out + [[neighbour, (start + end) / 2, end, rows[a][3], rows[a][4]]]
+        return [*out, [neighbour, (start + end) / 2, end, rows[a][3], rows[a][4]]]
     length = end - start
     out[a][2] = start + length / 2
-    return out + [
+    return [
+        *out,
         [neighbour, start + length / 2, start + 3 * length / 4, rows[a][3], rows[a][4]],
         [rows[a][0], start + 3 * length / 4, end, rows[a][3], rows[a][4]],
     ]

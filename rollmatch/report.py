@@ -71,6 +71,11 @@ def library_report(
         if findings
         else '<p class="clean">No findings: the library passes its checks.</p>'
     )
+    counts = f"{len(library.exemplars)} exemplars ({good} good, {len(library.exemplars) - good} bad)"
+    thresholds = (
+        f"thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}, "
+        f"min coverage {config.min_coverage:g}, mode {e(config.mode.value)}"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -84,8 +89,8 @@ def library_report(
 <header>
 <h1>{e(config.name)}</h1>
 <p class="meta">{e(config.description)}</p>
-<p class="meta">{len(library.exemplars)} exemplars ({good} good, {len(library.exemplars) - good} bad), version {e(library.version)};
-thresholds good {config.good_threshold:g} / bad {config.bad_threshold:g}, min coverage {config.min_coverage:g}, mode {e(config.mode.value)};
+<p class="meta">{counts}, version {e(library.version)};
+{thresholds};
 {config.steps_per_beat} steps per beat;
 {"velocity-weighted" if config.velocity else "binary"} rolls</p>
 </header>
@@ -117,7 +122,10 @@ def _card(library: Library, exemplar: Exemplar, findings: Sequence[Finding], bea
     try:
         summary = summarize_exemplar(library, exemplar_id, beats_per_bar=beats_per_bar)
     except RollmatchError as exc:
-        body = f'<p class="error">cannot show this exemplar: {e(str(exc))}</p>\n<dl>{_row("file", exemplar.file)}{_row("provenance", exemplar.provenance or "-")}</dl>'
+        body = (
+            f'<p class="error">cannot show this exemplar: {e(str(exc))}</p>\n'
+            f"<dl>{_row('file', exemplar.file)}{_row('provenance', exemplar.provenance or '-')}</dl>"
+        )
     else:
         picture = roll_picture(summary.notes, bars=summary.bars, title=summary.title)
         image = base64.b64encode(picture.png).decode("ascii")

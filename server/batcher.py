@@ -113,7 +113,7 @@ class Batcher:
             try:
                 call = functools.partial(_timed, first.scorer.score, fragments, origin_beats=origins, **first.options)
                 verdicts, seconds = await loop.run_in_executor(self._engine, call)
-            except Exception as exc:  # reaches each caller, which maps it to a status
+            except Exception as exc:  # noqa: BLE001  (reaches each caller, which maps it to a status)
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(exc)

@@ -79,7 +79,7 @@ class LibraryState:
                 library = await asyncio.to_thread(Library.open, path)
                 seen = library.stamps
                 scorer = await asyncio.to_thread(self._scorer_for, library)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (any failure keeps the served version; _failed logs it)
                 self._failed(exc, seen)
                 return False
             swapped = scorer is not self.scorer

@@ -9,7 +9,10 @@ from rollmatch.backend import array_module, backend_name, gpu_available
 
 
 def test_import_rollmatch_stays_light():
-    code = "import sys, rollmatch; print(sorted(m for m in ('cupy', 'grpc', 'google.protobuf', 'matplotlib', 'music21', 'scipy') if m in sys.modules))"
+    code = (
+        "import sys, rollmatch; print(sorted(m for m in "
+        "('cupy', 'grpc', 'google.protobuf', 'matplotlib', 'music21', 'scipy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -25,13 +25,14 @@ from rollmatch.calibrate import (
     read_labeled,
     report_lines,
 )
+from rollmatch.cli import main
 from rollmatch.lint import random_material
 from rollmatch.manifest import ExemplarSpec
 from rollmatch.notes import perturb_notes, sort_notes
 
 from .conftest import chorale_voices, note_list, write_midi
 
-G, B, O = GOOD_KIND, BAD_KIND, OTHER_KIND
+G, B, OTHER = GOOD_KIND, BAD_KIND, OTHER_KIND
 
 
 def hand_evidence(good, bad, good_pinned=None, bad_pinned=None) -> Evidence:
@@ -48,7 +49,7 @@ def hand_evidence(good, bad, good_pinned=None, bad_pinned=None) -> Evidence:
 def test_separable_fragments_put_the_good_threshold_mid_gap_and_keep_a_harmless_bad_one():
     # good fragments at 0.9 and 0.95, other ones at 0.5 and 0.7: every threshold in (0.7, 0.9] is optimal.
     ev = hand_evidence([0.9, 0.95, 0.5, 0.7], [0.3] * 4)
-    kinds = np.array([G, G, O, O])
+    kinds = np.array([G, G, OTHER, OTHER])
     assert choose_thresholds(ev, kinds, current=(0.99, 0.78)) == (0.8, 0.78)
     assert choose_thresholds(ev, kinds, current=(0.83, 0.78)) == (0.83, 0.78)  # already optimal: kept
     assert choose_thresholds(ev, kinds, current=(0.2, 0.78)) == (0.8, 0.78)
@@ -57,7 +58,7 @@ def test_separable_fragments_put_the_good_threshold_mid_gap_and_keep_a_harmless_
 def test_a_bad_fragment_matching_a_good_exemplar_pulls_the_veto_down():
     # The bad fragment (0.95 good-like) is VETOED only below its 0.85, above the good ones' 0.6.
     ev = hand_evidence([0.9, 0.92, 0.95, 0.5], [0.5, 0.6, 0.85, 0.4])
-    kinds = np.array([G, G, B, O])
+    kinds = np.array([G, G, B, OTHER])
     tau_good, tau_bad = choose_thresholds(ev, kinds, current=(0.83, 0.9))
     assert tau_good == 0.83 and 0.6 < tau_bad <= 0.85 and abs(tau_bad - 0.725) <= 0.1 * 0.25
     assert outcomes(ev, tau_good, tau_bad).tolist() == [GOOD, GOOD, VETOED, UNMATCHED]
@@ -72,14 +73,14 @@ def test_a_bad_fragment_that_merely_fails_to_be_good_is_not_enough():
     assert tau_good == 0.83 and 0.5 < tau_bad <= 0.82
     assert outcomes(ev, tau_good, tau_bad).tolist() == [GOOD, GOOD, VETOED, VETOED]
     # Read as two labels (bad meaning only 'not GOOD'), the veto in force is already optimal and stays.
-    assert choose_thresholds(ev, np.array([G, G, O, O]), current=(0.83, 0.95)) == (0.83, 0.95)
+    assert choose_thresholds(ev, np.array([G, G, OTHER, OTHER]), current=(0.83, 0.95)) == (0.83, 0.95)
 
 
 @pytest.mark.parametrize(
     ("good", "bad", "kinds", "current"),
     [
         # A good fragment 4e-6 under τ_good, within the grid's rounding of it: not GOOD, so τ_good must move.
-        ([0.799996, 0.5], [0.3, 0.3], [G, O], (0.8, 0.78)),
+        ([0.799996, 0.5], [0.3, 0.3], [G, OTHER], (0.8, 0.78)),
         # A bad fragment 4e-6 under τ_bad: not VETOED, so τ_bad must move.
         ([0.9, 0.3], [0.3, 0.779996], [G, B], (0.83, 0.78)),
     ],
@@ -98,22 +99,22 @@ def test_pinned_exemplars_decide_whatever_the_thresholds():
 
 
 def test_confusion_figures_by_hand():
-    kinds = np.array([G, G, G, B, B, O, O, O])
+    kinds = np.array([G, G, G, B, B, OTHER, OTHER, OTHER])
     c = confusion(kinds, np.array([GOOD, GOOD, VETOED, GOOD, VETOED, GOOD, UNMATCHED, VETOED]))
     assert c.counts.tolist() == [[2, 0, 1], [1, 0, 1], [1, 1, 1]]
-    assert (c.success(G), c.success(B), c.success(O)) == (2 / 3, 1 / 2, 2 / 3)
+    assert (c.success(G), c.success(B), c.success(OTHER)) == (2 / 3, 1 / 2, 2 / 3)
     assert c.balanced == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
     assert c.precision == 2 / 4 and c.vetoed(G) == 1 / 3
     two = confusion(np.array([G, B]), np.array([UNMATCHED, UNMATCHED]))
-    assert two.precision is None and two.success(O) is None and two.balanced == 0.0  # other/ absent: left out
+    assert two.precision is None and two.success(OTHER) is None and two.balanced == 0.0  # other/ absent: left out
 
 
 def test_folds_are_stratified_and_seeded():
-    kinds = np.array([G] * 7 + [B] * 5 + [O] * 3)
+    kinds = np.array([G] * 7 + [B] * 5 + [OTHER] * 3)
     fold = fold_of(kinds, 3, seed=1)
     for f in range(3):
         members = kinds[fold == f]
-        assert 2 <= (members == G).sum() <= 3 and 1 <= (members == B).sum() <= 2 and (members == O).sum() == 1
+        assert 2 <= (members == G).sum() <= 3 and 1 <= (members == B).sum() <= 2 and (members == OTHER).sum() == 1
     assert fold.tolist() == fold_of(kinds, 3, seed=1).tolist()
 
 
@@ -123,17 +124,18 @@ def test_too_few_fragments_for_the_folds_is_refused():
         ParameterError,
         match="folds=2 needs at least 2 fragments of each kind labeled; the labeled set has 2 good, 1 bad, 1 other",
     ):
-        cross_validate(ev, np.array([G, G, B, O]), current=(0.83, 0.78), folds=2)
+        cross_validate(ev, np.array([G, G, B, OTHER]), current=(0.83, 0.78), folds=2)
     with pytest.raises(ParameterError, match="folds=1 must be a whole number"):
         cross_validate(ev, np.array([G, G, B, B]), current=(0.83, 0.78), folds=1)
     with pytest.raises(
         ParameterError,
-        match="needs fragments labeled good and fragments labeled bad or other; the labeled set has 4 good, 0 bad, 0 other",
+        match="needs fragments labeled good and fragments labeled bad or other; "
+        "the labeled set has 4 good, 0 bad, 0 other",
     ):
         cross_validate(ev, np.array([G, G, G, G]), current=(0.83, 0.78), folds=2)
 
 
-# --- real chorale material (the conftest's labeled_dir and mis_set_library) ------------------------------------------------------------------------------------
+# --- real chorale material (the conftest's labeled_dir and mis_set_library) -------------------------------------------
 
 
 def test_calibration_repairs_a_mis_set_good_threshold(mis_set_library, labeled_dir):
@@ -205,7 +207,7 @@ def test_report_shows_before_after_and_confusion(mis_set_library, labeled_dir):
     assert confusion_rows[1].split()[0] == "bad" and confusion_rows[2].split()[0] == "other"
 
 
-# --- three-way calibration keeps the veto -------------------------------------------------------------------------------------
+# --- three-way calibration keeps the veto -----------------------------------------------------------------------------
 
 
 def near_miss_set(tmp_path: Path) -> tuple[Library, Path]:
@@ -254,7 +256,7 @@ def test_three_way_calibration_keeps_the_veto_where_the_two_label_objective_drop
     ev = evidence(
         scorer.similarities(fragments.notes), scorer.is_bad, scorer.overrides, min_coverage=library.config.min_coverage
     )
-    two_label = choose_thresholds(ev, np.where(fragments.kinds == B, O, fragments.kinds), current=(0.83, 0.78))
+    two_label = choose_thresholds(ev, np.where(fragments.kinds == B, OTHER, fragments.kinds), current=(0.83, 0.78))
     dropped = confusion(fragments.kinds, outcomes(ev, *two_label))
     assert two_label[1] > result.chosen[1] and dropped.success(B) < 0.5
 
@@ -276,8 +278,6 @@ def test_calibration_warns_of_new_findings_and_will_not_write_them(mis_set_libra
     result = calibrate(library, labeled, folds=3)
     assert result.chosen[0] < 0.7 and result.new_findings
     assert {f.code for f in result.new_findings} >= {"probe-good"}
-    from rollmatch.cli import main
-
     manifest = (library.path / "rollmatch.toml").read_bytes()
     assert main(["library", "calibrate", str(library.path), str(labeled), "--folds", "3", "--write"]) == 1
     out, err = capsys.readouterr()
@@ -316,5 +316,5 @@ def test_unreadable_fragment_is_named(tmp_path):
     for label in ("good", "bad"):
         (tmp_path / label).mkdir()
     (tmp_path / "good" / "broken.mid").write_bytes(b"MThd")
-    with pytest.raises(InputError, match="broken.mid: not a readable MIDI file"):
+    with pytest.raises(InputError, match=r"broken\.mid: not a readable MIDI file"):
         read_labeled(tmp_path)

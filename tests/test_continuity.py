@@ -45,7 +45,7 @@ def test_keys_parse_like_music21_names(text, key):
 
 @pytest.mark.parametrize("text", ["H major", "", "G mixolydian", "C major minor", 7])
 def test_a_bad_key_is_named(text):
-    with pytest.raises(ParameterError, match="is not a key; give e.g. 'G major'"):
+    with pytest.raises(ParameterError, match=r"is not a key; give e\.g\. 'G major'"):
         parse_key(text)
 
 

@@ -3,7 +3,16 @@ import math
 import numpy as np
 import pytest
 
-from rollmatch import ParameterError, SearchSpace, TemplateBank, make_notes, match, select_beats, transform_notes
+from rollmatch import (
+    ParameterError,
+    SearchSpace,
+    TemplateBank,
+    engine,
+    make_notes,
+    match,
+    select_beats,
+    transform_notes,
+)
 from rollmatch.defaults import CONTAINS_DENSITY, PARTIAL_MIN_SHARE, STRETCHES
 from rollmatch.notes import perturb_notes, sort_notes
 from rollmatch.roll import note_steps, piano_roll
@@ -359,8 +368,6 @@ def test_dense_and_sparse_agree_on_a_real_library(chorale_excerpts, velocity):
 
 
 def test_sparse_path_runs_large_batches_in_bounded_chunks(chorale_excerpts, monkeypatch):
-    from rollmatch import engine
-
     monkeypatch.setattr(engine, "SPARSE_BLOCK_BYTES", 3 * 129 * 200 * 8)  # about three fragments per chunk
     bank = TemplateBank(chorale_excerpts[:20], SearchSpace(stretches=(1.0, 2.0)))
     fragments = [select_beats(f, 0, 2 + (i % 7)) for i, f in enumerate(chorale_excerpts[60:80])]

@@ -331,5 +331,5 @@ def test_the_readmes_generator_example_plugs_in(tmp_path, default_library):
 
 def test_a_generators_own_generator_error_is_not_wrapped_again():
     empty = Context(empty_notes(), 0, 4, 4, 8, Material([], beats_per_bar=4))
-    with pytest.raises(GeneratorError, match="^the library has no good exemplars"):
+    with pytest.raises(GeneratorError, match=r"^the library has no good exemplars"):
         propose(variation, "variation", empty, np.random.default_rng(0))

@@ -42,7 +42,7 @@ def test_resurfacing_never_copies_more_than_max_order_tokens(default_library):
         if out is None:
             continue
         made += 1
-        notes, voices, changed = out
+        notes, voices, _changed = out
         assert notes["end"].max() <= 4 and set(voices.tolist()) == set(bar.voices.tolist())
         for v in set(voices.tolist()):
             line = tokens(np.sort(notes[voices == v], order="start"), 12)

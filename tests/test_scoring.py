@@ -23,6 +23,7 @@ from rollmatch import (
 from rollmatch.manifest import ExemplarSpec
 from rollmatch.notes import sort_notes
 from rollmatch.roll import piano_roll
+from rollmatch.scoring import BANK_CACHE_SIZE
 
 from .conftest import REPO, chorale_path, chorale_voices, note_list, write_midi
 
@@ -160,8 +161,6 @@ def test_bad_options_fail_before_any_file_is_read(scorer, kwargs, message):
 
 
 def test_bank_cache_stays_bounded_whatever_stretch_sets_callers_send(scorer):
-    from rollmatch.scoring import BANK_CACHE_SIZE
-
     notes = read_notes(REPO / "examples" / "planing.mid")
     for i in range(BANK_CACHE_SIZE + 5):
         scorer.score([notes], space=SearchSpace(stretches=(1.0, 1.0 + (i + 1) / 64)))

@@ -179,7 +179,7 @@ def test_the_evaluation_budget_stops_a_search(critic, material, bad_bar):
     search = PhraseSearch(
         critic, vetoed, material=material, name="fifths", settings=replace(SMALL, max_evaluations=4, candidates=6)
     )
-    with pytest.raises(SearchError, match="the evaluation budget of 4 ran out before any bar survived: .*'fifths'"):
+    with pytest.raises(SearchError, match=r"the evaluation budget of 4 ran out before any bar survived: .*'fifths'"):
         search.run()
     assert search.evaluations <= 4
     # with material that can grow, the budget leaves the best phrase so far, marked incomplete
@@ -293,7 +293,7 @@ def test_a_generator_that_can_only_copy_gives_up_naming_the_copy_ceiling(critic,
 def test_novelty_settings_are_checked_once():
     with pytest.raises(ParameterError, match=r"max_copy=0 must be in \(0, 1\]"):
         Novelty(max_copy=0)
-    with pytest.raises(ParameterError, match="max_reuse=1.5 must be"):
+    with pytest.raises(ParameterError, match=r"max_reuse=1\.5 must be"):
         Novelty(max_reuse=1.5)
     with pytest.raises(ParameterError, match=r"max_copy_beats=-1 must be in \(0, 1024\]"):
         Novelty(max_copy_beats=-1)

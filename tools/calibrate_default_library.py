@@ -138,7 +138,8 @@ def main() -> int:
         covered = np.where(reached, best.coverage, -1.0).max(axis=1)[reached.any(axis=1)]
         print(
             f"own-chorale windows of {beats:g} beats (every 4): {len(cut)}, {covered.size} reach τ_good; their best "
-            f"coverage: {summary(covered)}; >= {config.min_coverage:g}: {np.mean(reaches(covered, config.min_coverage)):.0%}"
+            f"coverage: {summary(covered)}; "
+            f">= {config.min_coverage:g}: {np.mean(reaches(covered, config.min_coverage)):.0%}"
         )
 
     # Negatives.
@@ -151,7 +152,8 @@ def main() -> int:
     print(f"held-out phrases, best bad similarity:                 {summary(best_of(neg.similarity, is_bad))}")
     win = scorer.similarities(windows).similarity
     print(
-        f"\n{'bad exemplar':<24}{'mode':<11}{'threshold':>10}{'positives min':>15}{'held-out max':>14}{'p99':>8}{'vetoed':>9}"
+        f"\n{'bad exemplar':<24}{'mode':<11}{'threshold':>10}{'positives min':>15}"
+        f"{'held-out max':>14}{'p99':>8}{'vetoed':>9}"
     )
     copies = {
         k: scorer.similarities([noisy(exemplar_notes[k], rng) for _ in range(8)]).similarity[:, k]
@@ -194,7 +196,8 @@ def main() -> int:
     for tau in np.arange(0.60, 0.96, 0.025):
         print(
             f"  {tau:.3f}    {np.mean(~reaches(pos_good, tau) | ~reaches(pos_cov, config.min_coverage)):10.1%}  "
-            f"{np.mean(reaches(neg_good, tau)):18.1%}  {np.mean(~reaches(bad_pos, tau)):19.1%}  {np.mean(reaches(neg_bad, tau)):26.2%}"
+            f"{np.mean(reaches(neg_good, tau)):18.1%}  {np.mean(~reaches(bad_pos, tau)):19.1%}  "
+            f"{np.mean(reaches(neg_bad, tau)):26.2%}"
         )
     return 0
 
