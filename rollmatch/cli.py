@@ -26,7 +26,7 @@ from .inspection import explain_file, explanation_lines, summarize_exemplar, sum
 from .library import Library
 from .lint import check_directory, check_library
 from .manifest import ExemplarSpec
-from .progress import ON_A_TERMINAL
+from .progress import ON_A_TERMINAL, write_line
 from .readers import FORMATS, music_files
 from .report import library_report
 from .scoring import Critic, FileResult, Scorer, score_files
@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(handler=_explain)
 
     search = commands.add_parser(
-        "search", help="grow a phrase bar by bar, every window GOOD, scored through the service"
+        "search", help="grow a phrase bar by bar, every window GOOD, scored here or through a server"
     )
     search.add_argument(
         "-o",
@@ -264,14 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"length of the result in bars, the start included (default {defaults.SEARCH_BARS})",
     )
-    search.add_argument(
-        "--server", metavar="HOST:PORT", help="score through this server (default: a local one for the run)"
-    )
+    search.add_argument("--server", metavar="HOST:PORT", help="score through this server (default: in this process)")
     search.add_argument("--tls-ca", metavar="PEM", help="with --server: trust this certificate for TLS")
     search.add_argument(
         "--library",
         metavar="DIR",
-        help="library the generator draws on, and the local server scores with (default: the shipped exemplars/)",
+        help="library the generator draws on, and the search scores with here (default: the shipped exemplars/)",
     )
     search.add_argument(
         "--generator",
@@ -392,7 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"stop after this long (default {defaults.SEARCH_MAX_SECONDS:g})",
     )
     search.add_argument(
-        "--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="the local server's array backend (default auto)"
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULT_BACKEND,
+        help="the array backend of the scoring here (default auto)",
     )
     search.set_defaults(handler=_search)
     return parser
@@ -483,7 +484,7 @@ def _score(args: argparse.Namespace) -> int:
         failed |= result.error is not None
         scored += result.error is None
         results.append(result)
-        print(json.dumps(result.to_dict()) if args.json else _score_line(result), flush=True)
+        write_line(json.dumps(result.to_dict()) if args.json else _score_line(result))
     print(f"rollmatch: scored with the {scorer.engine} ({scored} result{'' if scored == 1 else 's'})", file=sys.stderr)
     if args.png is not None and not failed:
         picture = timeline_file(

@@ -22,7 +22,7 @@ import numpy as np
 from . import defaults
 from ._pb.rollmatch.v1 import rollmatch_pb2 as pb
 from ._pb.rollmatch.v1 import rollmatch_pb2_grpc as pb_grpc
-from .engine import SearchSpace
+from .engine import SearchSpace, check_mode
 from .errors import (
     AlreadyExistsError,
     InputError,
@@ -372,7 +372,8 @@ async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:
 class RemoteScorer:
     """Scores through a running server with the interface of a local :class:`~rollmatch.Scorer` (the
     :class:`~rollmatch.scoring.Critic` protocol), so that :func:`rollmatch.score_files` and a phrase search
-    give the same results either way. Its :attr:`thresholds` are the server's when it was opened."""
+    give the same results either way. Its :attr:`space` and :attr:`thresholds` are the served library's when it
+    was opened; a call that names none is judged by those the server has then."""
 
     def __init__(self, client: Client, *, max_in_flight: int = defaults.SEARCH_IN_FLIGHT) -> None:
         self.client = client
@@ -381,8 +382,14 @@ class RemoteScorer:
         self.engine = "server's engine"  # "scored with the server's engine"
         served = client.library()
         self.library_name, self.library_version = served.name, served.version
-        #: the server's; only the stretches and the transposition range of a space travel to it
-        self.space = SearchSpace()
+        #: the served library's; only the stretches and the transposition range of a space travel to the server
+        self.space = SearchSpace(
+            stretches=tuple(served.default_stretches),
+            transpose_range=served.default_transpose_range,
+            steps_per_beat=served.steps_per_beat,
+            velocity=served.velocity,
+            mode=check_mode(served.mode),
+        )
         self.thresholds = Thresholds(served.thresholds.good, served.thresholds.bad, served.thresholds.min_coverage)
 
     def score(

@@ -47,7 +47,7 @@ from .manifest import (
     without_exemplar,
 )
 from .notes import select_beats
-from .progress import Show, progress_bar
+from .progress import Show, for_many, progress_bar
 from .readers import format_of, read_file_bytes, read_notes, read_piece_bytes
 from .storage import atomic_write, exclusive_lock
 from .verdict import Label, Thresholds
@@ -158,7 +158,7 @@ class Library:
     def notes(self, *, progress: Show = False) -> list[np.ndarray]:
         """Every exemplar's notes (beats), in manifest order, parsed once and cached on disk."""
         missing = [e for e in self.exemplars if e.id not in self._notes]
-        for exemplar in progress_bar(missing, desc="preparing exemplars", show=progress and len(missing) > 1):
+        for exemplar in progress_bar(missing, desc="preparing exemplars", show=for_many(progress, len(missing))):
             self.exemplar_notes(exemplar.id)
         return [self._notes[e.id] for e in self.exemplars]
 
@@ -225,7 +225,10 @@ class Library:
         )
         additions: list[_Addition] = []
         reading = progress_bar(
-            zip(planned, sources, strict=True), desc="reading", total=len(sources), show=progress and len(sources) > 1
+            zip(planned, sources, strict=True),
+            desc="reading",
+            total=len(sources),
+            show=for_many(progress, len(sources)),
         )
         for exemplar, source in reading:
             try:

@@ -23,14 +23,13 @@ from tomlkit.items import AoT, Comment, Null, Table, Whitespace
 from . import defaults
 from .bars import BarRange, check_bar_range, format_bar_range
 from .checks import number
-from .engine import Mode, SearchSpace, check_mode
+from .engine import DEFAULT_MODE, Mode, SearchSpace, check_mode
 from .errors import LibraryError, ParameterError
 from .verdict import Label, Thresholds
 
 MANIFEST_NAME = "rollmatch.toml"
 HEADER = "rollmatch exemplar library: edit by hand or with 'rollmatch library'."
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-DEFAULT_MODE = Mode(defaults.MODE)
 #: The ``[library]`` keys, in the order a new manifest lists them.
 CONFIG_KEYS = (
     "name",

@@ -6,10 +6,12 @@ always shows a bar and None shows one only when stderr is a terminal, as the CLI
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from tqdm.auto import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 T = TypeVar("T")
 
@@ -23,4 +25,20 @@ def progress_bar(
     iterable: Iterable[T] | None = None, *, desc: str, show: Show, total: int | None = None, unit: str = "it"
 ) -> tqdm[T]:
     """A tqdm bar over ``iterable`` (or one to update by hand, of ``total`` steps) that leaves no line behind."""
+    # imported here: in a notebook tqdm.auto loads the widgets, which nothing needs until a bar is shown
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=None if show is None else not show, leave=False)
+
+
+def for_many(show: Show, count: int) -> Show:
+    """``show`` for work on ``count`` items: a bar for one item is noise."""
+    return show if count > 1 else False
+
+
+def write_line(line: str) -> None:
+    """Print ``line`` to stdout without breaking a progress bar that is showing on the terminal."""
+    from tqdm.auto import tqdm  # noqa: PLC0415  (as above)
+
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()

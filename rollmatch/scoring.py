@@ -18,11 +18,11 @@ from .engine import BestMatches, SearchSpace, TemplateBank, match, resolve_metho
 from .errors import InputError, LibraryError, ParameterError
 from .library import Library, label_arrays
 from .notes import select_beats, span_beats
-from .progress import Show, progress_bar
+from .progress import Show, for_many, progress_bar
 from .readers import TrackSelector, read_notes
 from .verdict import Thresholds, Verdict, judge
 
-#: Template banks (one per stretch set) a Scorer keeps.
+#: Template banks (one per set of stretches) a Scorer keeps.
 BANK_CACHE_SIZE = 8
 
 
@@ -52,9 +52,11 @@ class Critic(Protocol):
 
 
 class Scorer:
-    """A library snapshot with its prepared template banks (one per stretch set), ready to judge fragments.
+    """A library snapshot with its prepared template banks (one per set of stretches), ready to judge fragments.
 
-    :attr:`space` and :attr:`thresholds` are the library's; :meth:`score` takes others per call.
+    :attr:`space` and :attr:`thresholds` are the library's; :meth:`score` takes others per call. Of a space given
+    per call only the stretches and the transposition range count: the grid, the cell values and the modes are
+    the library's, as the exemplars were calibrated on them (a server takes the same two from a request).
     """
 
     def __init__(self, library: Library, *, backend: str = DEFAULT_BACKEND, progress: Show = False) -> None:
@@ -74,11 +76,17 @@ class Scorer:
         self.modes = tuple(library.mode_of(e) for e in library.exemplars)
         self.is_bad, self.overrides = label_arrays(library.exemplars)
 
+    def in_library(self, space: SearchSpace | None) -> SearchSpace:
+        """The library's search space with the stretches and transposition range of ``space`` (None: as it is)."""
+        if space is None:
+            return self.space
+        return self.space.overridden(stretches=space.stretches, transpose_range=space.transpose_range)
+
     def bank(self, space: SearchSpace | None = None) -> TemplateBank:
-        """The template bank for a search space (default: the library's), built on first use; the least
-        recently used of more than BANK_CACHE_SIZE is dropped, so callers cycling through stretch sets cannot
-        exhaust memory. Spaces that differ only in their transposition range share a bank."""
-        space = self.space if space is None else space
+        """The template bank for the stretches of ``space`` (default: the library's), built on first use; the
+        least recently used of more than BANK_CACHE_SIZE is dropped, so callers cycling through stretch sets
+        cannot exhaust memory."""
+        space = self.in_library(space)
         key = space.templates
         if key in self._banks:
             self._banks.move_to_end(key)
@@ -119,7 +127,7 @@ class Scorer:
         ``top_k`` adds that many best matches of any label to each verdict.
         """
         top_k = whole_number(top_k, "top_k", at_least=0, at_most=defaults.MAX_TOP_K)
-        space = self.space if space is None else space
+        space = self.in_library(space)
         best = self.similarities(fragments, space)
         return judge(
             best,
@@ -142,12 +150,8 @@ class Scorer:
 
     def similarities(self, fragments: Sequence[np.ndarray], space: SearchSpace | None = None) -> BestMatches:
         """Best alignment of each of B fragments against each of K exemplars, before any threshold: (B, K)."""
-        space = self.space if space is None else space
+        space = self.in_library(space)
         return match(fragments, self.bank(space), space, method=self.method)
-
-    def in_force(self, thresholds: Thresholds | None = None) -> np.ndarray:
-        """(K,) the threshold in force for each exemplar: its own, else that of its label."""
-        return (self.thresholds if thresholds is None else thresholds).for_exemplars(self.is_bad, self.overrides)
 
 
 def windows(
@@ -207,7 +211,7 @@ def score_files(
         if window_beats is None:
             raise ParameterError("hop_beats needs window_beats")
         number(hop_beats, "hop_beats", above=0)
-    for path in progress_bar(paths, desc="scoring", unit="file", show=progress and len(paths) > 1):
+    for path in progress_bar(paths, desc="scoring", unit="file", show=for_many(progress, len(paths))):
         name = str(path)
         try:
             notes = read_notes(path, tracks=tracks)

@@ -150,10 +150,12 @@ class Novelty:
     max_reuse: float = defaults.MAX_REUSE
 
     def __post_init__(self) -> None:
-        number(self.max_copy, "max_copy", above=0, at_most=1)
+        set_ = object.__setattr__  # frozen: the checked values replace the given ones once, here
+        set_(self, "max_copy", number(self.max_copy, "max_copy", above=0, at_most=1))
         if self.max_copy_beats is not None:
-            number(self.max_copy_beats, "max_copy_beats", above=0, at_most=defaults.MAX_BEATS_PER_FRAGMENT)
-        number(self.max_reuse, "max_reuse", above=0, at_most=1)
+            beats = number(self.max_copy_beats, "max_copy_beats", above=0, at_most=defaults.MAX_BEATS_PER_FRAGMENT)
+            set_(self, "max_copy_beats", beats)
+        set_(self, "max_reuse", number(self.max_reuse, "max_reuse", above=0, at_most=1))
 
     def copies(self, verdict: Verdict) -> bool:
         """Whether ``verdict``'s fragment copies its nearest good exemplar (never with the ceiling off)."""
@@ -343,7 +345,7 @@ class WindowResult:
 
 
 def copied_stretches(
-    critic: Critic, notes: np.ndarray, novelty: Novelty, *, window_beats: float, thresholds: Thresholds
+    critic: Critic, notes: np.ndarray, novelty: Novelty, *, window_beats: float, thresholds: Thresholds | None
 ) -> list[tuple[float, float]]:
     """Every stretch (start, end beats) of ``notes``, a whole number of beats up to ``window_beats`` long and
     starting on a beat, whose nearest good exemplar matches it at ``novelty.max_copy`` or more."""
@@ -478,8 +480,11 @@ class PhraseSearch:
             )
         self.beats_per_bar = settings.beats_per_bar
         self.novelty = settings.novelty
-        #: what every window is judged against: the critic's, with the settings' coverage requirement
-        self.thresholds = critic.thresholds.overridden(min_coverage=settings.min_coverage)
+        #: what every window is judged against: the critic's thresholds in force at each call (None), or, with a
+        #: coverage requirement of the settings' own, the critic's as they were at the start with that coverage
+        self.thresholds = (
+            None if settings.min_coverage is None else critic.thresholds.overridden(min_coverage=settings.min_coverage)
+        )
         self.rules = material.rules if rules is None else rules
         piece = snap_notes(start) if start is not None else np.zeros(0, dtype=NOTE_DTYPE)
         piece_bars = math.ceil(span_beats(piece) / self.beats_per_bar)
@@ -614,7 +619,7 @@ class PhraseSearch:
         if self.novelty.max_copy_beats is None or self.novelty.max_copy >= 1:
             return []
         shortest = math.floor(self.novelty.max_copy_beats) + 1
-        longest = self.settings.window_bars * self.beats_per_bar
+        longest = self.settings.window_beats
         last = index + 1 if index < self.last_bar else min(self.bars, index + self.settings.window_bars)
         ends = range(index * self.beats_per_bar + 1, last * self.beats_per_bar + 1)
         return [
@@ -854,9 +859,7 @@ class PhraseSearch:
     def _result(self, beam: Beam, *, complete: bool, stopped: str) -> SearchResult:
         """Score every window of the result again, in one call, with positions in the piece's beats, and
         measure its novelty."""
-        cut = windows(
-            beam.notes, window_beats=self.settings.window_bars * self.beats_per_bar, hop_beats=self.beats_per_bar
-        )
+        cut = windows(beam.notes, window_beats=self.settings.window_beats, hop_beats=self.beats_per_bar)
         verdicts = self.critic.score(
             [w for _, _, w in cut], origin_beats=[s for s, _, _ in cut], thresholds=self.thresholds
         )
@@ -864,7 +867,7 @@ class PhraseSearch:
             self.critic,
             beam.notes,
             self.novelty,
-            window_beats=self.settings.window_bars * self.beats_per_bar,
+            window_beats=self.settings.window_beats,
             thresholds=self.thresholds,
         )
         self._show(beam.bars)

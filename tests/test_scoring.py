@@ -285,7 +285,8 @@ def test_contains_mode_finds_a_fault_that_a_near_copy_misses(default_library, tm
 def test_a_dense_cluster_vetoes_nothing_and_matches_nothing_good_in_either_mode(library, pitches):
     cluster = make_notes(list(pitches), [0.0] * len(pitches), [8.0] * len(pitches))
     notes, exemplars = library.notes(), library.exemplars
-    thresholds = Scorer(library).in_force()
+    scorer = Scorer(library)
+    thresholds = scorer.thresholds.for_exemplars(scorer.is_bad, scorer.overrides)
     for mode in ("near-copy", "contains"):
         bank = TemplateBank(notes, modes=[mode] * len(notes))
         best = match([cluster], bank)
@@ -310,3 +311,12 @@ def test_batches_are_judged_as_one_call_and_split_back_in_order(scorer):
     assert answers[0] == scorer.score([good, planing], thresholds=strict)
     assert answers[2] == scorer.score([planing], thresholds=strict)
     assert all(v.min_coverage == 0.9 for batch in answers for v in batch)
+
+
+def test_a_space_given_per_call_keeps_the_librarys_grid_values_and_modes(scorer, default_library):
+    notes = read_notes(REPO / "examples" / "bwv269-opening.mid")
+    asked = SearchSpace(stretches=(1.0,), transpose_range=3, steps_per_beat=24, velocity=True, mode="contains")
+    taken = scorer.in_library(asked)
+    assert (taken.stretches, taken.transpose_range) == ((1.0,), 3)
+    assert taken.templates == default_library.config.space.overridden(stretches=(1.0,)).templates
+    assert scorer.score([notes], space=asked) == scorer.score([notes], space=taken)

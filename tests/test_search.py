@@ -329,3 +329,10 @@ def test_every_generated_bar_must_lie_inside_a_good_match(critic, material):
     assert search._placed(0, Verdict(Outcome.UNMATCHED, 0.5, good.good, None, 0.6)) == frozenset()
     # once bar 4 is appended, every window holding bars 0-2 has been judged; the last bar settles them all
     assert list(search._settled(4)) == [0, 1, 2] and list(search._settled(7)) == list(range(8))
+
+
+def test_a_search_follows_the_critics_thresholds_unless_it_asks_for_its_own_coverage(critic, material):
+    # None: each call is judged by the thresholds the critic has then (a server's may change mid-search)
+    assert PhraseSearch(critic, variation, material=material, settings=SMALL).thresholds is None
+    own = PhraseSearch(critic, variation, material=material, settings=replace(SMALL, min_coverage=0.4))
+    assert own.thresholds == critic.thresholds.overridden(min_coverage=0.4)

@@ -217,6 +217,7 @@ def test_cli_draws_a_timeline_through_the_server(target, served, tmp_path, capsy
     with Client(target, timeout=60) as client:
         remote = RemoteScorer(client)
         assert remote.thresholds == config.thresholds and remote.library_name == config.name
+        assert remote.space == config.space
     out_png = tmp_path / "timeline.png"
     assert (
         main(
