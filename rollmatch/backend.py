@@ -57,7 +57,7 @@ def backend_name(xp: ModuleType) -> str:
 def fft_module(xp: ModuleType) -> Any:
     """The rfft/irfft provider for ``xp``: scipy.fft on the host (multi-threaded), cupy.fft on the GPU."""
     if xp is np:
-        import scipy.fft  # noqa: PLC0415
+        import scipy.fft  # noqa: PLC0415  (scipy.fft only when the CPU FFT is used)
 
         return scipy.fft
     return xp.fft

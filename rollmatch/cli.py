@@ -7,7 +7,9 @@ Exit codes: 0 success, 1 something could not be read or scored, 2 a usage error,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -499,10 +501,6 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415
-    import logging  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
     from .server.app import ServerConfig, serve  # noqa: PLC0415  (imports grpc)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)

@@ -8,6 +8,7 @@ does not.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import threading
@@ -323,8 +324,6 @@ class AsyncClient(_Connection):
         **options: Any,
     ) -> AsyncIterator[StreamResult]:
         """As :meth:`Client.score_stream`, for asyncio."""
-        import asyncio  # noqa: PLC0415
-
         message = options_message(**options)
         slots = asyncio.Semaphore(max_in_flight)
         counter = itertools.count()

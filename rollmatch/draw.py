@@ -131,7 +131,7 @@ def explanation_picture(explanation: Explanation) -> Picture:
     figure, roll = _figure(width, roll_height, below_px=MARGIN_BOTTOM_PX + legend_px, title=title)
     _draw_roll(roll, explanation.fragment, beats, pitches, bars)
 
-    from matplotlib.patches import Patch  # noqa: PLC0415
+    from matplotlib.patches import Patch  # noqa: PLC0415  (matplotlib loads slowly: only when a picture is drawn)
 
     handles = [Patch(facecolor=NOTE_COLOUR, edgecolor=NOTE_EDGE_COLOUR, label=f"fragment: {explanation.name}")]
     styles: tuple[tuple[Label, Placed | None, str, Literal["-", "--"]], ...] = (
@@ -297,8 +297,8 @@ def _figure(
     roll_width: int, roll_height: int, *, below_px: int, title: str, right_px: int = MARGIN_RIGHT_PX
 ) -> tuple[Figure, Axes]:
     """A figure with the roll's plot area placed to the pixel, ``below_px`` and ``right_px`` left free."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415  (matplotlib loads slowly: only when a picture is drawn)
+    from matplotlib.figure import Figure  # noqa: PLC0415  (matplotlib loads slowly: only when a picture is drawn)
 
     width = MARGIN_LEFT_PX + roll_width + right_px
     height = MARGIN_TOP_PX + roll_height + below_px
@@ -323,7 +323,7 @@ def _panel(figure: Figure, roll: Axes, index: int) -> Axes:
 def _draw_roll(
     axes: Axes, notes: np.ndarray, beats: tuple[float, float], pitches: tuple[float, float], bars: Bars
 ) -> None:
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415  (matplotlib loads slowly: only when a picture is drawn)
 
     axes.set_xlim(*beats)
     axes.set_ylim(*pitches)
@@ -385,7 +385,7 @@ def _bar_numbers(axes: Axes, starts: np.ndarray, numbers: np.ndarray, per_beat: 
 
 def _rectangles(notes: np.ndarray, **style: Any) -> Any:
     """One collection holding a rectangle per note: [start, end) by pitch ± NOTE_HALF_HEIGHT."""
-    from matplotlib.collections import PolyCollection  # noqa: PLC0415
+    from matplotlib.collections import PolyCollection  # noqa: PLC0415  (matplotlib loads slowly: only when a picture is drawn)
 
     x0 = notes["start"].astype(np.float64)
     x1 = np.maximum(notes["end"], x0 + MIN_NOTE_BEATS)
@@ -394,14 +394,15 @@ def _rectangles(notes: np.ndarray, **style: Any) -> Any:
     corners = np.stack(
         [np.stack([x0, y0], -1), np.stack([x0, y1], -1), np.stack([x1, y1], -1), np.stack([x1, y0], -1)], axis=1
     )
-    # an (n, 4, 2) array is what PolyCollection takes fastest; its stubs only name sequences
-    return PolyCollection(corners, closed=True, **style)  # type: ignore[arg-type]
+    # an (n, 4, 2) array is what PolyCollection takes fastest
+    return PolyCollection(corners, closed=True, **style)  # type: ignore[arg-type]  # its stubs name sequences only
 
 
 def _axes_pixels(axes: Axes) -> tuple[float, float]:
     figure = axes.get_figure()
     _, _, width, height = axes.get_position().bounds
-    return width * figure.bbox.width, height * figure.bbox.height  # type: ignore[union-attr]
+    # an axes made by this module always has its figure
+    return width * figure.bbox.width, height * figure.bbox.height  # type: ignore[union-attr]  # see above
 
 
 def _finish(figure: Figure, **plots: Axes) -> Picture:

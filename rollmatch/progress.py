@@ -25,8 +25,7 @@ def progress_bar(
     iterable: Iterable[T] | None = None, *, desc: str, show: Show, total: int | None = None, unit: str = "it"
 ) -> tqdm[T]:
     """A tqdm bar over ``iterable`` (or one to update by hand, of ``total`` steps) that leaves no line behind."""
-    # imported here: in a notebook tqdm.auto loads the widgets, which nothing needs until a bar is shown
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm  # noqa: PLC0415  (tqdm.auto loads notebook widgets: only when a bar is made)
 
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=None if show is None else not show, leave=False)
 

@@ -299,7 +299,7 @@ def _midi_time_signatures(tracks: Sequence[Sequence[object]], resolution: int) -
     for track in tracks:
         tick = 0
         for message in track:
-            tick += message.time  # type: ignore[attr-defined]
+            tick += message.time  # type: ignore[attr-defined]  # every mido message has a time; its stubs lack it
             if getattr(message, "type", None) == "time_signature":
                 changes.append((tick / resolution, int(message.numerator), int(message.denominator)))  # type: ignore[attr-defined]
     return sorted(changes, key=lambda change: change[0])
@@ -361,7 +361,7 @@ def _read_music21(path: Path, fmt: str, *, name: str, tracks: TrackSelector) -> 
 
 def _score_bars(part: object, *, name: str) -> Bars:
     """A music21 part's bars (see :func:`bars_from_measures`)."""
-    from music21 import stream  # noqa: PLC0415
+    from music21 import stream  # noqa: PLC0415  (music21 loads slowly: only when a score is read)
 
     try:
         measures = list(part.getElementsByClass(stream.Measure))  # type: ignore[attr-defined]

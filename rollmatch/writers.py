@@ -97,7 +97,7 @@ def write_musicxml(
     triplets instead. The file is replaced atomically, so a reader never sees half of it.
     """
     # music21 is imported lazily, here and below, so that import rollmatch stays light
-    from music21 import exceptions21  # noqa: PLC0415
+    from music21 import exceptions21  # noqa: PLC0415  (music21 loads slowly: only when a file is written)
 
     target = Path(path)
     bar = whole_number(beats_per_bar, "beats_per_bar", at_least=1, at_most=defaults.MAX_BEATS_PER_BAR)
@@ -177,8 +177,8 @@ def _part_names(part_names: Sequence[str] | None, count: int) -> list[str]:
 
 def _parse_key(value: object) -> m21key.Key:
     """A music21 Key from a Key or a name such as 'G major', 'e minor', 'F# minor' or 'B- major'."""
-    from music21 import exceptions21  # noqa: PLC0415
-    from music21 import key as m21key  # noqa: PLC0415
+    from music21 import exceptions21  # noqa: PLC0415  (music21 loads slowly: only when a file is written)
+    from music21 import key as m21key  # noqa: PLC0415  (music21 loads slowly: only when a file is written)
 
     if isinstance(value, m21key.Key):
         parsed = value
@@ -222,7 +222,7 @@ def _line(start: np.ndarray, end: np.ndarray, pitch: np.ndarray, velocity: np.nd
 
 def _quantized(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One part's note times (ticks) quantized by music21 to sixteenths and eighth-note triplets."""
-    from music21 import note, stream  # noqa: PLC0415
+    from music21 import note, stream  # noqa: PLC0415  (music21 loads slowly: only when a file is written)
 
     flat: stream.Stream = stream.Stream()
     placed = []
@@ -249,9 +249,9 @@ def _score(
     lines: list[list[_Event]], names: list[str], *, bar: int, bpm: float, title: str, key: m21key.Key | None
 ) -> tuple[stream.Score, m21key.Key]:
     """A notated score of the parts' lines (bars, ties, clefs, key, meter, tempo) and the key it is in."""
-    from music21 import chord, clef, duration, instrument, metadata, meter, note, tempo  # noqa: PLC0415
-    from music21 import key as m21key  # noqa: PLC0415
-    from music21 import stream as m21stream  # noqa: PLC0415
+    from music21 import chord, clef, duration, instrument, metadata, meter, note, tempo  # noqa: PLC0415  (music21 loads slowly: only when a file is written)
+    from music21 import key as m21key  # noqa: PLC0415  (music21 loads slowly: only when a file is written)
+    from music21 import stream as m21stream  # noqa: PLC0415  (music21 loads slowly: only when a file is written)
 
     bar_ticks = bar * _TICKS
     last = max((line[-1][1] for line in lines if line), default=0)
@@ -296,7 +296,7 @@ def _musicxml(score: stream.Score) -> bytes:
     """The MusicXML bytes of a score already notated by :func:`_score`. The exporter's own notation pass is
     skipped: it would deep-copy the score and notate it again (most of the time a write takes), to the same
     bytes."""
-    from music21.musicxml.m21ToXml import GeneralObjectExporter  # noqa: PLC0415
+    from music21.musicxml.m21ToXml import GeneralObjectExporter  # noqa: PLC0415  (music21 loads slowly: only when a file is written)
 
     exporter = GeneralObjectExporter(score)
     exporter.makeNotation = False

@@ -54,7 +54,7 @@ def chorale_path(name: str) -> Path:
 
 def corpus_chorales() -> list[Path]:
     """Every compressed MusicXML file of Bach's in the music21 corpus, in the order the excerpts are taken."""
-    from music21 import corpus  # noqa: PLC0415
+    from music21 import corpus  # noqa: PLC0415  (only a rebuild of the cache needs the corpus)
 
     return sorted(p for p in corpus.getComposer("bach") if p.suffix == ".mxl")
 
@@ -121,7 +121,7 @@ class Chorales:
 
 def parse() -> Chorales:
     """Everything the cache holds, parsed now from the corpus (slow)."""
-    import music21  # noqa: PLC0415
+    import music21  # noqa: PLC0415  (as above)
 
     excerpts, sources, skipped = parse_excerpts()
     voices = {(name, beats): parse_voices(name, beats) for name, beats in VOICE_SETS}
