@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .backend import DEFAULT_BACKEND
 from .bars import parse_bar_range
 from .checks import number, whole_number
 from .continuity import Continuity, bar_line_leap, fault, infer_key, parse_key, parse_range
@@ -977,7 +978,7 @@ def run_search(
     register: str | None = None,
     results: int = defaults.SEARCH_RESULTS,
     tempo_bpm: float = defaults.MIDI_TEMPO_BPM,
-    backend: str = "auto",
+    backend: str = DEFAULT_BACKEND,
     progress: Show = False,
 ) -> list[SearchResult]:
     """Search with ``settings`` for ``results`` distinct results and write each as MIDI (and MusicXML, when
