@@ -96,7 +96,12 @@ def notes_from_records(records: Any, *, source: str = "note list") -> np.ndarray
                 raise InputError(f"{source}: note {i} is missing {key!r}")
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InputError(f"{source}: note {i} field {key!r} must be a number, got {value!r}")
-            columns[key].append(float(value))
+            try:
+                columns[key].append(float(value))
+            except OverflowError:  # an integer beyond any float: JSON allows it
+                raise InputError(
+                    f"{source}: note {i} field {key!r} must be a finite number, got an integer too large for one"
+                ) from None
     return notes_from_columns(columns["pitch"], columns["start"], columns["end"], columns["velocity"], source=source)
 
 

@@ -73,9 +73,10 @@ class Gate(grpc.aio.ServerInterceptor):
                 grpc.StatusCode.PERMISSION_DENIED, "curation is disabled on this server (start it with --curator-token)"
             )
         sent = dict(details.invocation_metadata or ()).get("authorization", "")
-        if not sent.startswith("Bearer "):
+        scheme, _, token = sent.partition(" ")
+        if scheme.lower() != "bearer" or not token:  # the scheme is case-insensitive (RFC 6750, RFC 9110)
             return _refuse(grpc.StatusCode.UNAUTHENTICATED, "curation needs 'authorization: Bearer <curator token>'")
-        if not hmac.compare_digest(sent[len("Bearer ") :].encode(), self._token):
+        if not hmac.compare_digest(token.encode(), self._token):
             return _refuse(grpc.StatusCode.PERMISSION_DENIED, "the curator token is not valid")
         return await continuation(details)
 

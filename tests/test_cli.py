@@ -720,3 +720,11 @@ def test_search_output_must_be_a_midi_file_in_an_existing_directory(tmp_path, ca
     )
     code, _, err = run(capsys, "search", "-o", str(tmp_path / "missing" / "phrase.mid"))
     assert code == 1 and err == f"rollmatch: error: {tmp_path / 'missing'}: no such directory for the output\n"
+
+
+def test_a_note_list_with_an_integer_beyond_any_float_is_a_clear_one_line_error(capsys, tmp_path):
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(json.dumps([{"pitch": 60, "start": 0, "end": 10**400}]))
+    code, out, err = run(capsys, "score", str(hostile))
+    assert code == 1 and "internal error" not in out + err
+    assert f"{hostile}  ERROR  hostile.json: note 0 field 'end' must be a finite number" in out

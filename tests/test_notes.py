@@ -114,3 +114,9 @@ def test_split_voices_by_hand():
     assert split_voices(notes).tolist() == [1, 0, 0, 0, 2, 1, 0]
     assert polyphony(notes) == 3 and polyphony(notes[:0]) == 0
     assert split_voices(notes[:0]).tolist() == []
+
+
+def test_an_integer_beyond_any_float_is_an_input_error_naming_the_note():
+    records = [{"pitch": 60, "start": 0, "end": 1}, {"pitch": 62, "start": 1, "end": 10**400}]
+    with pytest.raises(InputError, match=r"^bwv.json: note 1 field 'end' must be a finite number, got an integer"):
+        notes_from_records(records, source="bwv.json")

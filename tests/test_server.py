@@ -540,6 +540,19 @@ def test_curation_needs_the_token(target):
         wrong.set_thresholds(good=0.9)
     with Client(target, timeout=30) as reader:
         assert reader.library().thresholds.good == pytest.approx(defaults.GOOD_THRESHOLD)  # reading stays open
+    # the scheme's case does not matter (RFC 6750); the token's does
+    with grpc.insecure_channel(target) as channel:
+        remove = pb_grpc.RollmatchServiceStub(channel).RemoveExemplar
+        missing = pb.RemoveExemplarRequest(id="no-such-exemplar")
+        for sent, code in (
+            (f"bearer {TOKEN}", grpc.StatusCode.NOT_FOUND),  # past the token check, to the library
+            (f"BEARER {TOKEN}", grpc.StatusCode.NOT_FOUND),
+            (f"bearer {TOKEN.upper()}", grpc.StatusCode.PERMISSION_DENIED),
+            ("bearer", grpc.StatusCode.UNAUTHENTICATED),
+        ):
+            with pytest.raises(grpc.RpcError) as caught:
+                remove(missing, timeout=30, metadata=(("authorization", sent),))
+            assert caught.value.code() == code, sent
 
 
 def test_curation_changes_the_served_library(target, served, tmp_path):
