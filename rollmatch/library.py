@@ -23,7 +23,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,6 +76,18 @@ class _Addition:
     source: Path
     data: bytes
     notes: np.ndarray
+
+
+@contextlib.contextmanager
+def _writing(directory: Path) -> Iterator[None]:
+    """Hold the library's writer lock. A write the file system refuses (a full disk, no permission) is a
+    :class:`LibraryError` naming the directory and the reason; every write is atomic, so the manifest stays as
+    it was."""
+    try:
+        with exclusive_lock(directory):
+            yield
+    except OSError as exc:
+        raise LibraryError(f"{directory}: cannot write: {exc.strerror or exc}") from None
 
 
 def label_arrays(exemplars: Sequence[Exemplar]) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +156,7 @@ class Library:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LibraryError(f"{directory}: cannot create: {exc.strerror or exc}") from None
-        with exclusive_lock(directory):
+        with _writing(directory):
             if (directory / MANIFEST_NAME).exists():
                 raise LibraryError(f"{directory}: already holds a library ({MANIFEST_NAME} exists)")
             config = LibraryConfig(name=name or directory.resolve().name, description=description)
@@ -277,7 +289,7 @@ class Library:
 
     def _write_additions(self, additions: Sequence[_Addition]) -> Library:
         """Append read and checked exemplars in one manifest write, under the lock; all or nothing."""
-        with exclusive_lock(self.path):
+        with _writing(self.path):
             text, _, config, exemplars = _load_manifest(self.path)
             _refuse_clashes(self.path, exemplars, [(a.exemplar.id, str(a.source)) for a in additions])
             created: list[Path] = []
@@ -313,7 +325,7 @@ class Library:
             for (key, value), name in zip(given.items(), ("good", "bad", "min_coverage"), strict=True)
             if value is not None
         }
-        with exclusive_lock(self.path):
+        with _writing(self.path):
             text, _, config, exemplars = _load_manifest(self.path)
             changed = replace(
                 config,
@@ -328,7 +340,7 @@ class Library:
 
     def remove(self, exemplar_id: str) -> Library:
         """Remove an exemplar and return the new snapshot; a file that ``add`` copied in goes with it."""
-        with exclusive_lock(self.path):
+        with _writing(self.path):
             text, _, config, exemplars = _load_manifest(self.path)
             gone = _find(self.path, exemplars, exemplar_id)
             kept = tuple(e for e in exemplars if e.id != exemplar_id)

@@ -26,6 +26,7 @@ from rollmatch import (
     select_beats,
 )
 from rollmatch import library as library_module
+from rollmatch.cli import main
 from rollmatch.engine import Mode
 from rollmatch.library import CACHE_DIR
 from rollmatch.manifest import MANIFEST_NAME, ExemplarSpec
@@ -411,7 +412,7 @@ def test_failed_manifest_write_takes_back_the_copied_files(tmp_path, library, mo
         real_write(path, data)
 
     monkeypatch.setattr(library_module, "atomic_write", failing)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(LibraryError, match="cannot write: No space left on device"):
         lib.add_many([chorale_path("bwv269"), chorale_path("bwv304")], ExemplarSpec(label="good"))
     assert _snapshot(lib) == before
 
@@ -458,3 +459,24 @@ def test_slices_skip_empty_bars(tmp_path, library):
     drums = write_midi(tmp_path / "drums.mid", make_notes([], [], []), drums=make_notes([36, 38], [0, 1], [1, 2]))
     with pytest.raises(InputError, match=r"drums.mid: no notes in any bar \(drum tracks are left out\)"):
         lib.add_slices(drums, ExemplarSpec(label="bad"), bars_per_exemplar=2)
+
+
+def test_a_full_disk_is_a_library_error_and_changes_nothing(library, tmp_path, monkeypatch, capsys):
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
+    before = _snapshot(lib)
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(library_module, "atomic_write", full)
+    for change in (
+        lambda: lib.add(chorale_path("bwv269"), ExemplarSpec(label="good")),
+        lambda: lib.set_thresholds(good=0.9),
+        lambda: lib.remove("motif"),
+    ):
+        with pytest.raises(LibraryError, match=r": cannot write: No space left on device$"):
+            change()
+        assert _snapshot(Library.open(lib.path)) == before
+    assert main(["library", "thresholds", str(lib.path), "--good", "0.9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rollmatch: error: ") and "No space left on device" in err and "internal" not in err
