@@ -350,7 +350,9 @@ class Library:
             )
             still_used = any(e.file == gone.file for e in kept)
             if not still_used and Path(gone.file).parts[:1] == (FILES_DIR,):
-                (self.path / gone.file).unlink(missing_ok=True)
+                # the removal is written: a file left behind is debris, not a failed change
+                with contextlib.suppress(OSError):
+                    (self.path / gone.file).unlink(missing_ok=True)
             return _pruned(Library.open(self.path))
 
 

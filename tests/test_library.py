@@ -480,3 +480,18 @@ def test_a_full_disk_is_a_library_error_and_changes_nothing(library, tmp_path, m
     assert main(["library", "thresholds", str(lib.path), "--good", "0.9"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("rollmatch: error: ") and "No space left on device" in err and "internal" not in err
+
+
+def test_a_removal_written_is_reported_as_done_even_when_its_copied_file_cannot_go(library, tmp_path, monkeypatch):
+    lib = library.add(motif(tmp_path), ExemplarSpec(label="good"))
+    copied = lib.path / lib.get("motif").file
+    real_unlink = Path.unlink
+
+    def refusing(path: Path, missing_ok: bool = False) -> None:
+        if path == copied:
+            raise PermissionError(13, "Permission denied")
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refusing)
+    after = lib.remove("motif")
+    assert after.exemplars == () and Library.open(lib.path).exemplars == () and copied.exists()
