@@ -319,12 +319,12 @@ class Library:
         """Change the library-wide thresholds and coverage requirement (None keeps one) and return the new
         snapshot."""
         checked = Thresholds().overridden(good=good, bad=bad, min_coverage=min_coverage)  # each given one, checked
-        given = {"good_threshold": good, "bad_threshold": bad, "min_coverage": min_coverage}
-        updates = {
-            key: getattr(checked, name)
-            for (key, value), name in zip(given.items(), ("good", "bad", "min_coverage"), strict=True)
-            if value is not None
+        manifest_keys = {
+            "good_threshold": (good, checked.good),
+            "bad_threshold": (bad, checked.bad),
+            "min_coverage": (min_coverage, checked.min_coverage),
         }
+        updates = {key: value for key, (given, value) in manifest_keys.items() if given is not None}
         with _writing(self.path):
             text, _, config, exemplars = _load_manifest(self.path)
             changed = replace(
